@@ -1,0 +1,34 @@
+#!/bin/sh
+# Install the Debian packages piflash needs to build and test.
+# Idempotent: quiet and quick when everything is already there.
+# Uses sudo only when not running as root.
+set -eu
+
+PACKAGES="
+build-essential pkg-config meson ninja-build
+libarchive-dev libfdisk-dev libblkid-dev libext2fs-dev comerr-dev zlib1g-dev
+libssl-dev libjson-c-dev libyaml-dev libcmocka-dev
+dosfstools mtools e2fsprogs fdisk util-linux
+gzip xz-utils zstd bzip2 zip unzip
+clang-format jq
+"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+		missing="$missing $p"
+	fi
+done
+
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO="sudo"
+fi
+
+echo "install-deps: installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

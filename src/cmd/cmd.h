@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The command-line layer: one file per subcommand, each a `int cmd_<name>(argc, argv)`
+ * returning the process exit code. Only this layer prints to the user and chooses exit
+ * codes; it reports each failure once, as "piflash: <what>: <why>".
+ */
+
+#include <stdbool.h>
+
+#include "util/macros.h"
+
+enum {
+	PF_EXIT_OK = 0,
+	PF_EXIT_FAILURE = 1, /* bad image, I/O error, bad input */
+	PF_EXIT_USAGE = 2,   /* bad command line */
+	PF_EXIT_VERIFY = 3,  /* read-back differs from what was written */
+	PF_EXIT_SAFETY = 4,  /* refused to write a target for safety */
+	PF_EXIT_INTERRUPTED = 130,
+};
+
+extern bool arg_quiet;
+extern int arg_verbose;
+
+/* "piflash: <fmt>\n" on stderr. */
+void log_error(const char *fmt, ...) _printf_(1, 2);
+/* "piflash: <what>: <detail of err>\n", the detail from pf_error_message(). Returns err. */
+int log_error_errno(int err, const char *fmt, ...) _printf_(2, 3);
+/* Informational line on stderr unless -q. */
+void log_info(const char *fmt, ...) _printf_(1, 2);
+/* A usage error: prints it and a hint to --help; returns PF_EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
+
+int cmd_inspect(int argc, char **argv);
+int cmd_cache(int argc, char **argv);

@@ -1,0 +1,724 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "disk/source.h"
+#include "util/error.h"
+#include "util/strutil.h"
+
+#define BLOCK 4096u
+#define READ_BUFFER_BYTES (1024u * 1024u)
+#define FINGERPRINT_BYTES (64u * 1024u)
+#define ZIP_LIST_MAX 32 /* entries named in an error message */
+
+struct PfSource {
+	char *path;
+	PfSourceKind kind;
+	int fd;
+	uint64_t size_bytes;
+	char *cache_path;
+	char *entry;
+	bool decompressed_now;
+};
+
+static const char *const kind_names[_PF_SOURCE_KIND_MAX] = {
+	[PF_SOURCE_RAW] = "raw",   [PF_SOURCE_GZIP] = "gzip",	[PF_SOURCE_XZ] = "xz",
+	[PF_SOURCE_ZSTD] = "zstd", [PF_SOURCE_BZIP2] = "bzip2", [PF_SOURCE_ZIP] = "zip",
+};
+
+const char *pf_source_kind_name(PfSourceKind k)
+{
+	return k >= 0 && k < _PF_SOURCE_KIND_MAX ? kind_names[k] : "unknown";
+}
+
+PfSourceKind pf_source_detect(const uint8_t *h, size_t n)
+{
+	if (n >= 2 && h[0] == 0x1f && h[1] == 0x8b)
+		return PF_SOURCE_GZIP;
+	if (n >= 6 && memcmp(h,
+			     "\xfd"
+			     "7zXZ\0",
+			     6) == 0)
+		return PF_SOURCE_XZ;
+	if (n >= 4 && memcmp(h, "\x28\xb5\x2f\xfd", 4) == 0)
+		return PF_SOURCE_ZSTD;
+	if (n >= 4 && memcmp(h, "BZh", 3) == 0 && h[3] >= '1' && h[3] <= '9')
+		return PF_SOURCE_BZIP2;
+	/* A local file header, or the end record of an empty archive. */
+	if (n >= 4 && (memcmp(h, "PK\x03\x04", 4) == 0 || memcmp(h, "PK\x05\x06", 4) == 0))
+		return PF_SOURCE_ZIP;
+	return PF_SOURCE_RAW;
+}
+
+PfSource *pf_source_free(PfSource *s)
+{
+	if (!s)
+		return NULL;
+	safe_close(s->fd);
+	free(s->path);
+	free(s->cache_path);
+	free(s->entry);
+	free(s);
+	return NULL;
+}
+
+int pf_source_fd(const PfSource *s)
+{
+	return s->fd;
+}
+
+uint64_t pf_source_size(const PfSource *s)
+{
+	return s->size_bytes;
+}
+
+PfSourceKind pf_source_kind(const PfSource *s)
+{
+	return s->kind;
+}
+
+const char *pf_source_path(const PfSource *s)
+{
+	return s->path;
+}
+
+const char *pf_source_cache_path(const PfSource *s)
+{
+	return s->cache_path;
+}
+
+const char *pf_source_entry(const PfSource *s)
+{
+	return s->entry;
+}
+
+bool pf_source_decompressed_now(const PfSource *s)
+{
+	return s->decompressed_now;
+}
+
+int pf_cache_dir(const PfSourceOptions *opts, char **ret)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char *p;
+
+	if (opts && opts->cache_dir)
+		p = strdup(opts->cache_dir);
+	else if (xdg && xdg[0] == '/')
+		p = asprintf(&p, "%s/piflash", xdg) < 0 ? NULL : p;
+	else if (home && home[0] == '/')
+		p = asprintf(&p, "%s/.cache/piflash", home) < 0 ? NULL : p;
+	else
+		return pf_error_set(-ENOENT, "neither $XDG_CACHE_HOME nor $HOME is set; "
+					     "cannot place the image cache (use --no-cache)");
+	if (!p)
+		return -ENOMEM;
+	*ret = p;
+	return 0;
+}
+
+static int mkdir_parents(const char *dir)
+{
+	char buf[4096];
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+	/* The first 16 bytes checked directly, the rest against the bytes before them. */
+	for (size_t i = 0; i < MIN(n, (size_t)16); i++)
+		if (p[i])
+			return false;
+	return n <= 16 || memcmp(p, p + 16, n - 16) == 0;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t k = pwrite(fd, p, n, (off_t)off);
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+/* Writes buf at off, leaving holes for its all-zero 4 KiB blocks. */
+static int write_sparse(int fd, const uint8_t *buf, size_t n, uint64_t off)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t run = i;
+
+		while (run < n) {
+			size_t b = MIN((size_t)BLOCK, n - run);
+			if (is_zero(buf + run, b))
+				break;
+			run += b;
+		}
+		if (run > i) {
+			int r = pwrite_all(fd, buf + i, run - i, off + i);
+			if (r < 0)
+				return r;
+			i = run;
+		} else
+			i += MIN((size_t)BLOCK, n - i);
+	}
+	return 0;
+}
+
+/* The cache key: SHA-256 over the input's identity and the first and last 64 KiB. */
+static int cache_key(int fd, const struct stat *st, char ret_hex[65])
+{
+	_cleanup_(freep) uint8_t *buf = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx;
+	uint64_t ident[7];
+	ssize_t n;
+	int r = 0;
+
+	buf = malloc(FINGERPRINT_BYTES);
+	ctx = EVP_MD_CTX_new();
+	if (!buf || !ctx) {
+		EVP_MD_CTX_free(ctx);
+		return -ENOMEM;
+	}
+	ident[0] = (uint64_t)st->st_dev;
+	ident[1] = (uint64_t)st->st_ino;
+	ident[2] = (uint64_t)st->st_size;
+	ident[3] = (uint64_t)st->st_mtim.tv_sec;
+	ident[4] = (uint64_t)st->st_mtim.tv_nsec;
+	ident[5] = (uint64_t)st->st_ctim.tv_sec;
+	ident[6] = (uint64_t)st->st_ctim.tv_nsec;
+
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, ident, sizeof(ident)) != 1) {
+		r = -EIO;
+		goto out;
+	}
+	n = pread(fd, buf, FINGERPRINT_BYTES, 0);
+	if (n < 0 || EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
+		r = n < 0 ? -errno : -EIO;
+		goto out;
+	}
+	n = pread(fd, buf, FINGERPRINT_BYTES,
+		  st->st_size > FINGERPRINT_BYTES ? st->st_size - FINGERPRINT_BYTES : 0);
+	if (n < 0 || EVP_DigestUpdate(ctx, buf, (size_t)n) != 1 ||
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
+		r = n < 0 ? -errno : -EIO;
+		goto out;
+	}
+	for (unsigned i = 0; i < 32; i++)
+		sprintf(ret_hex + 2 * i, "%02x", md[i]);
+out:
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
+
+static bool is_img_name(const char *name)
+{
+	size_t l = strlen(name);
+
+	return l > 4 && strcasecmp(name + l - 4, ".img") == 0 && name[l - 5] != '/';
+}
+
+static struct archive *archive_open(const char *path, PfSourceKind kind)
+{
+	struct archive *a = archive_read_new();
+
+	if (!a)
+		return NULL;
+	if (kind == PF_SOURCE_ZIP)
+		archive_read_support_format_zip(a);
+	else {
+		archive_read_support_filter_all(a);
+		archive_read_support_format_raw(a);
+	}
+	if (archive_read_open_filename(a, path, READ_BUFFER_BYTES) != ARCHIVE_OK)
+		return a; /* the caller reads the error from a */
+	return a;
+}
+
+/* Finds the single *.img entry of a zip; an error lists what the archive holds. */
+static int zip_find_image(const char *path, char **ret_entry)
+{
+	struct archive *a = archive_open(path, PF_SOURCE_ZIP);
+	struct archive_entry *e;
+	char listing[1024] = "";
+	char *found = NULL;
+	unsigned n_img = 0, n_all = 0;
+	int r;
+
+	if (!a)
+		return -ENOMEM;
+	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+		const char *name = archive_entry_pathname(e);
+
+		if (!name)
+			name = "?";
+		if (n_all < ZIP_LIST_MAX) {
+			size_t l = strlen(listing);
+			snprintf(listing + l, sizeof(listing) - l, "%s'%s'", l ? ", " : "", name);
+		}
+		n_all++;
+		if (archive_entry_filetype(e) == AE_IFREG && is_img_name(name)) {
+			n_img++;
+			if (!found)
+				found = strdup(name);
+		}
+		archive_read_data_skip(a);
+	}
+	if (r != ARCHIVE_EOF) {
+		r = pf_error_set(-EIO, "zip archive is corrupt: %s", archive_error_string(a));
+		archive_read_free(a);
+		free(found);
+		return r;
+	}
+	archive_read_free(a);
+
+	if (n_img == 1) {
+		*ret_entry = found;
+		return found ? 0 : -ENOMEM;
+	}
+	free(found);
+	if (n_all == 0)
+		return pf_error_set(-ENOENT, "zip archive is empty");
+	return pf_error_set(n_img == 0 ? -ENOENT : -ENOTUNIQ,
+			    "zip archive holds %s *.img file (it holds %u entr%s: %s%s)",
+			    n_img == 0 ? "no" : "more than one", n_all, n_all == 1 ? "y" : "ies",
+			    listing, n_all > ZIP_LIST_MAX ? ", ..." : "");
+}
+
+/* Decompresses path (of kind) into out_fd, sparse. Returns the size in *ret_size. */
+static int decompress(const char *path, PfSourceKind kind, const char *entry, int out_fd,
+		      const PfSourceOptions *opts, uint64_t *ret_size)
+{
+	struct archive *a;
+	struct archive_entry *e;
+	_cleanup_(freep) uint8_t *buf = NULL;
+	uint64_t done = 0, next_report = 64 * MIB;
+	int r;
+
+	buf = malloc(READ_BUFFER_BYTES);
+	if (!buf)
+		return -ENOMEM;
+	a = archive_open(path, kind);
+	if (!a)
+		return -ENOMEM;
+
+	for (;;) {
+		r = archive_read_next_header(a, &e);
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+			r = pf_error_set(-EIO, "cannot read %s stream: %s",
+					 pf_source_kind_name(kind),
+					 r == ARCHIVE_EOF ? "no data" : archive_error_string(a));
+			goto out;
+		}
+		if (!entry || streq(archive_entry_pathname(e) ?: "", entry))
+			break;
+		archive_read_data_skip(a);
+	}
+
+	for (;;) {
+		la_ssize_t n = archive_read_data(a, buf, READ_BUFFER_BYTES);
+
+		if (n == 0)
+			break;
+		if (n < 0) {
+			r = pf_error_set(-EIO,
+					 "%s stream is corrupt or truncated after %" PRIu64
+					 " bytes of image: %s",
+					 pf_source_kind_name(kind), done, archive_error_string(a));
+			goto out;
+		}
+		if (done + (uint64_t)n > PF_SOURCE_MAX_BYTES) {
+			r = pf_error_set(-EFBIG, "decompressed image exceeds %" PRIu64 " GiB",
+					 PF_SOURCE_MAX_BYTES / GIB);
+			goto out;
+		}
+		r = write_sparse(out_fd, buf, (size_t)n, done);
+		if (r < 0) {
+			r = pf_error_set(
+				r, "cannot write decompressed image at offset %" PRIu64 ": %s",
+				done, strerror(-r));
+			goto out;
+		}
+		done += (uint64_t)n;
+		if (opts && opts->progress && done >= next_report) {
+			opts->progress(done, opts->userdata);
+			next_report = done + 64 * MIB;
+		}
+	}
+	if (done == 0) {
+		r = pf_error_set(-EINVAL, "%s stream holds an empty image",
+				 pf_source_kind_name(kind));
+		goto out;
+	}
+	/* Trailing holes need the size set explicitly. */
+	if (ftruncate(out_fd, (off_t)done) < 0) {
+		r = pf_error_set(-errno, "cannot size decompressed image: %m");
+		goto out;
+	}
+	*ret_size = done;
+	r = 0;
+out:
+	archive_read_free(a);
+	return r;
+}
+
+static int open_tmpfile(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/piflash-XXXXXX", dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		unlink(path);
+	}
+	return fd;
+}
+
+static int write_info(const char *path, const char *origin, PfSourceKind kind, const char *entry,
+		      uint64_t size)
+{
+	_cleanup_(freep) char *tmp = NULL;
+	FILE *f;
+
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		return -ENOMEM;
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "origin=%s\nkind=%s\nentry=%s\nsize=%" PRIu64 "\n", origin,
+		pf_source_kind_name(kind), entry ? entry : "", size);
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -errno;
+	}
+	return 0;
+}
+
+/* Opens the cache entry for an input, decompressing it first if it isn't there. */
+static int open_cached(PfSource *s, int in_fd, const struct stat *st, const PfSourceOptions *opts)
+{
+	_cleanup_(freep) char *dir = NULL, *img = NULL, *lock = NULL, *info = NULL, *tmp = NULL;
+	_cleanup_(closep) int lock_fd = -1, out_fd = -1;
+	char abs[PATH_MAX];
+	char key[65];
+	uint64_t size;
+	struct stat cst;
+	int r;
+
+	r = pf_cache_dir(opts, &dir);
+	if (r < 0)
+		return r;
+	r = mkdir_parents(dir);
+	if (r < 0)
+		return pf_error_set(r, "cannot create cache directory '%s': %s", dir, strerror(-r));
+	r = cache_key(in_fd, st, key);
+	if (r < 0)
+		return pf_error_set(r, "cannot read input: %s", strerror(-r));
+
+	if (asprintf(&img, "%s/%s.img", dir, key) < 0 ||
+	    asprintf(&lock, "%s/%s.lock", dir, key) < 0 ||
+	    asprintf(&info, "%s/%s.info", dir, key) < 0 ||
+	    asprintf(&tmp, "%s/%s.img.partial", dir, key) < 0)
+		return -ENOMEM;
+
+	/* One decompression per input at a time; others wait and then find the entry. */
+	lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock_fd < 0)
+		return pf_error_set(-errno, "cannot open cache lock '%s': %m", lock);
+	if (flock(lock_fd, LOCK_EX) < 0)
+		return pf_error_set(-errno, "cannot lock cache entry '%s': %m", lock);
+
+	out_fd = open(img, O_RDONLY | O_CLOEXEC);
+	if (out_fd >= 0) {
+		if (fstat(out_fd, &cst) < 0)
+			return -errno;
+		s->size_bytes = (uint64_t)cst.st_size;
+		s->fd = TAKE_FD(out_fd);
+		s->cache_path = TAKE_PTR(img);
+		return 0;
+	}
+
+	/* Decompresses under a temporary name: only a complete image is renamed into place. */
+	out_fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out_fd < 0)
+		return pf_error_set(-errno, "cannot create cache file '%s': %m", tmp);
+	r = decompress(s->path, s->kind, s->entry, out_fd, opts, &size);
+	if (r < 0 || fsync(out_fd) < 0) {
+		if (r >= 0)
+			r = pf_error_set(-errno, "cannot write cache file '%s': %m", tmp);
+		unlink(tmp);
+		return r;
+	}
+	if (!realpath(s->path, abs))
+		snprintf(abs, sizeof(abs), "%s", s->path);
+	r = write_info(info, abs, s->kind, s->entry, size);
+	if (r >= 0 && rename(tmp, img) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		unlink(info);
+		return pf_error_set(r, "cannot complete cache entry '%s': %s", img, strerror(-r));
+	}
+	/* The cache file is used read-only from here on, like a raw image. */
+	safe_close(out_fd);
+	out_fd = open(img, O_RDONLY | O_CLOEXEC);
+	if (out_fd < 0)
+		return pf_error_set(-errno, "cannot reopen cache file '%s': %m", img);
+
+	s->size_bytes = size;
+	s->fd = TAKE_FD(out_fd);
+	s->cache_path = TAKE_PTR(img);
+	s->decompressed_now = true;
+	return 0;
+}
+
+static int open_uncached(PfSource *s, const PfSourceOptions *opts)
+{
+	const char *dir = getenv("TMPDIR");
+	_cleanup_(closep) int fd = -1;
+	uint64_t size;
+	int r;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	fd = open_tmpfile(dir);
+	if (fd < 0)
+		return pf_error_set(fd, "cannot create a temporary file in '%s': %s", dir,
+				    strerror(-fd));
+	r = decompress(s->path, s->kind, s->entry, fd, opts, &size);
+	if (r < 0)
+		return r;
+	s->size_bytes = size;
+	s->fd = TAKE_FD(fd);
+	s->decompressed_now = true;
+	return 0;
+}
+
+int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret)
+{
+	_cleanup_(pf_source_freep) PfSource *s = NULL;
+	_cleanup_(closep) int fd = -1;
+	uint8_t head[16];
+	struct stat st;
+	ssize_t n;
+	int r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return pf_error_set(-errno, "cannot open: %m");
+	if (fstat(fd, &st) < 0)
+		return pf_error_set(-errno, "cannot stat: %m");
+	if (S_ISDIR(st.st_mode))
+		return pf_error_set(-EISDIR, "is a directory, not an image");
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return pf_error_set(-EINVAL, "is neither a regular file nor a block device");
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t bytes;
+
+		if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+			return pf_error_set(-errno, "cannot get device size: %m");
+		st.st_size = (off_t)bytes;
+	}
+	if (st.st_size == 0)
+		return pf_error_set(-EINVAL, "is empty");
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = -1;
+	s->path = strdup(path);
+	if (!s->path)
+		return -ENOMEM;
+
+	n = pread(fd, head, sizeof(head), 0);
+	if (n < 0)
+		return pf_error_set(-errno, "cannot read: %m");
+	s->kind = S_ISBLK(st.st_mode) ? PF_SOURCE_RAW : pf_source_detect(head, (size_t)n);
+
+	if (s->kind == PF_SOURCE_RAW) {
+		s->size_bytes = (uint64_t)st.st_size;
+		s->fd = TAKE_FD(fd);
+		*ret = TAKE_PTR(s);
+		return 0;
+	}
+
+	if (s->kind == PF_SOURCE_ZIP) {
+		r = zip_find_image(path, &s->entry);
+		if (r < 0)
+			return r;
+	}
+
+	if (opts && opts->no_cache)
+		r = open_uncached(s, opts);
+	else
+		r = open_cached(s, fd, &st, opts);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(s);
+	return 0;
+}
+
+static int read_info_origin(const char *info_path, char **ret_origin)
+{
+	char line[4096 + 16];
+	FILE *f = fopen(info_path, "re");
+
+	*ret_origin = NULL;
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		const char *v = startswith(line, "origin=");
+		if (v) {
+			line[strcspn(line, "\n")] = 0;
+			*ret_origin = strdup(v);
+			break;
+		}
+	}
+	fclose(f);
+	return *ret_origin ? 0 : -ENOENT;
+}
+
+void pf_cache_entries_free(PfCacheEntry *e, size_t n)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].path);
+		free(e[i].origin);
+	}
+	free(e);
+}
+
+int pf_cache_list(const char *dir, PfCacheEntry **ret, size_t *ret_n)
+{
+	PfCacheEntry *list = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d) {
+		if (errno == ENOENT) {
+			*ret = NULL;
+			*ret_n = 0;
+			return 0;
+		}
+		return pf_error_set(-errno, "cannot read cache directory '%s': %m", dir);
+	}
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		_cleanup_(freep) char *path = NULL, *info = NULL;
+		struct stat st;
+		PfCacheEntry *p;
+
+		if (l != 64 + 4 || strcmp(de->d_name + 64, ".img") != 0)
+			continue;
+		if (asprintf(&path, "%s/%s", dir, de->d_name) < 0 ||
+		    asprintf(&info, "%s/%.64s.info", dir, de->d_name) < 0)
+			goto oom;
+		if (stat(path, &st) < 0)
+			continue;
+		p = reallocarray(list, n + 1, sizeof(*list));
+		if (!p)
+			goto oom;
+		list = p;
+		list[n] = (PfCacheEntry){
+			.path = TAKE_PTR(path),
+			.size_bytes = (uint64_t)st.st_size,
+			.disk_bytes = (uint64_t)st.st_blocks * 512,
+			.mtime = st.st_mtim.tv_sec,
+		};
+		read_info_origin(info, &list[n].origin);
+		n++;
+	}
+	closedir(d);
+	*ret = list;
+	*ret_n = n;
+	return 0;
+oom:
+	closedir(d);
+	pf_cache_entries_free(list, n);
+	return -ENOMEM;
+}
+
+int pf_cache_clean(const char *dir, uint64_t *ret_bytes_freed)
+{
+	uint64_t freed = 0;
+	struct dirent *de;
+	int count = 0;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d) {
+		if (ret_bytes_freed)
+			*ret_bytes_freed = 0;
+		return errno == ENOENT
+			       ? 0
+			       : pf_error_set(-errno, "cannot read cache directory '%s': %m", dir);
+	}
+	while ((de = readdir(d))) {
+		const char *suffix = de->d_name + MIN(strlen(de->d_name), (size_t)64);
+		struct stat st;
+
+		if (strlen(de->d_name) < 64 || strspn(de->d_name, "0123456789abcdef") != 64)
+			continue;
+		if (!streq(suffix, ".img") && !streq(suffix, ".info") && !streq(suffix, ".lock") &&
+		    !streq(suffix, ".img.partial") && !streq(suffix, ".info.tmp"))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0) {
+			freed += (uint64_t)st.st_blocks * 512;
+			if (streq(suffix, ".img"))
+				count++;
+		}
+	}
+	closedir(d);
+	if (ret_bytes_freed)
+		*ret_bytes_freed = freed;
+	return count;
+}

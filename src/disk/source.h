@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Opening an OS image: raw, or compressed (gzip, xz, zstd, bzip2, or a zip holding one
+ * *.img). The kind comes from the content's magic bytes, never from the file name.
+ *
+ * A raw image is opened read-only and used in place. A compressed one is decompressed once,
+ * through libarchive, into a cache file under $XDG_CACHE_HOME/piflash (or ~/.cache/piflash),
+ * written sparse (runs of zero 4 KiB blocks become holes) to a temporary name and renamed
+ * when complete, so an interrupted run never leaves an entry that looks whole. Entries are
+ * keyed by the input's identity: device, inode, size, and modification and change times in
+ * nanoseconds, together with SHA-256 of its first and last 64 KiB. Any write to the input
+ * changes its ctime, which the user cannot set, so a changed input is never served stale.
+ * Concurrent runs on the same input serialise on a flock()ed lock file next to the entry.
+ *
+ * Whatever the kind, the result is a read-only file descriptor of the whole raw image; the
+ * input file itself is never written.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/macros.h"
+
+typedef enum PfSourceKind {
+	PF_SOURCE_RAW,
+	PF_SOURCE_GZIP,
+	PF_SOURCE_XZ,
+	PF_SOURCE_ZSTD,
+	PF_SOURCE_BZIP2,
+	PF_SOURCE_ZIP,
+	_PF_SOURCE_KIND_MAX,
+} PfSourceKind;
+
+/* Largest decompressed image accepted: a guard against decompression bombs. */
+#define PF_SOURCE_MAX_BYTES (UINT64_C(256) * 1024 * 1024 * 1024)
+
+typedef struct PfSourceOptions {
+	bool no_cache;	       /* decompress to an unlinked temporary file instead */
+	const char *cache_dir; /* NULL: $XDG_CACHE_HOME/piflash or ~/.cache/piflash */
+	/* Called now and then during decompression with bytes written so far; may be NULL. */
+	void (*progress)(uint64_t done_bytes, void *userdata);
+	void *userdata;
+} PfSourceOptions;
+
+typedef struct PfSource PfSource;
+
+/* Kind of a stream from its first bytes (at least 6 are looked at if available). */
+PfSourceKind pf_source_detect(const uint8_t *head, size_t n);
+const char *pf_source_kind_name(PfSourceKind k);
+
+/*
+ * Opens path as an image. Returns 0 and the source in *ret, or -errno with a detail naming
+ * what went wrong (and, for a broken stream, how far decompression got).
+ */
+int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret);
+PfSource *pf_source_free(PfSource *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PfSource *, pf_source_free);
+
+/* A read-only descriptor of the raw image, owned by the source. */
+int pf_source_fd(const PfSource *s);
+uint64_t pf_source_size(const PfSource *s);
+PfSourceKind pf_source_kind(const PfSource *s);
+const char *pf_source_path(const PfSource *s);
+/* The cache file, or NULL for a raw image or --no-cache. */
+const char *pf_source_cache_path(const PfSource *s);
+/* The name of the image inside a zip, else NULL. */
+const char *pf_source_entry(const PfSource *s);
+/* True if the image had to be decompressed now (not found in the cache). */
+bool pf_source_decompressed_now(const PfSource *s);
+
+/* The cache directory in effect (opts->cache_dir or the XDG default), malloc'd. */
+int pf_cache_dir(const PfSourceOptions *opts, char **ret);
+
+typedef struct PfCacheEntry {
+	char *path;	     /* the cache file */
+	char *origin;	     /* the input it came from, as recorded */
+	uint64_t size_bytes; /* apparent size */
+	uint64_t disk_bytes; /* blocks actually used (sparse) */
+	int64_t mtime;
+} PfCacheEntry;
+
+/* Lists complete cache entries. */
+int pf_cache_list(const char *dir, PfCacheEntry **ret, size_t *ret_n);
+void pf_cache_entries_free(PfCacheEntry *e, size_t n);
+/* Removes every entry (and stale temporary files of interrupted runs). Returns the count. */
+int pf_cache_clean(const char *dir, uint64_t *ret_bytes_freed);

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * piflash: prepares SD cards for Raspberry Pi clusters. This file parses the command line,
+ * dispatches to the subcommand and owns the process-wide conventions (messages, exit codes).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "config.h"
+#include "util/error.h"
+#include "util/strutil.h"
+
+bool arg_quiet;
+int arg_verbose;
+
+void log_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("piflash: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int log_error_errno(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("piflash: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", pf_error_message(err));
+	pf_error_clear();
+	return err;
+}
+
+void log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (arg_quiet)
+		return;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("piflash: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'piflash %s%s--help' for more information.\n", cmd ? cmd : "",
+		cmd ? " " : "");
+	return PF_EXIT_USAGE;
+}
+
+static void help(void)
+{
+	printf("Usage: piflash [OPTIONS] IMAGE TARGET\n"
+	       "       piflash COMMAND [OPTIONS] ...\n"
+	       "\n"
+	       "Prepare SD cards for Raspberry Pi clusters: open an OS image (raw, .zip, .xz,\n"
+	       ".gz, .zst, .bz2), change files inside it without mounting, and write the\n"
+	       "result to a card or an image file.\n"
+	       "\n"
+	       "Commands:\n"
+	       "  inspect IMAGE        Show the image's source, partition table and filesystems\n"
+	       "  cache [clean]        List or remove decompressed images in the cache\n"
+	       "\n"
+	       "Options:\n"
+	       "  -h --help            Show this help\n"
+	       "     --version         Show the version\n"
+	       "\n"
+	       "Exit codes: 0 success, 1 failure, 2 usage error, 3 verification mismatch,\n"
+	       "4 refused for safety, 130 interrupted.\n"
+	       "Run 'piflash COMMAND --help' for a command's options.\n");
+}
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "inspect", cmd_inspect },
+	{ "cache", cmd_cache },
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage_error(NULL, "missing command or IMAGE");
+
+	if (streq(argv[1], "--help") || streq(argv[1], "-h")) {
+		help();
+		return PF_EXIT_OK;
+	}
+	if (streq(argv[1], "--version")) {
+		printf("piflash %s\n", PACKAGE_VERSION);
+		return PF_EXIT_OK;
+	}
+
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+		if (streq(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+
+	return usage_error(NULL, "unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/strutil.h"
+
+const char *startswith(const char *s, const char *prefix)
+{
+	size_t l = strlen(prefix);
+
+	return strncmp(s, prefix, l) == 0 ? s + l : NULL;
+}
+
+char *pf_format_bytes(char *buf, size_t len, uint64_t bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	unsigned u = 0;
+
+	while (v >= 1024.0 && u < 4) {
+		v /= 1024.0;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%" PRIu64 " B", bytes);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+int pf_parse_u64(const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (*end != 0)
+		return -EINVAL;
+	*ret = (uint64_t)v;
+	return 0;
+}
+
+int pf_timestamp(int64_t *ret_seconds)
+{
+	const char *e = getenv("SOURCE_DATE_EPOCH");
+	uint64_t v;
+
+	if (e && *e) {
+		if (pf_parse_u64(e, &v) < 0 || v > INT64_MAX)
+			return -EINVAL;
+		*ret_seconds = (int64_t)v;
+		return 0;
+	}
+	*ret_seconds = (int64_t)time(NULL);
+	return 0;
+}
+
+char *pf_strdup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Strings, numbers and time: the small conversions every module needs.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* True if s starts with prefix; returns pointer past the prefix or NULL. */
+const char *startswith(const char *s, const char *prefix);
+
+/* Formats bytes as "64.0 MiB" into buf (at least 16 bytes). Returns buf. */
+char *pf_format_bytes(char *buf, size_t len, uint64_t bytes);
+
+/* Parses a decimal uint64 with no sign, no trailing junk. Returns 0 or -EINVAL/-ERANGE. */
+int pf_parse_u64(const char *s, uint64_t *ret);
+
+/*
+ * The time stamp of what piflash writes: SOURCE_DATE_EPOCH when set (reproducible builds),
+ * else now. A malformed SOURCE_DATE_EPOCH is -EINVAL.
+ */
+int pf_timestamp(int64_t *ret_seconds);
+
+/* strdup that returns NULL only for NULL input; aborts never: returns NULL on ENOMEM too. */
+char *pf_strdup_or_null(const char *s);
