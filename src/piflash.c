@@ -77,8 +77,13 @@ static void help(void)
 	       "Commands:\n"
 	       "  inspect IMAGE        Show the image's source, partition table and filesystems\n"
 	       "  cache [clean]        List or remove decompressed images in the cache\n"
+	       "  ls [-l] IMAGE PART:/path   List a directory inside the image\n"
+	       "  cat IMAGE PART:/path       Print a file from inside the image\n"
 	       "\n"
-	       "Options:\n"
+	       "Options of the main job (piflash IMAGE OUT.img):\n"
+	       "     --add LOCAL=PART:/path[:MODE[:UID:GID]]  Put a local file in the image\n"
+	       "     --no-cache        Decompress to a temporary file instead of the cache\n"
+	       "  -q --quiet           Print nothing but errors\n"
 	       "  -h --help            Show this help\n"
 	       "     --version         Show the version\n"
 	       "\n"
@@ -93,6 +98,8 @@ static const struct {
 } commands[] = {
 	{ "inspect", cmd_inspect },
 	{ "cache", cmd_cache },
+	{ "ls", cmd_ls },
+	{ "cat", cmd_cat },
 };
 
 int main(int argc, char **argv)
@@ -113,5 +120,6 @@ int main(int argc, char **argv)
 		if (streq(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
 
-	return usage_error(NULL, "unknown command '%s'", argv[1]);
+	/* Not a command: the main job, IMAGE TARGET with its options. */
+	return cmd_write(argc, argv);
 }

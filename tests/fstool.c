@@ -147,8 +147,8 @@ int main(int argc, char **argv)
 		return fail("open", image, r);
 
 	if (streq(cmd, "write") && argc - i >= 5) {
-		uint8_t *data;
-		size_t n;
+		uint8_t *data = NULL;
+		size_t n = 0;
 
 		if (argc - i >= 8) {
 			attr.mode = (mode_t)strtoul(argv[i + 5], NULL, 8);

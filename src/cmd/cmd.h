@@ -34,3 +34,6 @@ int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
 
 int cmd_inspect(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_write(int argc, char **argv);

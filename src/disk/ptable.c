@@ -217,6 +217,16 @@ int pf_ptable_read(int fd, uint64_t image_bytes, PfPtable **ret)
 		r = type_string(cxt, pa, p);
 		if (r < 0)
 			goto out;
+		/* libfdisk falls back to the protective MBR when the GPT is unreadable, e.g.
+		 * when the image is cut short; that MBR describes no real partition. */
+		if (fdisk_is_label(cxt, DOS) && p->type && streq(p->type, "ee")) {
+			r = pf_error_set(-EINVAL,
+					 "partition %u is a GPT protective entry (type ee), but no "
+					 "valid GPT was found: the image is truncated or its GPT "
+					 "is corrupt",
+					 p->number);
+			goto out;
+		}
 		if (fdisk_is_label(cxt, GPT)) {
 			if (fdisk_partition_get_uuid(pa))
 				p->partuuid = strdup(fdisk_partition_get_uuid(pa));
@@ -278,7 +288,13 @@ const PfPartition *pf_ptable_find(const PfPtable *t, const char *spec)
 			 t->parts[i].number, t->parts[i].label ? " ('" : "",
 			 t->parts[i].label ? t->parts[i].label : "", t->parts[i].label ? "')" : "");
 	}
-	pf_error_set(-ENOENT, "no partition '%s' (the image has %s)", spec,
-		     t->n_parts ? labels : "none");
+	if (n_ci > 1)
+		pf_error_set(-ENOENT,
+			     "partition label '%s' is ambiguous: it matches %u labels when case "
+			     "is ignored (the image has %s)",
+			     spec, n_ci, labels);
+	else
+		pf_error_set(-ENOENT, "no partition '%s' (the image has %s)", spec,
+			     t->n_parts ? labels : "none");
 	return NULL;
 }

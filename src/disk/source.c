@@ -259,18 +259,59 @@ static bool is_img_name(const char *name)
 	return l > 4 && strcasecmp(name + l - 4, ".img") == 0 && name[l - 5] != '/';
 }
 
+/* libarchive leaves the error string unset for some failures (a gzip stream missing its
+ * trailer); printing NULL with %s is undefined. */
+static const char *archive_error(struct archive *a)
+{
+	return archive_error_string(a) ?: "unexpected end of data or corrupt data";
+}
+
+/* The libarchive filter that decodes kind. */
+static int filter_code(PfSourceKind kind)
+{
+	switch (kind) {
+	case PF_SOURCE_GZIP:
+		return ARCHIVE_FILTER_GZIP;
+	case PF_SOURCE_XZ:
+		return ARCHIVE_FILTER_XZ;
+	case PF_SOURCE_ZSTD:
+		return ARCHIVE_FILTER_ZSTD;
+	case PF_SOURCE_BZIP2:
+		return ARCHIVE_FILTER_BZIP2;
+	default:
+		return ARCHIVE_FILTER_NONE;
+	}
+}
+
 static struct archive *archive_open(const char *path, PfSourceKind kind)
 {
 	struct archive *a = archive_read_new();
 
 	if (!a)
 		return NULL;
-	if (kind == PF_SOURCE_ZIP)
+	/* Only the decoder for the kind the magic bytes named: libarchive must not pick
+	 * another, nor pass the input through undecoded when its own check rejects it. */
+	switch (kind) {
+	case PF_SOURCE_ZIP:
 		archive_read_support_format_zip(a);
-	else {
-		archive_read_support_filter_all(a);
-		archive_read_support_format_raw(a);
+		break;
+	case PF_SOURCE_GZIP:
+		archive_read_support_filter_gzip(a);
+		break;
+	case PF_SOURCE_XZ:
+		archive_read_support_filter_xz(a);
+		break;
+	case PF_SOURCE_ZSTD:
+		archive_read_support_filter_zstd(a);
+		break;
+	case PF_SOURCE_BZIP2:
+		archive_read_support_filter_bzip2(a);
+		break;
+	default:
+		break;
 	}
+	if (kind != PF_SOURCE_ZIP)
+		archive_read_support_format_raw(a);
 	if (archive_read_open_filename(a, path, READ_BUFFER_BYTES) != ARCHIVE_OK)
 		return a; /* the caller reads the error from a */
 	return a;
@@ -306,7 +347,7 @@ static int zip_find_image(const char *path, char **ret_entry)
 		archive_read_data_skip(a);
 	}
 	if (r != ARCHIVE_EOF) {
-		r = pf_error_set(-EIO, "zip archive is corrupt: %s", archive_error_string(a));
+		r = pf_error_set(-EIO, "zip archive is corrupt: %s", archive_error(a));
 		archive_read_free(a);
 		free(found);
 		return r;
@@ -346,14 +387,22 @@ static int decompress(const char *path, PfSourceKind kind, const char *entry, in
 	for (;;) {
 		r = archive_read_next_header(a, &e);
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-			r = pf_error_set(-EIO, "cannot read %s stream: %s",
+			r = pf_error_set(-EIO,
+					 "%s stream is empty, corrupt or truncated after 0 bytes "
+					 "of image: %s",
 					 pf_source_kind_name(kind),
-					 r == ARCHIVE_EOF ? "no data" : archive_error_string(a));
+					 r == ARCHIVE_EOF ? "no data" : archive_error(a));
 			goto out;
 		}
 		if (!entry || streq(archive_entry_pathname(e) ?: "", entry))
 			break;
 		archive_read_data_skip(a);
+	}
+	if (kind != PF_SOURCE_ZIP && archive_filter_code(a, 0) != filter_code(kind)) {
+		r = pf_error_set(-EINVAL, "not a valid %s stream: it starts like one, but %s",
+				 pf_source_kind_name(kind),
+				 "the decompressor does not accept its header");
+		goto out;
 	}
 
 	for (;;) {
@@ -365,7 +414,7 @@ static int decompress(const char *path, PfSourceKind kind, const char *entry, in
 			r = pf_error_set(-EIO,
 					 "%s stream is corrupt or truncated after %" PRIu64
 					 " bytes of image: %s",
-					 pf_source_kind_name(kind), done, archive_error_string(a));
+					 pf_source_kind_name(kind), done, archive_error(a));
 			goto out;
 		}
 		if (done + (uint64_t)n > PF_SOURCE_MAX_BYTES) {
@@ -439,39 +488,47 @@ static int write_info(const char *path, const char *origin, PfSourceKind kind, c
 	return 0;
 }
 
-/* Opens the cache entry for an input, decompressing it first if it isn't there. */
-static int open_cached(PfSource *s, int in_fd, const struct stat *st, const PfSourceOptions *opts)
+/*
+ * Takes the per-entry lock. The lock file is removed by its holder when done, so after
+ * flock() returns it is checked to still be the file at that path; if it was removed while
+ * this process waited, the lock is taken again on the new file.
+ */
+static int cache_lock(const char *lock)
 {
-	_cleanup_(freep) char *dir = NULL, *img = NULL, *lock = NULL, *info = NULL, *tmp = NULL;
-	_cleanup_(closep) int lock_fd = -1, out_fd = -1;
+	for (unsigned tries = 0; tries < 100; tries++) {
+		_cleanup_(closep) int fd = -1;
+		struct stat a, b;
+
+		fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return pf_error_set(-errno, "cannot open cache lock '%s': %m", lock);
+		if (flock(fd, LOCK_EX) < 0)
+			return pf_error_set(-errno, "cannot lock cache entry '%s': %m", lock);
+		if (fstat(fd, &a) == 0 && stat(lock, &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino)
+			return TAKE_FD(fd);
+	}
+	return pf_error_set(-EBUSY, "cannot lock cache entry '%s': it keeps changing", lock);
+}
+
+/* Releases the lock and removes its file, so the cache holds only entries. */
+static void cache_unlock(const char *lock, int fd)
+{
+	if (fd < 0)
+		return;
+	unlink(lock);
+	safe_close(fd);
+}
+
+/* With the entry's lock held: opens the entry, or decompresses it first. */
+static int open_cached_locked(PfSource *s, const char *img, const char *info, const char *tmp,
+			      const PfSourceOptions *opts)
+{
+	_cleanup_(closep) int out_fd = -1;
 	char abs[PATH_MAX];
-	char key[65];
 	uint64_t size;
 	struct stat cst;
 	int r;
-
-	r = pf_cache_dir(opts, &dir);
-	if (r < 0)
-		return r;
-	r = mkdir_parents(dir);
-	if (r < 0)
-		return pf_error_set(r, "cannot create cache directory '%s': %s", dir, strerror(-r));
-	r = cache_key(in_fd, st, key);
-	if (r < 0)
-		return pf_error_set(r, "cannot read input: %s", strerror(-r));
-
-	if (asprintf(&img, "%s/%s.img", dir, key) < 0 ||
-	    asprintf(&lock, "%s/%s.lock", dir, key) < 0 ||
-	    asprintf(&info, "%s/%s.info", dir, key) < 0 ||
-	    asprintf(&tmp, "%s/%s.img.partial", dir, key) < 0)
-		return -ENOMEM;
-
-	/* One decompression per input at a time; others wait and then find the entry. */
-	lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock_fd < 0)
-		return pf_error_set(-errno, "cannot open cache lock '%s': %m", lock);
-	if (flock(lock_fd, LOCK_EX) < 0)
-		return pf_error_set(-errno, "cannot lock cache entry '%s': %m", lock);
 
 	out_fd = open(img, O_RDONLY | O_CLOEXEC);
 	if (out_fd >= 0) {
@@ -479,8 +536,8 @@ static int open_cached(PfSource *s, int in_fd, const struct stat *st, const PfSo
 			return -errno;
 		s->size_bytes = (uint64_t)cst.st_size;
 		s->fd = TAKE_FD(out_fd);
-		s->cache_path = TAKE_PTR(img);
-		return 0;
+		s->cache_path = strdup(img);
+		return s->cache_path ? 0 : -ENOMEM;
 	}
 
 	/* Decompresses under a temporary name: only a complete image is renamed into place. */
@@ -488,9 +545,9 @@ static int open_cached(PfSource *s, int in_fd, const struct stat *st, const PfSo
 	if (out_fd < 0)
 		return pf_error_set(-errno, "cannot create cache file '%s': %m", tmp);
 	r = decompress(s->path, s->kind, s->entry, out_fd, opts, &size);
-	if (r < 0 || fsync(out_fd) < 0) {
-		if (r >= 0)
-			r = pf_error_set(-errno, "cannot write cache file '%s': %m", tmp);
+	if (r >= 0 && fsync(out_fd) < 0)
+		r = pf_error_set(-errno, "cannot write cache file '%s': %m", tmp);
+	if (r < 0) {
 		unlink(tmp);
 		return r;
 	}
@@ -512,9 +569,41 @@ static int open_cached(PfSource *s, int in_fd, const struct stat *st, const PfSo
 
 	s->size_bytes = size;
 	s->fd = TAKE_FD(out_fd);
-	s->cache_path = TAKE_PTR(img);
+	s->cache_path = strdup(img);
 	s->decompressed_now = true;
-	return 0;
+	return s->cache_path ? 0 : -ENOMEM;
+}
+
+/* Opens the cache entry for an input, decompressing it first if it isn't there. */
+static int open_cached(PfSource *s, int in_fd, const struct stat *st, const PfSourceOptions *opts)
+{
+	_cleanup_(freep) char *dir = NULL, *img = NULL, *lock = NULL, *info = NULL, *tmp = NULL;
+	char key[65];
+	int lock_fd, r;
+
+	r = pf_cache_dir(opts, &dir);
+	if (r < 0)
+		return r;
+	r = mkdir_parents(dir);
+	if (r < 0)
+		return pf_error_set(r, "cannot create cache directory '%s': %s", dir, strerror(-r));
+	r = cache_key(in_fd, st, key);
+	if (r < 0)
+		return pf_error_set(r, "cannot read input: %s", strerror(-r));
+
+	if (asprintf(&img, "%s/%s.img", dir, key) < 0 ||
+	    asprintf(&lock, "%s/%s.lock", dir, key) < 0 ||
+	    asprintf(&info, "%s/%s.info", dir, key) < 0 ||
+	    asprintf(&tmp, "%s/%s.img.partial", dir, key) < 0)
+		return -ENOMEM;
+
+	/* One decompression per input at a time; others wait and then find the entry. */
+	lock_fd = cache_lock(lock);
+	if (lock_fd < 0)
+		return lock_fd;
+	r = open_cached_locked(s, img, info, tmp, opts);
+	cache_unlock(lock, lock_fd);
+	return r;
 }
 
 static int open_uncached(PfSource *s, const PfSourceOptions *opts)

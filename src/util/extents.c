@@ -45,8 +45,12 @@ int pf_extents_add(PfExtents *e, uint64_t start_bytes, uint64_t length_bytes)
 int pf_extents_add_all(PfExtents *e, const PfExtents *src, uint64_t offset_bytes)
 {
 	for (size_t i = 0; i < src->n; i++) {
-		int r = pf_extents_add(e, src->items[i].start_bytes + offset_bytes,
-				       src->items[i].length_bytes);
+		uint64_t start;
+		int r;
+
+		if (ADD_OVERFLOW(src->items[i].start_bytes, offset_bytes, &start))
+			return -EOVERFLOW;
+		r = pf_extents_add(e, start, src->items[i].length_bytes);
 		if (r < 0)
 			return r;
 	}
@@ -98,6 +102,13 @@ uint64_t pf_extents_total(PfExtents *e)
 int pf_extents_overlaps(PfExtents *e, uint64_t start_bytes, uint64_t length_bytes)
 {
 	size_t lo = 0, hi;
+	uint64_t end;
+
+	/* An empty range overlaps nothing; one reaching past 2^64 is clamped, not wrapped. */
+	if (length_bytes == 0)
+		return 0;
+	if (ADD_OVERFLOW(start_bytes, length_bytes, &end))
+		end = UINT64_MAX;
 
 	pf_extents_normalize(e);
 	hi = e->n;
@@ -109,7 +120,7 @@ int pf_extents_overlaps(PfExtents *e, uint64_t start_bytes, uint64_t length_byte
 		else
 			hi = mid;
 	}
-	return lo < e->n && e->items[lo].start_bytes < start_bytes + length_bytes;
+	return lo < e->n && e->items[lo].start_bytes < end;
 }
 
 void pf_extents_done(PfExtents *e)

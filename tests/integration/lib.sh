@@ -117,3 +117,48 @@ ext_clean() {
 finish() {
 	echo "$TEST_NAME: $CHECKS passed, 0 failed"
 }
+
+# ---- image helpers (used by mkimage.sh, inspect.sh, bad-input.sh) ----------------------------
+
+# build_image FLAVOR OUT [--size MiB] [--fill MiB]: scripts/mkimage.sh, or the test fails.
+build_image() {
+	"$MKIMAGE" "$@" || fail "mkimage.sh $* failed"
+}
+
+# e2_cat IMAGE OFFSET PATH: the contents of PATH in the ext4 at byte OFFSET.
+e2_cat() {
+	debugfs -R "cat \"$3\"" "$1?offset=$2" 2>/dev/null
+}
+
+# e2_readlink IMAGE OFFSET PATH: the target of the (fast) symbolic link PATH.
+e2_readlink() {
+	debugfs -R "stat \"$3\"" "$1?offset=$2" 2>/dev/null |
+		sed -n 's/^Fast link dest: "\(.*\)"$/\1/p'
+}
+
+# e2_owner IMAGE OFFSET PATH: "uid:gid mode" of PATH (permission bits in octal, e.g. 0700).
+e2_owner() {
+	debugfs -R "stat \"$3\"" "$1?offset=$2" 2>/dev/null |
+		awk '/^Inode:/ { for (i = 1; i < NF; i++) if ($i == "Mode:") mode = $(i + 1) }
+		     /^User:/ { u = $2; g = $4 }
+		     END { print u ":" g " " mode }'
+}
+
+# elf_machine FILE: "class machine" of an ELF header (1 or 2, then e_machine: 40 ARM, 183 AArch64).
+elf_machine() {
+	printf '%s %s\n' "$(od -An -tu1 -j4 -N1 "$1" | tr -d ' ')" \
+		"$(od -An -tu2 -j18 -N2 --endian=little "$1" | tr -d ' ')"
+}
+
+# blkid_field IMAGE OFFSET KEY: KEY (TYPE, LABEL, UUID, ...) of the filesystem at byte OFFSET,
+# from blkid's low-level probe; empty when blkid does not report it.
+blkid_field() {
+	blkid -p -O "$2" -o export "$1" 2>/dev/null | sed -n "s/^$3=//p"
+}
+
+# cache_files: the files under piflash's cache directory, one a line (none: nothing printed).
+cache_files() {
+	if [ -d "$XDG_CACHE_HOME/piflash" ]; then
+		find "$XDG_CACHE_HOME/piflash" -type f | sort
+	fi
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * What every subcommand that reads an image does first: open the source, read its partition
+ * table, put an overlay on top and see the filesystems as one tree. Errors are reported
+ * here, once, naming the image.
+ */
+
+#include "disk/overlay.h"
+#include "disk/ptable.h"
+#include "disk/source.h"
+#include "fs/tree.h"
+
+typedef struct Image {
+	const char *path;
+	PfSource *src;
+	PfPtable *table;
+	PfOverlay *ov;
+	PfTree *tree;
+} Image;
+
+/* Opens path; on failure prints the error and returns a negative errno. */
+int image_open(Image *img, const char *path, const PfSourceOptions *so);
+void image_close(Image *img);
+
+/*
+ * Parses "PART:/path" (PART a partition number or label) or "/path" (the booted system's
+ * view: root filesystem plus fstab mounts) and resolves it (following links in all
+ * components, and in the last if follow_last). Prints the error on failure.
+ */
+int image_lookup(Image *img, const char *spec, bool follow_last, const PfPartition **ret_part,
+		 PfFs **ret_fs, char **ret_path);

@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The main job: piflash [--add LOCAL=PART:/path[:MODE[:UID:GID]]]... IMAGE OUT.img
+ * opens the image, applies the changes in an overlay, and writes the resulting whole image to
+ * OUT.img (sparse). The input is never written.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "cmd/image.h"
+#include "flash/ranges.h"
+#include "flash/target.h"
+#include "util/error.h"
+#include "util/strutil.h"
+
+#define MAX_ADDS 1024
+/* A file added with --add is held in memory while it is written. */
+#define ADD_MAX_BYTES (256u * 1024u * 1024u)
+
+typedef struct Add {
+	const char *arg; /* as given, for messages */
+	char *local;
+	char *dest; /* PART:/path or /path */
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+} Add;
+
+static void help(void)
+{
+	printf("Usage: piflash [OPTIONS] IMAGE OUT.img\n"
+	       "\n"
+	       "Write IMAGE (raw, .zip, .xz, .gz, .zst, .bz2), with the changes asked for, to\n"
+	       "OUT.img as a sparse image file. IMAGE is never modified.\n"
+	       "\n"
+	       "  -h --help           Show this help\n"
+	       "     --add LOCAL=PART:/path[:MODE[:UID:GID]]\n"
+	       "                      Put the local file LOCAL at /path on partition PART\n"
+	       "                      (a number or a label; or /path as the booted system sees\n"
+	       "                      it). Missing directories are created (0755, root). MODE\n"
+	       "                      is octal (default 0644), owner root unless UID:GID given.\n"
+	       "                      Repeatable.\n"
+	       "     --no-cache       Decompress to a temporary file instead of the cache\n"
+	       "  -q --quiet          Print nothing but errors\n");
+}
+
+static int parse_octal(const char *s, mode_t *ret)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*s || strspn(s, "01234567") != strlen(s))
+		return -EINVAL;
+	v = strtoul(s, &end, 8);
+	if (v > 07777)
+		return -ERANGE;
+	*ret = (mode_t)v;
+	return 0;
+}
+
+static int parse_id(const char *s, uint32_t *ret)
+{
+	uint64_t v;
+
+	if (pf_parse_u64(s, &v) < 0 || v >= UINT32_MAX)
+		return -EINVAL;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+/* LOCAL=DEST[:MODE[:UID:GID]], the optional fields taken from the right. */
+static int parse_add(const char *arg, Add *ret)
+{
+	_cleanup_(freep) char *copy = strdup(arg);
+	char *eq, *dest, *f[3] = { NULL };
+	size_t nf = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	eq = strchr(copy, '=');
+	if (!eq || eq == copy || !eq[1])
+		return -EINVAL;
+	*eq = 0;
+	dest = eq + 1;
+
+	/* Splits off up to three trailing ':' fields that look numeric. */
+	for (char *c; nf < 3 && (c = strrchr(dest, ':')) &&
+		      strspn(c + 1, "0123456789") == strlen(c + 1) && c[1];) {
+		f[nf++] = c + 1;
+		*c = 0;
+	}
+	*ret = (Add){ .arg = arg, .mode = 0644 };
+	if (nf == 2)
+		return -EINVAL; /* MODE:UID without GID, or UID:GID without MODE */
+	if (nf == 1 && parse_octal(f[0], &ret->mode) < 0)
+		return -EINVAL;
+	if (nf == 3 && (parse_octal(f[2], &ret->mode) < 0 || parse_id(f[1], &ret->uid) < 0 ||
+			parse_id(f[0], &ret->gid) < 0))
+		return -EINVAL;
+	if (dest[0] != '/' && !strstr(dest, ":/"))
+		return -EINVAL;
+	ret->local = strdup(copy);
+	ret->dest = strdup(dest);
+	if (!ret->local || !ret->dest)
+		return -ENOMEM;
+	return 0;
+}
+
+static int read_local(const char *path, uint8_t **ret, size_t *ret_size)
+{
+	_cleanup_(closep) int fd = -1;
+	_cleanup_(freep) uint8_t *buf = NULL;
+	struct stat st;
+	size_t done = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return pf_error_set(-errno, "%m");
+	if (!S_ISREG(st.st_mode))
+		return pf_error_set(-EINVAL, "not a regular file");
+	if ((uint64_t)st.st_size > ADD_MAX_BYTES)
+		return pf_error_set(-EFBIG, "larger than %u MiB", ADD_MAX_BYTES / 1024 / 1024);
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+		if (n < 0)
+			return pf_error_set(-errno, "%m");
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	*ret = TAKE_PTR(buf);
+	*ret_size = done;
+	return 0;
+}
+
+static int apply_add(Image *img, const Add *a, int64_t now)
+{
+	_cleanup_(freep) uint8_t *data = NULL;
+	_cleanup_(freep) char *path = NULL;
+	const PfPartition *part;
+	PfAttr dir_attr = { .mode = 0755, .mtime = now };
+	PfAttr attr = { .mode = a->mode, .uid = a->uid, .gid = a->gid, .mtime = now };
+	size_t size = 0;
+	char *slash;
+	PfFs *fs;
+	int r;
+
+	r = read_local(a->local, &data, &size);
+	if (r < 0)
+		return log_error_errno(r, "--add: cannot read '%s'", a->local);
+	r = image_lookup(img, a->dest, true, &part, &fs, &path);
+	if (r < 0)
+		return r;
+
+	slash = strrchr(path, '/');
+	if (slash && slash != path) {
+		*slash = 0;
+		r = pf_fs_mkdir_p(fs, path, &dir_attr);
+		*slash = '/';
+		if (r < 0)
+			return log_error_errno(
+				r, "'%s': partition %u: cannot create the directories of '%s'",
+				img->path, part->number, path);
+	}
+	r = pf_fs_write_file(fs, path, data, size, &attr);
+	if (r < 0)
+		return log_error_errno(r, "'%s': partition %u: cannot write '%s'", img->path,
+				       part->number, path);
+	log_info("Added %s -> partition %u%s%s%s:%s (%zu bytes, mode %04o, %u:%u)", a->local,
+		 part->number, part->label ? " '" : "", part->label ?: "", part->label ? "'" : "",
+		 path, size, (unsigned)a->mode, (unsigned)a->uid, (unsigned)a->gid);
+	return 0;
+}
+
+int cmd_write(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "add", required_argument, NULL, 'a' },
+		{ "no-cache", no_argument, NULL, 'N' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{},
+	};
+	_cleanup_(image_close) Image img = { 0 };
+	_cleanup_(pf_extents_done) PfExtents ranges = { 0 };
+	_cleanup_(freep) Add *adds = NULL;
+	_cleanup_(closep) int in_fd = -1;
+	PfSourceOptions so = { 0 };
+	const char *out;
+	size_t n_adds = 0;
+	uint64_t written;
+	int64_t now;
+	int c, r, ret = PF_EXIT_FAILURE;
+	char a[32], b[32];
+
+	adds = calloc(MAX_ADDS, sizeof(Add));
+	if (!adds)
+		return PF_EXIT_FAILURE;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+hq", options, NULL)) >= 0) {
+		switch (c) {
+		case 'h':
+			help();
+			ret = PF_EXIT_OK;
+			goto out;
+		case 'a':
+			if (n_adds >= MAX_ADDS) {
+				ret = usage_error(NULL, "more than %u --add options", MAX_ADDS);
+				goto out;
+			}
+			r = parse_add(optarg, &adds[n_adds]);
+			if (r < 0) {
+				ret = usage_error(
+					NULL,
+					"--add '%s': expected LOCAL=PART:/path[:MODE[:UID:GID]]",
+					optarg);
+				goto out;
+			}
+			n_adds++;
+			break;
+		case 'N':
+			so.no_cache = true;
+			break;
+		case 'q':
+			arg_quiet = true;
+			break;
+		default:
+			ret = usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (argc - optind != 2) {
+		ret = usage_error(NULL, argc - optind < 2 ? "missing IMAGE or OUT.img"
+							  : "too many arguments");
+		goto out;
+	}
+	out = argv[optind + 1];
+
+	r = pf_timestamp(&now);
+	if (r < 0) {
+		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
+			  getenv("SOURCE_DATE_EPOCH"));
+		goto out;
+	}
+
+	if (image_open(&img, argv[optind], &so) < 0)
+		goto out;
+
+	/* The target is checked before anything is done, let alone written. */
+	in_fd = open(argv[optind], O_RDONLY | O_CLOEXEC);
+	r = pf_target_check_file(
+		out, &(PfTargetCheck){ .input_fd = in_fd, .base_fd = pf_source_fd(img.src) });
+	if (r < 0) {
+		log_error_errno(r, "'%s'", out);
+		ret = r == -EEXIST ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
+		goto out;
+	}
+
+	for (size_t i = 0; i < n_adds; i++)
+		if (apply_add(&img, &adds[i], now) < 0)
+			goto out;
+	r = pf_tree_sync(img.tree);
+	if (r < 0) {
+		log_error_errno(r, "'%s'", img.path);
+		goto out;
+	}
+
+	r = pf_ranges_image_data(pf_source_fd(img.src), pf_source_size(img.src), img.ov, &ranges);
+	if (r >= 0)
+		r = pf_target_write_file(out, img.ov, &ranges, &written);
+	if (r < 0) {
+		log_error_errno(r, "'%s'", out);
+		goto out;
+	}
+	log_info("Wrote %s: %s image, %s of data", out,
+		 pf_format_bytes(a, sizeof(a), pf_overlay_size(img.ov)),
+		 pf_format_bytes(b, sizeof(b), written));
+	ret = PF_EXIT_OK;
+out:
+	for (size_t i = 0; i < n_adds; i++) {
+		free(adds[i].local);
+		free(adds[i].dest);
+	}
+	return ret;
+}

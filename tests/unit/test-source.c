@@ -1,0 +1,846 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "disk/source.h"
+#include "util/error.h"
+#include "util/strutil.h"
+
+/*
+ * The test image: 2 MiB, pseudo-random data in [0, 64 KiB) and [1 MiB, 1 MiB + 100000),
+ * zeros elsewhere (so a sparse cache file is much smaller than its size, and the image
+ * ends in a hole). Compressed copies are made once with the real tools.
+ */
+#define IMG_BYTES (2u * 1024 * 1024)
+#define DATA2_START (1024u * 1024)
+#define DATA2_BYTES 100000u
+
+static char work[256]; /* holds the inputs */
+static char tdir[512]; /* per test: XDG_CACHE_HOME and scratch files */
+static uint8_t *orig;
+
+static void run(const char *fmt, ...) _printf_(1, 2);
+static void run(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	r = system(cmd);
+	if (r != 0)
+		fail_msg("command failed (%d): %s", r, cmd);
+}
+
+static void fill_random(uint8_t *p, size_t n, uint32_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245 + 12345;
+		p[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, n), (ssize_t)n);
+	assert_int_equal(close(fd), 0);
+}
+
+static int group_setup(void **state)
+{
+	char path[512];
+
+	snprintf(work, sizeof(work), "%s", "/tmp/pf-test-source-XXXXXX");
+	if (!mkdtemp(work))
+		return -1;
+	orig = calloc(1, IMG_BYTES);
+	if (!orig)
+		return -1;
+	fill_random(orig, 64 * 1024, 1);
+	fill_random(orig + DATA2_START, DATA2_BYTES, 2);
+	snprintf(path, sizeof(path), "%s/orig.img", work);
+	write_file(path, orig, IMG_BYTES);
+	run("cd '%s' && gzip -n -c orig.img >orig.img.gz && xz -c orig.img >orig.img.xz && "
+	    "zstd -q -c orig.img >orig.img.zst && bzip2 -c orig.img >orig.img.bz2 && "
+	    "echo hello >readme.txt && echo notes >notes.md",
+	    work);
+	/* The image is deliberately not compressible to nothing: truncating a compressed
+	 * file in the middle leaves a stream that ends inside the data. */
+	setenv("TMPDIR", work, 1);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	run("rm -rf '%s'", work);
+	free(orig);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	char cache[1024];
+
+	snprintf(tdir, sizeof(tdir), "%s/t-XXXXXX", work);
+	if (!mkdtemp(tdir))
+		return -1;
+	snprintf(cache, sizeof(cache), "%s/cache", tdir);
+	setenv("XDG_CACHE_HOME", cache, 1);
+	pf_error_clear();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	run("rm -rf '%s'", tdir);
+	return 0;
+}
+
+static char *in_work(const char *name)
+{
+	static char buf[4][1024];
+	static unsigned k;
+	char *p = buf[k++ % 4];
+
+	snprintf(p, sizeof(buf[0]), "%s/%s", work, name);
+	return p;
+}
+
+static char *in_tdir(const char *name)
+{
+	static char buf[4][1024];
+	static unsigned k;
+	char *p = buf[k++ % 4];
+
+	snprintf(p, sizeof(buf[0]), "%s/%s", tdir, name);
+	return p;
+}
+
+static char *cache_dir(void)
+{
+	char *d = NULL;
+
+	assert_int_equal(pf_cache_dir(NULL, &d), 0);
+	assert_non_null(d);
+	return d;
+}
+
+/* Number of files in dir whose name ends in suffix (NULL: all); 0 if dir is missing. */
+static unsigned count_files(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!d) {
+		assert_int_equal(errno, ENOENT);
+		return 0;
+	}
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name), sl = suffix ? strlen(suffix) : 0;
+
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		if (!suffix || (l >= sl && streq(de->d_name + l - sl, suffix)))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Nothing but possibly lock files: no image, partial image or info. */
+static void expect_cache_clean(void)
+{
+	char *d = cache_dir();
+
+	assert_int_equal(count_files(d, NULL), count_files(d, ".lock"));
+	free(d);
+}
+
+static void expect_content(int fd, const uint8_t *want, size_t n)
+{
+	uint8_t *buf = malloc(n + 1);
+	struct stat st;
+
+	assert_non_null(buf);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, n);
+	assert_int_equal(pread(fd, buf, n + 1, 0), (ssize_t)n);
+	assert_memory_equal(buf, want, n);
+	free(buf);
+}
+
+static void test_detect(void **state)
+{
+	static const struct {
+		const char *bytes;
+		size_t n;
+		PfSourceKind kind;
+	} cases[] = {
+		{ "\x1f\x8b\x08\x00\x00\x00", 6, PF_SOURCE_GZIP },
+		{ "\x1f\x8b", 2, PF_SOURCE_GZIP },
+		{ "\x1f", 1, PF_SOURCE_RAW },
+		{ "\x1f\x8c\x08\x00", 4, PF_SOURCE_RAW },
+		{ "\xfd"
+		  "7zXZ\0\0\x04",
+		  7, PF_SOURCE_XZ },
+		{ "\xfd"
+		  "7zXZ\0",
+		  6, PF_SOURCE_XZ },
+		{ "\xfd"
+		  "7zXZ",
+		  5, PF_SOURCE_RAW }, /* too short */
+		{ "\xfd"
+		  "7zXY\0",
+		  6, PF_SOURCE_RAW },
+		{ "\x28\xb5\x2f\xfd\x04\x00", 6, PF_SOURCE_ZSTD },
+		{ "\x28\xb5\x2f", 3, PF_SOURCE_RAW },
+		{ "BZh91AY&SY", 10, PF_SOURCE_BZIP2 },
+		{ "BZh1", 4, PF_SOURCE_BZIP2 },
+		{ "BZh0", 4, PF_SOURCE_RAW }, /* block size digit must be 1..9 */
+		{ "BZhA", 4, PF_SOURCE_RAW },
+		{ "BZh", 3, PF_SOURCE_RAW },
+		{ "PK\x03\x04\x14\x00", 6, PF_SOURCE_ZIP },
+		{ "PK\x05\x06\x00\x00", 6, PF_SOURCE_ZIP },
+		{ "PK\x01\x02", 4, PF_SOURCE_RAW },
+		{ "PK\x03", 3, PF_SOURCE_RAW },
+		{ "\x00\x00\x00\x00\x00\x00", 6, PF_SOURCE_RAW },
+		{ "\xfa\xb8\x00\x10\x8e\xd0", 6, PF_SOURCE_RAW }, /* an MBR boot code start */
+		{ "", 0, PF_SOURCE_RAW },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+		assert_int_equal(pf_source_detect((const uint8_t *)cases[i].bytes, cases[i].n),
+				 cases[i].kind);
+	assert_int_equal(pf_source_detect(NULL, 0), PF_SOURCE_RAW);
+}
+
+static void test_kind_names(void **state)
+{
+	assert_string_equal(pf_source_kind_name(PF_SOURCE_RAW), "raw");
+	assert_string_equal(pf_source_kind_name(PF_SOURCE_GZIP), "gzip");
+	assert_string_equal(pf_source_kind_name(PF_SOURCE_XZ), "xz");
+	assert_string_equal(pf_source_kind_name(PF_SOURCE_ZSTD), "zstd");
+	assert_string_equal(pf_source_kind_name(PF_SOURCE_BZIP2), "bzip2");
+	assert_string_equal(pf_source_kind_name(PF_SOURCE_ZIP), "zip");
+	assert_string_equal(pf_source_kind_name(_PF_SOURCE_KIND_MAX), "unknown");
+	assert_string_equal(pf_source_kind_name((PfSourceKind)-1), "unknown");
+}
+
+static void test_cache_dir(void **state)
+{
+	PfSourceOptions opts = { .cache_dir = "/somewhere/else" };
+	char *d = NULL, *want = NULL;
+
+	assert_int_equal(pf_cache_dir(&opts, &d), 0);
+	assert_string_equal(d, "/somewhere/else");
+	free(d);
+
+	d = cache_dir();
+	assert_true(asprintf(&want, "%s/cache/piflash", tdir) > 0);
+	assert_string_equal(d, want);
+	free(d);
+	free(want);
+
+	/* A relative $XDG_CACHE_HOME is ignored, as the spec says; $HOME is used instead. */
+	setenv("XDG_CACHE_HOME", "relative", 1);
+	setenv("HOME", "/home/tester", 1);
+	assert_int_equal(pf_cache_dir(NULL, &d), 0);
+	assert_string_equal(d, "/home/tester/.cache/piflash");
+	free(d);
+
+	unsetenv("XDG_CACHE_HOME");
+	unsetenv("HOME");
+	d = NULL;
+	assert_int_equal(pf_cache_dir(NULL, &d), -ENOENT);
+	assert_null(d);
+	assert_non_null(strstr(pf_error_message(-ENOENT), "--no-cache"));
+}
+
+static void test_raw(void **state)
+{
+	_cleanup_(pf_source_freep) PfSource *s = NULL;
+	const char *path = in_work("orig.img");
+
+	assert_int_equal(pf_source_open(path, NULL, &s), 0);
+	assert_int_equal(pf_source_kind(s), PF_SOURCE_RAW);
+	assert_int_equal(pf_source_size(s), IMG_BYTES);
+	assert_null(pf_source_cache_path(s));
+	assert_null(pf_source_entry(s));
+	assert_false(pf_source_decompressed_now(s));
+	assert_string_equal(pf_source_path(s), path);
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	/* Opened read-only: the input is never written. */
+	assert_int_equal(fcntl(pf_source_fd(s), F_GETFL) & O_ACCMODE, O_RDONLY);
+	assert_int_equal(count_files(in_tdir("cache"), NULL), 0);
+}
+
+/* A one-byte image is an image too. */
+static void test_raw_tiny(void **state)
+{
+	_cleanup_(pf_source_freep) PfSource *s = NULL;
+
+	write_file(in_tdir("tiny.img"), "x", 1);
+	assert_int_equal(pf_source_open(in_tdir("tiny.img"), NULL, &s), 0);
+	assert_int_equal(pf_source_kind(s), PF_SOURCE_RAW);
+	assert_int_equal(pf_source_size(s), 1);
+	expect_content(pf_source_fd(s), (const uint8_t *)"x", 1);
+}
+
+static void check_compressed(const char *name, PfSourceKind kind)
+{
+	PfSource *s = NULL;
+	char *cache = NULL, *d = cache_dir();
+	struct stat st;
+
+	assert_int_equal(pf_source_open(in_work(name), NULL, &s), 0);
+	assert_int_equal(pf_source_kind(s), kind);
+	assert_int_equal(pf_source_size(s), IMG_BYTES);
+	assert_true(pf_source_decompressed_now(s));
+	assert_null(pf_source_entry(s));
+	assert_non_null(pf_source_cache_path(s));
+	cache = strdup(pf_source_cache_path(s));
+	assert_non_null(startswith(cache, d));
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	assert_int_equal(fcntl(pf_source_fd(s), F_GETFL) & O_ACCMODE, O_RDONLY);
+
+	/* The cache file is complete, sparse, and nothing partial is left. */
+	assert_int_equal(stat(cache, &st), 0);
+	assert_int_equal(st.st_size, IMG_BYTES);
+	assert_true((uint64_t)st.st_blocks * 512 < IMG_BYTES / 2);
+	assert_int_equal(count_files(d, ".partial"), 0);
+	assert_int_equal(count_files(d, ".tmp"), 0);
+	assert_int_equal(count_files(d, ".img"), 1);
+	assert_int_equal(count_files(d, ".info"), 1);
+	s = pf_source_free(s);
+
+	/* The second time it comes from the cache. */
+	assert_int_equal(pf_source_open(in_work(name), NULL, &s), 0);
+	assert_int_equal(pf_source_kind(s), kind);
+	assert_false(pf_source_decompressed_now(s));
+	assert_string_equal(pf_source_cache_path(s), cache);
+	assert_int_equal(pf_source_size(s), IMG_BYTES);
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	assert_int_equal(count_files(d, ".img"), 1);
+	pf_source_free(s);
+
+	/* An explicit cache_dir is used instead of the XDG one. */
+	{
+		PfSourceOptions opts = { .cache_dir = in_tdir("other/cache") };
+
+		assert_int_equal(pf_source_open(in_work(name), &opts, &s), 0);
+		assert_true(pf_source_decompressed_now(s));
+		assert_non_null(startswith(pf_source_cache_path(s), opts.cache_dir));
+		expect_content(pf_source_fd(s), orig, IMG_BYTES);
+		assert_int_equal(count_files(opts.cache_dir, ".img"), 1);
+		pf_source_free(s);
+	}
+	free(cache);
+	free(d);
+}
+
+static void test_gzip(void **state)
+{
+	check_compressed("orig.img.gz", PF_SOURCE_GZIP);
+}
+
+static void test_xz(void **state)
+{
+	check_compressed("orig.img.xz", PF_SOURCE_XZ);
+}
+
+static void test_zstd(void **state)
+{
+	check_compressed("orig.img.zst", PF_SOURCE_ZSTD);
+}
+
+static void test_bzip2(void **state)
+{
+	check_compressed("orig.img.bz2", PF_SOURCE_BZIP2);
+}
+
+static char *open_cache_path(const char *path, bool *ret_now)
+{
+	_cleanup_(pf_source_freep) PfSource *s = NULL;
+
+	assert_int_equal(pf_source_open(path, NULL, &s), 0);
+	*ret_now = pf_source_decompressed_now(s);
+	return strdup(pf_source_cache_path(s));
+}
+
+/* Rewriting the input in place (same inode, same size, other bytes) is a new entry. */
+static void test_changed_input(void **state)
+{
+	_cleanup_(freep) char *p1 = NULL, *p2 = NULL, *p3 = NULL;
+	const char *in = in_tdir("in.gz");
+	struct stat st1, st2;
+	bool now;
+	int fd;
+
+	run("cp '%s' '%s'", in_work("orig.img.gz"), in);
+	assert_int_equal(stat(in, &st1), 0);
+	p1 = open_cache_path(in, &now);
+	assert_true(now);
+
+	/* The gzip header's MTIME field (bytes 4..7): other bytes, still a valid stream. */
+	fd = open(in, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "\x01\x02\x03\x04", 4, 4), 4);
+	close(fd);
+	assert_int_equal(stat(in, &st2), 0);
+	assert_int_equal(st1.st_size, st2.st_size);
+	assert_int_equal(st1.st_ino, st2.st_ino);
+
+	p2 = open_cache_path(in, &now);
+	assert_true(now);
+	assert_string_not_equal(p1, p2);
+
+	/* Unchanged since: the same entry again. */
+	p3 = open_cache_path(in, &now);
+	assert_false(now);
+	assert_string_equal(p2, p3);
+}
+
+/* The image inside changes, the input's size does not (stored zip): the new image is served. */
+static void test_changed_input_content(void **state)
+{
+	_cleanup_(freep) uint8_t *other = malloc(IMG_BYTES);
+	_cleanup_(freep) char *p1 = NULL;
+	PfSource *s = NULL;
+	const char *in = in_tdir("in.zip");
+	struct stat st1, st2;
+
+	assert_non_null(other);
+	run("mkdir '%s'", in_tdir("stage"));
+	write_file(in_tdir("stage/pi.img"), orig, IMG_BYTES);
+	run("cd '%s' && zip -q -0 -X a.zip pi.img", in_tdir("stage"));
+	memcpy(other, orig, IMG_BYTES);
+	other[DATA2_START + 500] ^= 0xff; /* in the middle: not in the fingerprinted ends */
+	write_file(in_tdir("stage/pi.img"), other, IMG_BYTES);
+	run("cd '%s' && zip -q -0 -X b.zip pi.img", in_tdir("stage"));
+
+	run("cp '%s/stage/a.zip' '%s'", tdir, in);
+	assert_int_equal(stat(in, &st1), 0);
+	assert_int_equal(pf_source_open(in, NULL, &s), 0);
+	assert_int_equal(pf_source_kind(s), PF_SOURCE_ZIP);
+	assert_string_equal(pf_source_entry(s), "pi.img");
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	p1 = strdup(pf_source_cache_path(s));
+	s = pf_source_free(s);
+
+	run("cp '%s/stage/b.zip' '%s'", tdir, in);
+	assert_int_equal(stat(in, &st2), 0);
+	assert_int_equal(st1.st_size, st2.st_size);
+	assert_int_equal(pf_source_open(in, NULL, &s), 0);
+	assert_true(pf_source_decompressed_now(s));
+	assert_string_not_equal(pf_source_cache_path(s), p1);
+	expect_content(pf_source_fd(s), other, IMG_BYTES);
+	pf_source_free(s);
+}
+
+static void test_no_cache(void **state)
+{
+	_cleanup_(pf_source_freep) PfSource *s = NULL;
+	PfSourceOptions opts = { .no_cache = true };
+
+	assert_int_equal(pf_source_open(in_work("orig.img.xz"), &opts, &s), 0);
+	assert_int_equal(pf_source_kind(s), PF_SOURCE_XZ);
+	assert_null(pf_source_cache_path(s));
+	assert_true(pf_source_decompressed_now(s));
+	assert_int_equal(pf_source_size(s), IMG_BYTES);
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	assert_int_equal(count_files(in_tdir("cache"), NULL), 0);
+	/* The temporary file is unlinked: nothing in $TMPDIR but what the tests made. */
+	assert_int_equal(count_files(work, "piflash-") + count_files(work, ".partial"), 0);
+}
+
+static void test_zip_one(void **state)
+{
+	_cleanup_(pf_source_freep) PfSource *s = NULL;
+
+	run("cd '%s' && zip -q '%s' orig.img readme.txt", work, in_tdir("one.zip"));
+	assert_int_equal(pf_source_open(in_tdir("one.zip"), NULL, &s), 0);
+	assert_int_equal(pf_source_kind(s), PF_SOURCE_ZIP);
+	assert_string_equal(pf_source_entry(s), "orig.img");
+	assert_int_equal(pf_source_size(s), IMG_BYTES);
+	assert_non_null(pf_source_cache_path(s));
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	s = pf_source_free(s);
+
+	/* In a folder inside the zip, and without the cache. */
+	{
+		PfSourceOptions opts = { .no_cache = true };
+
+		run("mkdir '%s' && cp '%s' '%s' && cd '%s' && zip -q -r sub.zip dir",
+		    in_tdir("dir"), in_work("orig.img"), in_tdir("dir/pi.img"), tdir);
+		assert_int_equal(pf_source_open(in_tdir("sub.zip"), &opts, &s), 0);
+		assert_string_equal(pf_source_entry(s), "dir/pi.img");
+		assert_null(pf_source_cache_path(s));
+		expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	}
+}
+
+static void test_zip_none(void **state)
+{
+	PfSource *s = NULL;
+	const char *msg;
+
+	run("cd '%s' && zip -q '%s' readme.txt notes.md", work, in_tdir("none.zip"));
+	assert_int_equal(pf_source_open(in_tdir("none.zip"), NULL, &s), -ENOENT);
+	assert_null(s);
+	msg = pf_error_message(-ENOENT);
+	assert_non_null(strstr(msg, "no *.img"));
+	assert_non_null(strstr(msg, "'readme.txt'"));
+	assert_non_null(strstr(msg, "'notes.md'"));
+	assert_non_null(strstr(msg, "2 entries"));
+	expect_cache_clean();
+}
+
+static void test_zip_two(void **state)
+{
+	PfSource *s = NULL;
+	const char *msg;
+	int r;
+
+	run("cd '%s' && cp orig.img a.img && cp orig.img b.IMG && zip -q '%s' a.img b.IMG && "
+	    "rm a.img b.IMG",
+	    work, in_tdir("two.zip"));
+	r = pf_source_open(in_tdir("two.zip"), NULL, &s);
+	assert_true(r < 0);
+	assert_null(s);
+	msg = pf_error_message(r);
+	assert_non_null(strstr(msg, "more than one"));
+	assert_non_null(strstr(msg, "'a.img'"));
+	assert_non_null(strstr(msg, "'b.IMG'"));
+	expect_cache_clean();
+}
+
+/* A zip that is no zip past its magic. */
+static void test_zip_corrupt(void **state)
+{
+	PfSource *s = NULL;
+	int r;
+
+	write_file(in_tdir("bad.zip"), "PK\x03\x04garbage garbage garbage garbage", 35);
+	r = pf_source_open(in_tdir("bad.zip"), NULL, &s);
+	assert_true(r < 0);
+	assert_null(s);
+	assert_non_null(strstr(pf_error_message(r), "zip"));
+	expect_cache_clean();
+}
+
+/* Checks a broken compressed input fails, says how far it got, and leaves no entry. */
+static void check_broken(const char *path, const char *kind_name)
+{
+	PfSource *s = NULL;
+	const char *msg, *p;
+	unsigned long long done;
+	int r;
+
+	pf_error_clear();
+	r = pf_source_open(path, NULL, &s);
+	assert_true(r < 0);
+	assert_null(s);
+	msg = pf_error_message(r);
+	print_message("    %s: %s\n", kind_name, msg);
+	assert_non_null(strstr(msg, kind_name));
+	p = strstr(msg, "after ");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, "after %llu bytes", &done), 1);
+	assert_true(done < IMG_BYTES);
+	expect_cache_clean();
+
+	/* And again without the cache: the same failure, no leftovers. */
+	{
+		PfSourceOptions opts = { .no_cache = true };
+
+		r = pf_source_open(path, &opts, &s);
+		assert_true(r < 0);
+		assert_null(s);
+		assert_non_null(strstr(pf_error_message(r), "bytes"));
+	}
+}
+
+static void truncate_copy(const char *name, const char *out, double fraction)
+{
+	struct stat st;
+
+	assert_int_equal(stat(in_work(name), &st), 0);
+	run("head -c %lld '%s' >'%s'", (long long)((double)st.st_size * fraction), in_work(name),
+	    in_tdir(out));
+}
+
+static void test_truncated_gzip(void **state)
+{
+	truncate_copy("orig.img.gz", "t.gz", 0.6);
+	check_broken(in_tdir("t.gz"), "gzip");
+}
+
+static void test_truncated_xz(void **state)
+{
+	truncate_copy("orig.img.xz", "t.xz", 0.6);
+	check_broken(in_tdir("t.xz"), "xz");
+}
+
+static void test_truncated_zstd(void **state)
+{
+	truncate_copy("orig.img.zst", "t.zst", 0.6);
+	check_broken(in_tdir("t.zst"), "zstd");
+}
+
+static void test_truncated_bzip2(void **state)
+{
+	truncate_copy("orig.img.bz2", "t.bz2", 0.6);
+	check_broken(in_tdir("t.bz2"), "bzip2");
+}
+
+/* Only the trailer missing: all data there, but the stream's end and check are not. */
+static void test_truncated_gzip_trailer(void **state)
+{
+	struct stat st;
+
+	assert_int_equal(stat(in_work("orig.img.gz"), &st), 0);
+	run("head -c %lld '%s' >'%s'", (long long)st.st_size - 4, in_work("orig.img.gz"),
+	    in_tdir("t.gz"));
+	check_broken(in_tdir("t.gz"), "gzip");
+}
+
+static void test_corrupt_xz(void **state)
+{
+	const char *path = in_tdir("c.xz");
+	uint8_t junk[64];
+	struct stat st;
+	int fd;
+
+	run("cp '%s' '%s'", in_work("orig.img.xz"), path);
+	assert_int_equal(stat(path, &st), 0);
+	memset(junk, 0x5a, sizeof(junk));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), st.st_size / 3), (ssize_t)sizeof(junk));
+	close(fd);
+	check_broken(path, "xz");
+}
+
+static void test_magic_only(void **state)
+{
+	PfSource *s = NULL;
+	int r;
+
+	write_file(in_tdir("m.gz"), "\x1f\x8b", 2);
+	r = pf_source_open(in_tdir("m.gz"), NULL, &s);
+	assert_true(r < 0);
+	assert_null(s);
+	print_message("    %s\n", pf_error_message(r));
+	assert_non_null(strstr(pf_error_message(r), "not a valid gzip stream"));
+	expect_cache_clean();
+
+	/* A gzip magic and a header libarchive rejects (method 7, not deflate): not
+	 * passed through as if it were the image. */
+	write_file(in_tdir("m.gz"), "\x1f\x8b\x07\x00\x00\x00\x00\x00\x00\x03junkjunkjunk", 22);
+	r = pf_source_open(in_tdir("m.gz"), NULL, &s);
+	assert_true(r < 0);
+	assert_null(s);
+	assert_non_null(strstr(pf_error_message(r), "gzip"));
+	expect_cache_clean();
+}
+
+/* A valid stream of nothing is not an image. */
+static void test_compressed_empty(void **state)
+{
+	PfSource *s = NULL;
+	int r;
+
+	run("printf '' | gzip -c >'%s'", in_tdir("e.gz"));
+	r = pf_source_open(in_tdir("e.gz"), NULL, &s);
+	assert_true(r < 0);
+	assert_null(s);
+	assert_non_null(strstr(pf_error_message(r), "gzip stream"));
+	assert_non_null(strstr(pf_error_message(r), "empty"));
+	expect_cache_clean();
+}
+
+static void test_empty_file(void **state)
+{
+	PfSource *s = NULL;
+
+	write_file(in_tdir("empty.img"), "", 0);
+	assert_int_equal(pf_source_open(in_tdir("empty.img"), NULL, &s), -EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(pf_error_message(-EINVAL), "empty"));
+}
+
+static void test_directory(void **state)
+{
+	PfSource *s = NULL;
+
+	assert_int_equal(pf_source_open(tdir, NULL, &s), -EISDIR);
+	assert_null(s);
+	assert_non_null(strstr(pf_error_message(-EISDIR), "directory"));
+}
+
+static void test_missing(void **state)
+{
+	PfSource *s = NULL;
+
+	assert_int_equal(pf_source_open(in_tdir("does-not-exist.img.xz"), NULL, &s), -ENOENT);
+	assert_null(s);
+	assert_non_null(strstr(pf_error_message(-ENOENT), "No such file"));
+}
+
+static void test_not_regular(void **state)
+{
+	PfSource *s = NULL;
+
+	assert_int_equal(pf_source_open("/dev/null", NULL, &s), -EINVAL);
+	assert_null(s);
+}
+
+static void test_cache_list_clean(void **state)
+{
+	PfSource *s = NULL;
+	PfCacheEntry *list = NULL;
+	size_t n = 99;
+	uint64_t freed = 0;
+	char *d = cache_dir();
+	char real_gz[PATH_MAX], real_zst[PATH_MAX];
+	int n_gz = 0, n_zst = 0;
+
+	/* No directory yet: an empty list, nothing to clean. */
+	assert_int_equal(pf_cache_list(d, &list, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(list);
+	assert_int_equal(pf_cache_clean(d, &freed), 0);
+	assert_int_equal(freed, 0);
+
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), NULL, &s), 0);
+	s = pf_source_free(s);
+	assert_int_equal(pf_source_open(in_work("orig.img.zst"), NULL, &s), 0);
+	s = pf_source_free(s);
+	assert_non_null(realpath(in_work("orig.img.gz"), real_gz));
+	assert_non_null(realpath(in_work("orig.img.zst"), real_zst));
+
+	/* Leftovers of an interrupted run and a stranger's file. */
+	write_file(in_tdir("cache/piflash/"
+			   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+			   ".img.partial"),
+		   "x", 1);
+	write_file(in_tdir("cache/piflash/keep-me.img"), "x", 1);
+
+	assert_int_equal(pf_cache_list(d, &list, &n), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		assert_non_null(list[i].path);
+		assert_non_null(startswith(list[i].path, d));
+		assert_int_equal(list[i].size_bytes, IMG_BYTES);
+		assert_true(list[i].disk_bytes < IMG_BYTES / 2);
+		assert_true(list[i].mtime > 0);
+		assert_non_null(list[i].origin);
+		if (streq(list[i].origin, real_gz))
+			n_gz++;
+		if (streq(list[i].origin, real_zst))
+			n_zst++;
+	}
+	assert_int_equal(n_gz, 1);
+	assert_int_equal(n_zst, 1);
+	pf_cache_entries_free(list, n);
+	pf_cache_entries_free(NULL, 0);
+
+	assert_int_equal(pf_cache_clean(d, &freed), 2);
+	assert_true(freed > 0);
+	assert_int_equal(count_files(d, ".img"), 1); /* only keep-me.img */
+	assert_int_equal(count_files(d, ".info"), 0);
+	assert_int_equal(count_files(d, ".lock"), 0);
+	assert_int_equal(count_files(d, ".partial"), 0);
+	assert_int_equal(count_files(d, NULL), 1);
+
+	list = NULL;
+	assert_int_equal(pf_cache_list(d, &list, &n), 0);
+	assert_int_equal(n, 0);
+	free(list);
+	assert_int_equal(pf_cache_clean(d, NULL), 0);
+
+	/* After cleaning, the next open decompresses again. */
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), NULL, &s), 0);
+	assert_true(pf_source_decompressed_now(s));
+	pf_source_free(s);
+	free(d);
+}
+
+static unsigned progress_calls;
+static void progress(uint64_t done_bytes, void *userdata)
+{
+	assert_ptr_equal(userdata, &progress_calls);
+	assert_true(done_bytes <= IMG_BYTES);
+	progress_calls++;
+}
+
+/* Progress is reported every 64 MiB: a 2 MiB image gets no call, and no crash. */
+static void test_progress_small(void **state)
+{
+	_cleanup_(pf_source_freep) PfSource *s = NULL;
+	PfSourceOptions opts = { .progress = progress, .userdata = &progress_calls };
+
+	progress_calls = 0;
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), &opts, &s), 0);
+	assert_int_equal(progress_calls, 0);
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_detect),
+		cmocka_unit_test(test_kind_names),
+		T(test_cache_dir),
+		T(test_raw),
+		T(test_raw_tiny),
+		T(test_gzip),
+		T(test_xz),
+		T(test_zstd),
+		T(test_bzip2),
+		T(test_changed_input),
+		T(test_changed_input_content),
+		T(test_no_cache),
+		T(test_zip_one),
+		T(test_zip_none),
+		T(test_zip_two),
+		T(test_zip_corrupt),
+		T(test_truncated_gzip),
+		T(test_truncated_xz),
+		T(test_truncated_zstd),
+		T(test_truncated_bzip2),
+		T(test_truncated_gzip_trailer),
+		T(test_corrupt_xz),
+		T(test_magic_only),
+		T(test_compressed_empty),
+		T(test_empty_file),
+		T(test_directory),
+		T(test_missing),
+		T(test_not_regular),
+		T(test_cache_list_clean),
+		T(test_progress_small),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
