@@ -72,7 +72,8 @@ static void t_make(T *t, const char *mkfs_opts, uint64_t size_kib, uint64_t offs
 	t->image_bytes = offset_bytes + size_kib * 1024;
 	assert_int_equal(run("truncate -s %" PRIu64 " '%s'", t->image_bytes, t->image), 0);
 	if (offset_bytes)
-		assert_int_equal(run("mke2fs -q -F -E offset=%" PRIu64 " %s '%s' %" PRIu64 "k",
+		assert_int_equal(run("mke2fs -q -F -E offset=%" PRIu64 " %s '%s' %" PRIu64
+				     "k >/dev/null 2>&1",
 				     offset_bytes, mkfs_opts, t->image, size_kib),
 				 0);
 	else
@@ -746,6 +747,42 @@ static void test_corrupt(void **state)
 	t_done(&t);
 }
 
+/* inline_data: small files and directories live in the inode; libext2fs reads them, and
+ * replacing such a file moves its content to blocks. */
+static void test_inline_data(void **state)
+{
+	char tree[64], opts[128], path[64], *target = NULL;
+	uint8_t *big = pattern(5000, 10);
+	T t;
+
+	(void)state;
+	snprintf(tree, sizeof(tree), "%s/pf-test-ext-tree.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	assert_non_null(mkdtemp(tree));
+	assert_int_equal(run("mkdir '%s/d' && printf tiny >'%s/d/f' && ln -s /short '%s/l'", tree,
+			     tree, tree),
+			 0);
+	snprintf(opts, sizeof(opts), "-t ext4 -O inline_data -d '%s'", tree);
+	t_make(&t, opts, 16 * 1024, 0);
+	run("rm -rf '%s'", tree);
+	t_open(&t);
+	expect_content(&t, "/d/f", (const uint8_t *)"tiny", 4);
+	assert_int_equal(pf_fs_readlink(t.fs, "/l", &target), 0);
+	assert_string_equal(target, "/short");
+	free(target);
+	write_ok(&t, "/d/f", big, 5000, &attr_file);
+	expect_content(&t, "/d/f", big, 5000);
+	assert_int_equal(pf_fs_mkdir(t.fs, "/nd", &attr_dir), 0);
+	for (int i = 0; i < 60; i++) {
+		snprintf(path, sizeof(path), "/nd/entry-with-a-name-%d", i);
+		write_ok(&t, path, "x", 1, &attr_file);
+	}
+	assert_int_equal(pf_fs_remove(t.fs, "/l"), 0);
+	t_check(&t);
+	free(big);
+	t_done(&t);
+}
+
 static void test_sync_without_changes_writes_nothing(void **state)
 {
 	PfDirent *d = NULL;
@@ -781,6 +818,7 @@ int main(void)
 		cmocka_unit_test(test_needs_recovery),
 		cmocka_unit_test(test_unknown_feature),
 		cmocka_unit_test(test_corrupt),
+		cmocka_unit_test(test_inline_data),
 		cmocka_unit_test(test_sync_without_changes_writes_nothing),
 	};
 
