@@ -31,7 +31,7 @@ int cmd_cache(int argc, char **argv)
 	int c, r;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
 		if (c == 'h') {
 			help();
 			return PF_EXIT_OK;

@@ -110,7 +110,7 @@ static int parse_common(int argc, char **argv, const char *cmd, void (*help)(voi
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, lng ? "+hl" : "+h", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, lng ? "hl" : "h", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
 			help();

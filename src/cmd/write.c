@@ -16,8 +16,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/image.h"
-#include "flash/ranges.h"
-#include "flash/target.h"
+#include "cmd/output.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
@@ -36,10 +35,11 @@ typedef struct Add {
 
 static void help(void)
 {
-	printf("Usage: piflash [OPTIONS] IMAGE OUT.img\n"
+	printf("Usage: piflash [OPTIONS] IMAGE TARGET\n"
 	       "\n"
 	       "Write IMAGE (raw, .zip, .xz, .gz, .zst, .bz2), with the changes asked for, to\n"
-	       "OUT.img as a sparse image file. IMAGE is never modified.\n"
+	       "TARGET: an image file (written sparse), a block device (a card), or - for\n"
+	       "standard output. IMAGE is never modified.\n"
 	       "\n"
 	       "  -h --help           Show this help\n"
 	       "     --add LOCAL=PART:/path[:MODE[:UID:GID]]\n"
@@ -49,7 +49,14 @@ static void help(void)
 	       "                      is octal (default 0644), owner root unless UID:GID given.\n"
 	       "                      Repeatable.\n"
 	       "     --no-cache       Decompress to a temporary file instead of the cache\n"
-	       "  -q --quiet          Print nothing but errors\n");
+	       "  -q --quiet          Print nothing but errors\n"
+	       "\n"
+	       "Writing a card:\n"
+	       "  -y --yes            Do not ask for confirmation (needed without a TTY)\n"
+	       "     --force          Allow a partition node or a non-removable disk\n"
+	       "     --discard        Discard (BLKDISCARD) what is not written\n"
+	       "     --no-verify      Do not read the written ranges back\n"
+	       "     --progress=MODE  auto (a bar on a TTY), bar, json (lines on stderr), none\n");
 }
 
 static int parse_octal(const char *s, mode_t *ret)
@@ -190,19 +197,21 @@ int cmd_write(int argc, char **argv)
 		{ "add", required_argument, NULL, 'a' },
 		{ "no-cache", no_argument, NULL, 'N' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "yes", no_argument, NULL, 'y' },
+		{ "force", no_argument, NULL, 'F' },
+		{ "discard", no_argument, NULL, 'D' },
+		{ "no-verify", no_argument, NULL, 'V' },
+		{ "progress", required_argument, NULL, 'P' },
 		{},
 	};
 	_cleanup_(image_close) Image img = { 0 };
-	_cleanup_(pf_extents_done) PfExtents ranges = { 0 };
 	_cleanup_(freep) Add *adds = NULL;
-	_cleanup_(closep) int in_fd = -1;
 	PfSourceOptions so = { 0 };
 	const char *out;
 	size_t n_adds = 0;
-	uint64_t written;
+	OutputOptions oo = { 0 };
 	int64_t now;
 	int c, r, ret = PF_EXIT_FAILURE;
-	char a[32], b[32];
 
 	adds = calloc(MAX_ADDS, sizeof(Add));
 	if (!adds)
@@ -210,7 +219,7 @@ int cmd_write(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+hq", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "hqy", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
 			help();
@@ -237,6 +246,33 @@ int cmd_write(int argc, char **argv)
 		case 'q':
 			arg_quiet = true;
 			break;
+		case 'y':
+			oo.yes = true;
+			break;
+		case 'F':
+			oo.force = true;
+			break;
+		case 'D':
+			oo.discard = true;
+			break;
+		case 'V':
+			oo.no_verify = true;
+			break;
+		case 'P':
+			if (streq(optarg, "auto"))
+				oo.progress = PROGRESS_AUTO;
+			else if (streq(optarg, "bar"))
+				oo.progress = PROGRESS_BAR;
+			else if (streq(optarg, "json"))
+				oo.progress = PROGRESS_JSON;
+			else if (streq(optarg, "none"))
+				oo.progress = PROGRESS_NONE;
+			else {
+				ret = usage_error(NULL, "--progress '%s': expected auto, bar, json or none",
+						  optarg);
+				goto out;
+			}
+			break;
 		default:
 			ret = usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
 			goto out;
@@ -260,14 +296,10 @@ int cmd_write(int argc, char **argv)
 		goto out;
 
 	/* The target is checked before anything is done, let alone written. */
-	in_fd = open(argv[optind], O_RDONLY | O_CLOEXEC);
-	r = pf_target_check_file(
-		out, &(PfTargetCheck){ .input_fd = in_fd, .base_fd = pf_source_fd(img.src) });
-	if (r < 0) {
-		log_error_errno(r, "'%s'", out);
-		ret = r == -EEXIST ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
+	ret = output_check(&img, out, &oo);
+	if (ret != PF_EXIT_OK)
 		goto out;
-	}
+	ret = PF_EXIT_FAILURE;
 
 	for (size_t i = 0; i < n_adds; i++)
 		if (apply_add(&img, &adds[i], now) < 0)
@@ -278,17 +310,7 @@ int cmd_write(int argc, char **argv)
 		goto out;
 	}
 
-	r = pf_ranges_image_data(pf_source_fd(img.src), pf_source_size(img.src), img.ov, &ranges);
-	if (r >= 0)
-		r = pf_target_write_file(out, img.ov, &ranges, &written);
-	if (r < 0) {
-		log_error_errno(r, "'%s'", out);
-		goto out;
-	}
-	log_info("Wrote %s: %s image, %s of data", out,
-		 pf_format_bytes(a, sizeof(a), pf_overlay_size(img.ov)),
-		 pf_format_bytes(b, sizeof(b), written));
-	ret = PF_EXIT_OK;
+	ret = output_write(&img, out, &oo);
 out:
 	for (size_t i = 0; i < n_adds; i++) {
 		free(adds[i].local);

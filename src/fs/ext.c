@@ -624,11 +624,11 @@ static int ext_want_dir(PfExt *e, ext2_ino_t ino, const char *path, size_t len)
 	if (r < 0)
 		return r;
 	if (LINUX_S_ISLNK(in->i_mode))
-		return pf_error_set(-ENOTDIR, "%s: '%.*s' is a symlink", e->type, (int)len,
-				    len ? path : "/");
+		return pf_error_set(-ENOTDIR, "%s: '%.*s' is a symlink", e->type,
+				    (int)(len ? len : 1), len ? path : "/");
 	if (!LINUX_S_ISDIR(in->i_mode))
-		return pf_error_set(-ENOTDIR, "%s: '%.*s' is not a directory", e->type, (int)len,
-				    len ? path : "/");
+		return pf_error_set(-ENOTDIR, "%s: '%.*s' is not a directory", e->type,
+				    (int)(len ? len : 1), len ? path : "/");
 	return 0;
 }
 
