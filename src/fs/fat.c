@@ -50,8 +50,8 @@
 /* Windows and Linux stop a directory at 65536 slots (2 MiB). */
 #define FAT_MAX_DIR_SLOTS 65536u
 #define FAT_MAX_CLUSTER_BYTES (64u * 1024u)
-#define FAT_LFN_UNITS 13u      /* UTF-16 units per long entry */
-#define FAT_NAME_UNITS 255u    /* UTF-16 units per long name */
+#define FAT_LFN_UNITS 13u	/* UTF-16 units per long entry */
+#define FAT_NAME_UNITS 255u	/* UTF-16 units per long name */
 #define FAT_LFN_MAX_ENTRIES 20u /* DIV_ROUND_UP(255, 13) */
 #define FAT_NAME_UTF8_MAX (FAT_NAME_UNITS * 3u)
 
@@ -86,8 +86,9 @@
 #define CORRUPT(fmt, ...) pf_error_set(-EUCLEAN, "FAT: " fmt, ##__VA_ARGS__)
 
 /* Where the long entry keeps its 13 UTF-16 units. */
-static const uint8_t lfn_unit_offset[FAT_LFN_UNITS] = { 1,  3,  5,  7,  9,  14, 16,
-							18, 20, 22, 24, 28, 30 };
+static const uint8_t lfn_unit_off[FAT_LFN_UNITS] = {
+	1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30
+};
 
 /* Code page 437, bytes 0x80..0xFF, for short names written by DOS (Linux and mtools
  * default to it). */
@@ -114,18 +115,18 @@ typedef struct FatUndo {
 typedef struct PfFat {
 	PfVolume vol;
 	PfFatGeometry g;
-	uint8_t *fat;           /* the FAT in use, whole */
+	uint8_t *fat; /* the FAT in use, whole */
 	size_t fat_bytes;
 	uint8_t *dirty_sectors; /* one bit per FAT sector changed and not yet written */
-	uint8_t *indeg;         /* per cluster: FAT entries pointing at it, saturating at 255 */
-	uint8_t *visited;       /* one bit per cluster, all clear between walks */
+	uint8_t *indeg;		/* per cluster: FAT entries pointing at it, saturating at 255 */
+	uint8_t *visited;	/* one bit per cluster, all clear between walks */
 	uint32_t free_count;
-	uint32_t next_free;     /* where the next allocation starts looking */
-	uint32_t last_alloc;    /* last cluster allocated, FSInfo's hint; 0 if none yet */
-	bool fsinfo_ok;         /* FAT32 with a valid FSInfo sector */
-	uint32_t fsinfo_free;   /* FSInfo counters as on disk */
+	uint32_t next_free;   /* where the next allocation starts looking */
+	uint32_t last_alloc;  /* last cluster allocated, FSInfo's hint; 0 if none yet */
+	bool fsinfo_ok;	      /* FAT32 with a valid FSInfo sector */
+	uint32_t fsinfo_free; /* FSInfo counters as on disk */
 	uint32_t fsinfo_next;
-	bool dirty;             /* marked dirty: reads only */
+	bool dirty; /* marked dirty: reads only */
 	char dirty_reason[96];
 	/* Entries changed by the running operation, for rollback. */
 	FatUndo *undo;
@@ -136,7 +137,7 @@ typedef struct PfFat {
 /* A directory read whole into memory. */
 typedef struct FatDir {
 	bool is_root;
-	uint32_t first;     /* first cluster; 0 for the fixed root of FAT12/16 */
+	uint32_t first;	    /* first cluster; 0 for the fixed root of FAT12/16 */
 	uint32_t *clusters; /* the chain; NULL for the fixed root */
 	size_t n_clusters;
 	uint8_t *buf;
@@ -147,7 +148,7 @@ typedef struct FatDir {
 /* A directory entry as found: the short entry and the long name before it, if any. */
 typedef struct FatEntry {
 	size_t first_slot; /* first long entry, or the short entry when there is none */
-	size_t slot;       /* the short entry */
+	size_t slot;	   /* the short entry */
 	uint8_t sde[FAT_SLOT_BYTES];
 	bool has_lfn;
 	char name[FAT_NAME_UTF8_MAX + 1];
@@ -218,8 +219,7 @@ static int oom(void)
 
 /* ---- boot sector ---- */
 
-int pf_fat_parse_boot(const uint8_t *b, size_t len, uint64_t partition_bytes,
-		      PfFatGeometry *ret)
+int pf_fat_parse_boot(const uint8_t *b, size_t len, uint64_t partition_bytes, PfFatGeometry *ret)
 {
 	PfFatGeometry g = { 0 };
 	uint32_t fatsz16, root_sectors;
@@ -281,20 +281,22 @@ int pf_fat_parse_boot(const uint8_t *b, size_t len, uint64_t partition_bytes,
 	} else {
 		g.fat_sectors = fatsz16;
 		if (g.root_entries == 0)
-			return CORRUPT("FAT12/16 volume without root directory entries (offset 17)");
+			return CORRUPT(
+				"FAT12/16 volume without root directory entries (offset 17)");
 		g.boot_dirty = b[37] & BOOT_STATE_DIRTY;
 	}
 
 	root_sectors = DIV_ROUND_UP(g.root_entries * FAT_SLOT_BYTES, g.bytes_per_sector);
-	meta_sectors = (uint64_t)g.reserved_sectors + (uint64_t)g.fat_count * g.fat_sectors +
-		       root_sectors;
+	meta_sectors =
+		(uint64_t)g.reserved_sectors + (uint64_t)g.fat_count * g.fat_sectors + root_sectors;
 	if (meta_sectors >= g.total_sectors)
 		return CORRUPT("reserved sectors, FATs and root directory (%" PRIu64
 			       " sectors) do not fit in the volume (%" PRIu64 " sectors)",
 			       meta_sectors, g.total_sectors);
 	g.volume_bytes = g.total_sectors * g.bytes_per_sector;
 	if (g.volume_bytes > partition_bytes)
-		return CORRUPT("the volume (%" PRIu64 " bytes) is larger than its partition (%" PRIu64
+		return CORRUPT("the volume (%" PRIu64
+			       " bytes) is larger than its partition (%" PRIu64
 			       " bytes): the image is truncated or the partition table is wrong",
 			       g.volume_bytes, partition_bytes);
 	if ((g.total_sectors - meta_sectors) / g.sectors_per_cluster > 0x0FFFFFF5u)
@@ -314,7 +316,8 @@ int pf_fat_parse_boot(const uint8_t *b, size_t len, uint64_t partition_bytes,
 
 	/* Entries 0..cluster_count+1 must fit in one FAT. */
 	entries = (uint64_t)g.cluster_count + 2;
-	need_fat_bytes = g.fat_bits == 12 ? DIV_ROUND_UP(entries * 3, 2) : entries * (g.fat_bits / 8);
+	need_fat_bytes =
+		g.fat_bits == 12 ? DIV_ROUND_UP(entries * 3, 2) : entries * (g.fat_bits / 8);
 	if (need_fat_bytes > (uint64_t)g.fat_sectors * g.bytes_per_sector)
 		return CORRUPT("FAT of %u sectors is too small for %u clusters", g.fat_sectors,
 			       g.cluster_count);
@@ -636,8 +639,7 @@ static bool name_eq(const char *a, const char *b)
 
 /* ---- time ---- */
 
-void pf_fat_time_encode(int64_t seconds, uint16_t *ret_date, uint16_t *ret_time,
-			uint8_t *ret_tenth)
+void pf_fat_time_encode(int64_t seconds, uint16_t *ret_date, uint16_t *ret_time, uint8_t *ret_tenth)
 {
 	/* 1980-01-01 00:00:00 and 2107-12-31 23:59:59 UTC. */
 	const int64_t lo = 315532800, hi = 4354819199;
@@ -721,7 +723,8 @@ static void fat_put(PfFat *f, uint32_t c, uint32_t v)
 
 		o = (size_t)c + c / 2;
 		w = get16(f->fat + o);
-		w = c & 1 ? (uint16_t)((w & 0x000F) | (v << 4)) : (uint16_t)((w & 0xF000) | (v & 0x0FFF));
+		w = c & 1 ? (uint16_t)((w & 0x000F) | (v << 4))
+			  : (uint16_t)((w & 0xF000) | (v & 0x0FFF));
 		put16(f->fat + o, w);
 		len = 2;
 		break;
@@ -810,8 +813,8 @@ static int fat_flush(PfFat *f)
 		for (e = s + 1; e < n_sectors && (f->dirty_sectors[e / 8] & (1u << (e % 8))); e++)
 			;
 		for (uint32_t i = 0; i < f->g.fat_count; i++) {
-			uint64_t off = f->g.fat_offset_bytes +
-				       ((uint64_t)i * f->g.fat_sectors + s) * bps;
+			uint64_t off =
+				f->g.fat_offset_bytes + ((uint64_t)i * f->g.fat_sectors + s) * bps;
 
 			r = pf_volume_write(&f->vol, off, f->fat + s * bps, (e - s) * bps);
 			if (r < 0)
@@ -856,9 +859,10 @@ static int tx_commit(PfFat *f)
 /*
  * Takes n free clusters (the caller checked free_count), links them into a chain ending
  * in end-of-chain and returns them in out. Allocation continues where the last one
- * stopped, so files written one after another lie contiguous.
+ * stopped, so files written one after another lie contiguous. Returns 0, or -EUCLEAN if
+ * fewer than n are free after all (the count is kept exact, so this is a bug guard).
  */
-static void fat_alloc(PfFat *f, uint32_t n, uint32_t *out)
+static int fat_alloc(PfFat *f, uint32_t n, uint32_t *out)
 {
 	const uint32_t max = f->g.cluster_count + 1;
 	uint32_t c = cluster_ok(f, f->next_free) ? f->next_free : 2;
@@ -876,6 +880,9 @@ static void fat_alloc(PfFat *f, uint32_t n, uint32_t *out)
 		f->last_alloc = out[found - 1];
 		f->next_free = c;
 	}
+	if (found < n)
+		return CORRUPT("found %u free clusters where %u were counted", found, n);
+	return 0;
 }
 
 static void fat_free_chain(PfFat *f, const uint32_t *chain, size_t n)
@@ -963,7 +970,7 @@ static int fat_walk(PfFat *f, uint32_t first, const char *path, size_t max_n, ui
 			    "cluster %u",
 			    path, merge);
 	for (size_t i = 0; i < n; i++)
-		f->visited[list[i] / 8] &= (uint8_t)~(1u << (list[i] % 8));
+		f->visited[list[i] / 8] &= (uint8_t) ~(1u << (list[i] % 8));
 	if (r < 0) {
 		free(list);
 		return r;
@@ -974,8 +981,7 @@ static int fat_walk(PfFat *f, uint32_t first, const char *path, size_t max_n, ui
 }
 
 /* Reads or writes whole clusters, one call per contiguous run. */
-static int clusters_io(PfFat *f, const uint32_t *cl, size_t n, uint8_t *buf, size_t len,
-		       bool write)
+static int clusters_io(PfFat *f, const uint32_t *cl, size_t n, uint8_t *buf, size_t len, bool write)
 {
 	const size_t cb = f->g.cluster_bytes;
 	size_t done = 0;
@@ -1128,7 +1134,7 @@ static bool dir_next(const FatDir *d, size_t *pos, FatEntry *e)
 			if (lfn_ok) {
 				for (unsigned j = 0; j < FAT_LFN_UNITS; j++)
 					units[(ord - 1) * FAT_LFN_UNITS + j] =
-						get16(p + lfn_unit_offset[j]);
+						get16(p + lfn_unit_off[j]);
 				lfn_next = ord - 1;
 			}
 			continue;
@@ -1287,19 +1293,22 @@ static int dir_reserve(PfFat *f, FatDir *d, uint32_t grow)
 }
 
 /* Appends grow zeroed clusters (room reserved, free clusters counted) to d's chain. */
-static void dir_grow(PfFat *f, FatDir *d, uint32_t grow)
+static int dir_grow(PfFat *f, FatDir *d, uint32_t grow)
 {
 	size_t old_slots = d->n_slots;
+	int r;
 
 	if (grow == 0)
-		return;
-	fat_alloc(f, grow, d->clusters + d->n_clusters);
+		return 0;
+	r = fat_alloc(f, grow, d->clusters + d->n_clusters);
+	if (r < 0)
+		return r;
 	fat_set(f, d->clusters[d->n_clusters - 1], d->clusters[d->n_clusters]);
 	d->n_clusters += grow;
 	d->n_slots = d->n_clusters * f->g.cluster_bytes / FAT_SLOT_BYTES;
-	memset(d->buf + old_slots * FAT_SLOT_BYTES, 0,
-	       (d->n_slots - old_slots) * FAT_SLOT_BYTES);
+	memset(d->buf + old_slots * FAT_SLOT_BYTES, 0, (d->n_slots - old_slots) * FAT_SLOT_BYTES);
 	dir_touch(d, old_slots, d->n_slots);
+	return 0;
 }
 
 static void sde_set_times(uint8_t *p, int64_t mtime)
@@ -1363,7 +1372,7 @@ static void dir_put_entry(const PfFat *f, FatDir *d, size_t slot, const FatNewNa
 			size_t u = (ord - 1) * FAT_LFN_UNITS + j;
 			uint16_t v = u < nn->n_units ? nn->units[u] : u == nn->n_units ? 0 : 0xFFFF;
 
-			put16(p + lfn_unit_offset[j], v);
+			put16(p + lfn_unit_off[j], v);
 		}
 	}
 	sde_fill(f, d->buf + (slot + nn->n_lfn) * FAT_SLOT_BYTES, nn->short_name, attr, nn->ncase,
@@ -1600,8 +1609,10 @@ static int fat_open(const PfVolume *vol, void **ret_priv)
 
 	fat_bytes = (uint64_t)f->g.fat_sectors * f->g.bytes_per_sector;
 	if (fat_bytes > FAT_MAX_FAT_BYTES) {
-		r = pf_error_set(-EFBIG, "FAT: a FAT of %" PRIu64 " bytes is more than the %u "
-				 "piflash handles", fat_bytes, FAT_MAX_FAT_BYTES);
+		r = pf_error_set(-EFBIG,
+				 "FAT: a FAT of %" PRIu64 " bytes is more than the %u "
+				 "piflash handles",
+				 fat_bytes, FAT_MAX_FAT_BYTES);
 		goto fail;
 	}
 	f->fat_bytes = (size_t)fat_bytes;
@@ -1736,9 +1747,10 @@ static int fat_read_file(void *priv, const char *path, size_t max_bytes, uint8_t
 		if (r < 0)
 			goto out;
 		if (n < need) {
-			r = CORRUPT("cluster chain of '%s' is shorter than its size: %zu clusters of "
-				    "%u bytes for %u bytes",
-				    path, n, f->g.cluster_bytes, size);
+			r = CORRUPT(
+				"cluster chain of '%s' is shorter than its size: %zu clusters of "
+				"%u bytes for %u bytes",
+				path, n, f->g.cluster_bytes, size);
 			goto out;
 		}
 		r = clusters_io(f, chain, need, data, size, false);
@@ -1826,11 +1838,11 @@ static int fat_write_file(void *priv, const char *path, const void *data, size_t
 
 	need = DIV_ROUND_UP(size, f->g.cluster_bytes);
 	if ((uint64_t)need + grow > (uint64_t)f->free_count + n_old) {
-		r = pf_error_set(-ENOSPC,
-				 "FAT: no room for '%s': it needs %zu clusters of %u bytes, %" PRIu64
-				 " are free",
-				 path, need + grow, f->g.cluster_bytes,
-				 (uint64_t)f->free_count + n_old);
+		r = pf_error_set(
+			-ENOSPC,
+			"FAT: no room for '%s': it needs %zu clusters of %u bytes, %" PRIu64
+			" are free",
+			path, need + grow, f->g.cluster_bytes, (uint64_t)f->free_count + n_old);
 		goto out;
 	}
 	chain = malloc(MAX(need, 1u) * sizeof(uint32_t));
@@ -1847,9 +1859,11 @@ static int fat_write_file(void *priv, const char *path, const void *data, size_t
 
 	/* From here on only I/O can fail, and the FAT cache is rolled back if it does. */
 	fat_free_chain(f, old, n_old);
-	fat_alloc(f, (uint32_t)need, chain);
-	dir_grow(f, &fp.parent, grow);
-	r = write_data(f, chain, need, data, size);
+	r = fat_alloc(f, (uint32_t)need, chain);
+	if (r >= 0)
+		r = dir_grow(f, &fp.parent, grow);
+	if (r >= 0)
+		r = write_data(f, chain, need, data, size);
 	if (r < 0)
 		goto abort;
 
@@ -1926,8 +1940,11 @@ static int fat_mkdir(void *priv, const char *path, const PfAttr *attr)
 	if (r < 0)
 		goto out;
 
-	fat_alloc(f, 1, &cl);
-	dir_grow(f, &fp.parent, grow);
+	r = fat_alloc(f, 1, &cl);
+	if (r >= 0)
+		r = dir_grow(f, &fp.parent, grow);
+	if (r < 0)
+		goto abort;
 	/* ".." of a directory in the root points at cluster 0, also on FAT32. */
 	memset(dot, ' ', sizeof(dot));
 	memset(dotdot, ' ', sizeof(dotdot));

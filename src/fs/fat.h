@@ -25,18 +25,18 @@ typedef struct PfFatGeometry {
 	uint32_t cluster_bytes;
 	uint32_t reserved_sectors;
 	uint32_t fat_count;
-	uint32_t fat_sectors;   /* of one FAT */
-	uint32_t root_entries;  /* slots of the fixed root directory (FAT12/16); 0 on FAT32 */
+	uint32_t fat_sectors;  /* of one FAT */
+	uint32_t root_entries; /* slots of the fixed root directory (FAT12/16); 0 on FAT32 */
 	uint64_t total_sectors;
-	uint32_t cluster_count; /* data clusters, numbered 2..cluster_count+1 */
-	uint32_t root_cluster;  /* FAT32: first cluster of the root directory */
-	uint32_t fsinfo_sector; /* FAT32: FSInfo sector, 0 when there is none */
-	uint32_t active_fat;    /* FAT32 with mirroring off: the FAT in use; else 0 */
+	uint32_t cluster_count;	    /* data clusters, numbered 2..cluster_count+1 */
+	uint32_t root_cluster;	    /* FAT32: first cluster of the root directory */
+	uint32_t fsinfo_sector;	    /* FAT32: FSInfo sector, 0 when there is none */
+	uint32_t active_fat;	    /* FAT32 with mirroring off: the FAT in use; else 0 */
 	uint64_t fat_offset_bytes;  /* first FAT, from the partition start */
 	uint64_t root_offset_bytes; /* fixed root directory (FAT12/16) */
 	uint64_t data_offset_bytes; /* cluster 2 */
-	uint64_t volume_bytes;      /* total_sectors * bytes_per_sector */
-	bool boot_dirty;            /* the boot sector's state byte says "dirty" */
+	uint64_t volume_bytes;	    /* total_sectors * bytes_per_sector */
+	bool boot_dirty;	    /* the boot sector's state byte says "dirty" */
 } PfFatGeometry;
 
 /*

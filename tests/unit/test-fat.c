@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -154,8 +155,7 @@ static void img_reopen(Img *im)
 	img_open_fs(im);
 }
 
-static Img *img_new(uint64_t size, unsigned bits, unsigned bps, unsigned spc,
-		    unsigned root_entries)
+static Img *img_new(uint64_t size, unsigned bits, unsigned bps, unsigned spc, unsigned root_entries)
 {
 	Img *im = calloc(1, sizeof(*im));
 	uint8_t *buf = malloc(size);
@@ -428,8 +428,24 @@ static void test_aliases(void **state)
 	for (unsigned i = 0; i < 1000; i++)
 		free(many[i]);
 
-	/* All tails taken is -EEXIST, not a loop forever: checked on a small scale by the
-	 * uniqueness above; here just that a plain call works without a taken list. */
+	/* Every tail taken: -EEXIST, after trying each once. */
+	{
+		uint8_t(*all)[11] = malloc(999999 * 11);
+		char tmp[16];
+
+		assert_non_null(all);
+		for (unsigned i = 1; i <= 999999; i++) {
+			int tl = snprintf(tmp, sizeof(tmp), "~%u", i);
+
+			memset(all[i - 1], ' ', 11);
+			memcpy(all[i - 1], "LONGNAME", (size_t)(8 - tl));
+			memcpy(all[i - 1] + 8 - tl, tmp, (size_t)tl);
+		}
+		assert_int_equal(
+			pf_fat_make_alias("longname-file", (const uint8_t(*)[11])all, 999999, out),
+			-EEXIST);
+		free(all);
+	}
 	assert_int_equal(pf_fat_make_alias("plain", NULL, 0, out), 0);
 }
 
@@ -489,44 +505,65 @@ static void test_time(void **state)
 
 /* ---- boot sector ---- */
 
-typedef void (*Mutate)(uint8_t *b);
+/* A corrupt field: up to two (offset, width in bytes, value) pokes into a good sector. */
+typedef struct Poke {
+	unsigned off, width;
+	uint32_t value;
+} Poke;
 
-static void expect_bad_boot(const uint8_t *good, uint64_t part, Mutate m, const char *what)
+typedef struct BadBoot {
+	const char *what;
+	bool fat32;
+	Poke p[2];
+} BadBoot;
+
+static const BadBoot bad_boots[] = {
+	{ "bps 0", false, { { 11, 2, 0 } } },
+	{ "bps 1000", false, { { 11, 2, 1000 } } },
+	{ "bps 8192", false, { { 11, 2, 8192 } } },
+	{ "bps 256", false, { { 11, 2, 256 } } },
+	{ "spc 0", false, { { 13, 1, 0 } } },
+	{ "spc 3", false, { { 13, 1, 3 } } },
+	{ "128 KiB clusters", false, { { 11, 2, 4096 }, { 13, 1, 32 } } },
+	{ "reserved 0", false, { { 14, 2, 0 } } },
+	{ "0 FATs", false, { { 16, 1, 0 } } },
+	{ "3 FATs", false, { { 16, 1, 3 } } },
+	{ "0 sectors", false, { { 19, 2, 0 }, { 32, 4, 0 } } },
+	{ "no root entries", false, { { 17, 2, 0 } } },
+	{ "FAT past the end", false, { { 22, 2, 0xFFFF } } },
+	{ "FAT too small", false, { { 22, 2, 1 } } },
+	{ "reserved past the end", false, { { 14, 2, 0xFFFF } } },
+	{ "root past the end", false, { { 17, 2, 0xFFF0 }, { 19, 2, 4000 } } },
+	{ "volume past the partition", false, { { 19, 2, 0 }, { 32, 4, 0xFFFFFFF0 } } },
+	{ "FAT32 with root entries", true, { { 17, 2, 512 } } },
+	{ "FAT32 FAT size 0", true, { { 36, 4, 0 } } },
+	{ "FAT32 root cluster 0", true, { { 44, 4, 0 } } },
+	{ "FAT32 root cluster too big", true, { { 44, 4, 0x0FFFFFF0 } } },
+	{ "FAT32 active FAT 5 of 2", true, { { 40, 2, 0x80 | 5 } } },
+};
+
+static void expect_bad_boot(const uint8_t *good, uint64_t part, const BadBoot *bad)
 {
 	uint8_t b[512];
 	PfFatGeometry g;
 	int r;
 
 	memcpy(b, good, sizeof(b));
-	m(b);
+	for (unsigned i = 0; i < 2; i++) {
+		const Poke *p = &bad->p[i];
+
+		if (p->width == 1)
+			b[p->off] = (uint8_t)p->value;
+		else if (p->width == 2)
+			put16(b + p->off, (uint16_t)p->value);
+		else if (p->width == 4)
+			put32(b + p->off, p->value);
+	}
 	r = pf_fat_parse_boot(b, sizeof(b), part, &g);
 	if (r != -EUCLEAN)
-		fail_msg("corrupt boot sector (%s) gave %d", what, r);
+		fail_msg("corrupt boot sector (%s) gave %d", bad->what, r);
 	assert_non_null(strstr(pf_error_message(r), "FAT"));
 }
-
-static void m_bps0(uint8_t *b) { put16(b + 11, 0); }
-static void m_bps1000(uint8_t *b) { put16(b + 11, 1000); }
-static void m_bps8192(uint8_t *b) { put16(b + 11, 8192); }
-static void m_bps256(uint8_t *b) { put16(b + 11, 256); }
-static void m_spc0(uint8_t *b) { b[13] = 0; }
-static void m_spc3(uint8_t *b) { b[13] = 3; }
-static void m_spc_big(uint8_t *b) { put16(b + 11, 4096); b[13] = 32; }
-static void m_res0(uint8_t *b) { put16(b + 14, 0); }
-static void m_fats0(uint8_t *b) { b[16] = 0; }
-static void m_fats3(uint8_t *b) { b[16] = 3; }
-static void m_total0(uint8_t *b) { put16(b + 19, 0); put32(b + 32, 0); }
-static void m_root0(uint8_t *b) { put16(b + 17, 0); }
-static void m_fat_huge(uint8_t *b) { put16(b + 22, 0xFFFF); }
-static void m_fat_small(uint8_t *b) { put16(b + 22, 1); }
-static void m_res_huge(uint8_t *b) { put16(b + 14, 0xFFFF); }
-static void m_root_huge(uint8_t *b) { put16(b + 17, 0xFFF0); put16(b + 19, 4000); }
-static void m_total_big(uint8_t *b) { put16(b + 19, 0); put32(b + 32, 0xFFFFFFF0); }
-static void m32_root_entries(uint8_t *b) { put16(b + 17, 512); }
-static void m32_fatsz0(uint8_t *b) { put32(b + 36, 0); }
-static void m32_rootc0(uint8_t *b) { put32(b + 44, 0); }
-static void m32_rootc_big(uint8_t *b) { put32(b + 44, 0x0FFFFFF0); }
-static void m32_active(uint8_t *b) { put16(b + 40, 0x80 | 5); }
 
 static void test_boot_sector(void **state)
 {
@@ -549,28 +586,12 @@ static void test_boot_sector(void **state)
 	assert_int_equal(pf_fat_parse_boot(img16, 512, 16 * 1024 * 1024 - 512, &g), -EUCLEAN);
 	assert_non_null(strstr(pf_error_message(-EUCLEAN), "truncated"));
 
-	expect_bad_boot(img16, 16 << 20, m_bps0, "bps 0");
-	expect_bad_boot(img16, 16 << 20, m_bps1000, "bps 1000");
-	expect_bad_boot(img16, 16 << 20, m_bps8192, "bps 8192");
-	expect_bad_boot(img16, 16 << 20, m_bps256, "bps 256");
-	expect_bad_boot(img16, 16 << 20, m_spc0, "spc 0");
-	expect_bad_boot(img16, 16 << 20, m_spc3, "spc 3");
-	expect_bad_boot(img16, 16 << 20, m_spc_big, "128 KiB clusters");
-	expect_bad_boot(img16, 16 << 20, m_res0, "reserved 0");
-	expect_bad_boot(img16, 16 << 20, m_fats0, "0 FATs");
-	expect_bad_boot(img16, 16 << 20, m_fats3, "3 FATs");
-	expect_bad_boot(img16, 16 << 20, m_total0, "0 sectors");
-	expect_bad_boot(img16, 16 << 20, m_root0, "no root entries");
-	expect_bad_boot(img16, 16 << 20, m_fat_huge, "FAT past the end");
-	expect_bad_boot(img16, 16 << 20, m_fat_small, "FAT too small");
-	expect_bad_boot(img16, 16 << 20, m_res_huge, "reserved past the end");
-	expect_bad_boot(img16, 16 << 20, m_root_huge, "root past the end");
-	expect_bad_boot(img16, 16 << 20, m_total_big, "volume past the partition");
-	expect_bad_boot(img32, 8 << 20, m32_root_entries, "FAT32 with root entries");
-	expect_bad_boot(img32, 8 << 20, m32_fatsz0, "FAT32 FAT size 0");
-	expect_bad_boot(img32, 8 << 20, m32_rootc0, "FAT32 root cluster 0");
-	expect_bad_boot(img32, 8 << 20, m32_rootc_big, "FAT32 root cluster too big");
-	expect_bad_boot(img32, 8 << 20, m32_active, "FAT32 active FAT 5 of 2");
+	for (size_t i = 0; i < sizeof(bad_boots) / sizeof(bad_boots[0]); i++) {
+		if (bad_boots[i].fat32)
+			expect_bad_boot(img32, 8 << 20, &bad_boots[i]);
+		else
+			expect_bad_boot(img16, 16 << 20, &bad_boots[i]);
+	}
 
 	/* FAT12 below 4085 clusters, FAT16 from there: reserved 1, 2 FATs of 16 sectors,
 	 * 512 root entries (32 sectors), 1 sector per cluster. */
@@ -690,7 +711,8 @@ static void test_roundtrip(void **state)
 	assert_true(S_ISDIR(st.mode));
 	assert_true(find_short(im, "A          ", sde) >= 0);
 	{
-		uint32_t cl = get16(sde + 26) | (geo->bits == 32 ? (uint32_t)get16(sde + 20) << 16 : 0);
+		uint32_t cl =
+			get16(sde + 26) | (geo->bits == 32 ? (uint32_t)get16(sde + 20) << 16 : 0);
 		uint8_t dots[64];
 
 		assert_int_equal(pf_volume_read(&im->vol,
@@ -1092,10 +1114,11 @@ static void test_fat32_fsinfo(void **state)
 		size_t fat_bytes = (size_t)im->g.fat_sectors * 512;
 		uint8_t *f1 = malloc(fat_bytes), *f2 = malloc(fat_bytes);
 
-		assert_int_equal(pf_volume_read(&im->vol, im->g.fat_offset_bytes, f1, fat_bytes), 0);
-		assert_int_equal(pf_volume_read(&im->vol, im->g.fat_offset_bytes + fat_bytes, f2,
-						fat_bytes),
+		assert_int_equal(pf_volume_read(&im->vol, im->g.fat_offset_bytes, f1, fat_bytes),
 				 0);
+		assert_int_equal(
+			pf_volume_read(&im->vol, im->g.fat_offset_bytes + fat_bytes, f2, fat_bytes),
+			0);
 		assert_memory_equal(f1, f2, fat_bytes);
 		free(f1);
 		free(f2);
@@ -1114,7 +1137,7 @@ static void test_used(void **state)
 	uint8_t *data = pattern(5000, 7);
 
 	write_ok(im, "/a", data, 5000); /* clusters 2..4 */
-	write_ok(im, "/b", data, 100);  /* cluster 5 */
+	write_ok(im, "/b", data, 100);	/* cluster 5 */
 	assert_int_equal(pf_fs_remove(im->fs, "/a"), 0);
 	write_ok(im, "/c", data, 100); /* cluster 6: allocation moves on */
 	assert_int_equal(pf_fs_used(im->fs, &e), 0);
