@@ -11,6 +11,8 @@ libssl-dev libjson-c-dev libyaml-dev libcmocka-dev
 dosfstools mtools e2fsprogs fdisk util-linux
 gzip xz-utils zstd bzip2 zip unzip
 clang-format jq
+bmap-tools dmsetup time
+openssh-client cloud-init python3
 "
 
 missing=""

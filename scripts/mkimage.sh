@@ -23,7 +23,7 @@ usage() {
 usage: mkimage.sh FLAVOR OUT.img [--size MiB] [--fill MiB] [-v]
 
 Build a deterministic test image of FLAVOR into OUT.img (sparse).
-  FLAVOR      hypriot | ubuntu | rpios-bookworm | raspbian-buster | plain
+  FLAVOR      hypriot | ubuntu | rpios-bookworm | rpios-trixie | raspbian-buster | plain
   --size MiB  total image size (the root partition takes what the boot partition leaves)
   --fill MiB  add that many MiB of incompressible data under /var/lib/fill in the root
   -v          say what is being built
@@ -150,6 +150,12 @@ raspbian-buster)
 	P2_LABEL=rootfs DEFAULT_MIB=512
 	EXT_FEATURES=has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
 	;;
+rpios-trixie)
+	TABLE=dos DISKID=0x50494606
+	NO=6 P1_START=8192 P1_MIB=512 FAT_BITS=32 FAT_SPC=8 P1_LABEL=bootfs P1_VOLID=50490601
+	P2_LABEL=rootfs DEFAULT_MIB=768
+	EXT_FEATURES=has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize
+	;;
 plain)
 	TABLE=dos DISKID=0x50494605
 	NO=5 P1_START=2048 P1_MIB=128 FAT_BITS=32 FAT_SPC=1 P1_LABEL=boot P1_VOLID=50490501 P1_BOOTABLE=1
@@ -244,11 +250,19 @@ elf_arm64() {
 	printf '\000\000\000\000\100\000\070\000\000\000\100\000\000\000\000\000' >>"$ROOT$1"
 }
 
-# The skeleton every Debian-like root has.
+# The skeleton every Debian-like root has; "skeleton usrmerge" makes /bin, /sbin and /lib links
+# into /usr, as Debian has since bookworm's installs and trixie's images.
 skeleton() {
-	for d in bin boot dev etc home lib media mnt opt proc run sbin srv sys usr usr/bin \
+	for d in boot dev etc home media mnt opt proc run srv sys usr usr/bin \
 		usr/lib usr/sbin usr/share var var/cache var/lib var/log var/tmp; do
 		dir "/$d"
+	done
+	for d in bin lib sbin; do
+		if [ "${1:-}" = usrmerge ]; then
+			link "usr/$d" "/$d"
+		else
+			dir "/$d"
+		fi
 	done
 	dir /root 0700
 	dir /tmp 1777
@@ -349,8 +363,9 @@ accounts() {
 	fi
 	{
 		shadow_base
-		# A fixed SHA-512 crypt of the image's documented password.
-		[ $# -eq 0 ] || echo "$1:\$6\$pIfLaSh0\$X0dQm4jw1S0oG6rY5z1mUq9tCkH3f7yPr2bLnVxJ8aW4eDcT6gKsZiN0uMhB5vA9lRjOyE3pQ7tF2wXsI8kGm1:19000:0:99999:7:::"
+		# A fixed SHA-512 crypt of the image's documented password, or USER_PW ('*': no
+		# password login, as Raspberry Pi OS bookworm ships its first user).
+		[ $# -eq 0 ] || echo "$1:${USER_PW:-\$6\$pIfLaSh0\$X0dQm4jw1S0oG6rY5z1mUq9tCkH3f7yPr2bLnVxJ8aW4eDcT6gKsZiN0uMhB5vA9lRjOyE3pQ7tF2wXsI8kGm1}:19000:0:99999:7:::"
 	} | put "$ROOT" /etc/shadow 0640
 	own 0 42 /etc/shadow
 	if [ $# -gt 0 ]; then
@@ -366,6 +381,56 @@ EOF
 fstab() {
 	put "$ROOT" /etc/fstab
 }
+
+# baked_identity MACHINE_ID: what a built Raspberry Pi OS image carries that every card would
+# share unless changed: a machine-id with D-Bus's copy of it (not a link), SSH host keys (fake
+# but well-formed), and raspberrypi-sys-mods' unit that remakes the keys at first boot.
+baked_identity() {
+	echo "$1" | put "$ROOT" /etc/machine-id 0444
+	echo "$1" | put "$ROOT" /var/lib/dbus/machine-id 0444
+	cat <<'EOF' | put "$ROOT" /etc/ssh/ssh_host_ed25519_key 0600
+-----BEGIN OPENSSH PRIVATE KEY-----
+cGlmbGFzaCB0ZXN0IGltYWdlOiBub3QgYSByZWFsIGtleSwgYmFrZWQgc28gdGhhdCB0aGUg
+dGVzdHMgc2VlIHdoYXQgZXZlcnkgY2FyZCB3b3VsZCBzaGFyZQo=
+-----END OPENSSH PRIVATE KEY-----
+EOF
+	echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBpZmxhc2gtdGVzdC1pbWFnZS1ob3N0LWtleS0wMQ root@raspberrypi" |
+		put "$ROOT" /etc/ssh/ssh_host_ed25519_key.pub 0644
+	cat <<'EOF' | put "$ROOT" /lib/systemd/system/regenerate_ssh_host_keys.service
+[Unit]
+Description=Regenerate SSH host keys
+Before=ssh.service
+ConditionFileIsExecutable=/usr/bin/ssh-keygen
+
+[Service]
+Type=oneshot
+ExecStartPre=-/bin/dd if=/dev/hwrng of=/dev/urandom count=1 bs=4096
+ExecStart=/bin/sh -c "/bin/rm -f -v /etc/ssh/ssh_host_*_key*"
+ExecStart=/usr/bin/ssh-keygen -A -v
+ExecStartPost=/bin/systemctl disable regenerate_ssh_host_keys
+
+[Install]
+WantedBy=multi-user.target
+EOF
+	link /lib/systemd/system/regenerate_ssh_host_keys.service \
+		/etc/systemd/system/multi-user.target.wants/regenerate_ssh_host_keys.service
+}
+
+# rpi_sys_mods: raspberrypi-sys-mods' first boot (firstboot, run as init= once) and its
+# init_config, which applies custom.toml from the boot partition.
+rpi_sys_mods() {
+	cat <<'EOF' | put "$ROOT" /usr/lib/raspberrypi-sys-mods/firstboot 0755
+#!/bin/sh
+# Runs once, as init= on the first boot: resizes the root, applies custom.toml through
+# init_config, removes itself from cmdline.txt and reboots.
+EOF
+	cat <<'EOF' | put "$ROOT" /usr/lib/raspberrypi-sys-mods/init_config 0755
+#!/usr/bin/python3
+# Applies /boot/firmware/custom.toml: [system] hostname, [user] name/password,
+# [ssh] enabled/authorized_keys, [wlan], [locale].
+EOF
+}
+
 
 set_hostname() {
 	echo "$1" | put "$ROOT" /etc/hostname
@@ -981,7 +1046,7 @@ flavor_rpios-bookworm() {
 	dir /boot/firmware
 	local partuuid=${DISKID#0x}
 	cat <<EOF | put "$BOOT" /cmdline.txt
-console=serial0,115200 console=tty1 root=PARTUUID=$partuuid-02 rootfstype=ext4 fsck.repair=yes rootwait quiet splash plymouth.ignore-serial-consoles
+console=serial0,115200 console=tty1 root=PARTUUID=$partuuid-02 rootfstype=ext4 fsck.repair=yes rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot splash plymouth.ignore-serial-consoles
 EOF
 	cat <<'EOF' | put "$BOOT" /config.txt
 # For more options and information see
@@ -1058,7 +1123,26 @@ PARTUUID=$partuuid-01  /boot/firmware  vfat    defaults          0       2
 PARTUUID=$partuuid-02  /               ext4    defaults,noatime  0       1
 EOF
 	set_hostname raspberrypi
-	accounts
+	# pi-gen makes the first user and disables its password; userconf-pi renames it (home,
+	# group and all) at first boot to what userconf.txt or custom.toml says.
+	USER_PW='*' accounts pi 1000 1000 ",,," adm,dialout,cdrom,sudo,audio,video,plugdev,games,users,input,netdev
+	baked_identity 5049460350494603504946035049460f
+	rpi_sys_mods
+	cat <<'EOF' | put "$ROOT" /lib/systemd/system/userconfig.service
+[Unit]
+Description=User configuration dialog
+After=systemd-user-sessions.service
+Before=getty@tty1.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/userconf-pi/userconf-service
+
+[Install]
+WantedBy=multi-user.target
+EOF
+	link /lib/systemd/system/userconfig.service \
+		/etc/systemd/system/multi-user.target.wants/userconfig.service
 	elf_arm64 /bin/sh
 	elf_arm64 /bin/bash
 	elf_arm64 /usr/sbin/NetworkManager
@@ -1083,7 +1167,270 @@ if [ -n "${SUDO_USER}" ] || [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 EOF
-	dir /etc/ssh
+}
+
+flavor_rpios-trixie() {
+	skeleton usrmerge
+	dir /boot/firmware
+	local partuuid=${DISKID#0x}
+	cat <<EOF | put "$BOOT" /cmdline.txt
+console=serial0,115200 console=tty1 root=PARTUUID=$partuuid-02 rootfstype=ext4 fsck.repair=yes rootwait quiet splash plymouth.ignore-serial-consoles
+EOF
+	cat <<'EOF' | put "$BOOT" /config.txt
+# For more options and information see
+# http://rptl.io/configtxt
+# Some settings may impact device functionality. See link above for details
+
+# Enable audio (loads snd_bcm2835)
+dtparam=audio=on
+
+# Automatically load overlays for detected cameras
+camera_auto_detect=1
+
+# Automatically load overlays for detected DSI displays
+display_auto_detect=1
+
+# Automatically load initramfs files, if found
+auto_initramfs=1
+
+# Enable DRM VC4 V3D driver
+dtoverlay=vc4-kms-v3d
+max_framebuffers=2
+
+# Don't have the firmware create an initial video= setting in cmdline.txt.
+# Use the kernel's default instead.
+disable_fw_kms_setup=1
+
+# Run in 64-bit mode
+arm_64bit=1
+
+# Disable compensation for displays with overscan
+disable_overscan=1
+
+# Run as fast as firmware / board allows
+arm_boost=1
+
+[all]
+EOF
+	cat <<'EOF' | put "$BOOT" /issue.txt
+Raspberry Pi reference 2025-10-01
+Generated using pi-gen, https://github.com/RPi-Distro/pi-gen, 5e2e3b3d8d2e2d0b8a9e1c5f7a3d6b4c2e1f0a9b, stage2
+EOF
+	cp "$BOOT/issue.txt" "$ROOT/etc/rpi-issue"
+	# The seed cloud-init reads (NoCloud, found by the label of this partition).
+	cat <<'EOF' | put "$BOOT" /user-data
+#cloud-config
+# This is the user-data configuration file for cloud-init. See
+# https://cloudinit.readthedocs.io/ and the Raspberry Pi documentation.
+
+hostname: raspberrypi
+manage_etc_hosts: true
+
+# A users: list here replaces the image's (/etc/cloud/cloud.cfg.d): give each user whole.
+users:
+  - name: pi
+    groups: users,adm,dialout,audio,netdev,video,plugdev,cdrom,games,input,gpio,spi,i2c,render,sudo
+    shell: /bin/bash
+    lock_passwd: true
+    sudo: ALL=(ALL) NOPASSWD:ALL
+
+enable_ssh: false
+EOF
+	cat <<'EOF' | put "$BOOT" /meta-data
+instance-id: rpios-image
+EOF
+	cat <<'EOF' | put "$BOOT" /network-config
+# netplan-style network configuration (version 2); netplan hands every device to
+# NetworkManager on Raspberry Pi OS.
+network:
+  version: 2
+  ethernets:
+    eth0:
+      dhcp4: true
+      optional: true
+EOF
+	# Debian 13 keeps os-release in /usr/lib; /etc/os-release is a link.
+	cat <<'EOF' | put "$ROOT" /usr/lib/os-release
+PRETTY_NAME="Debian GNU/Linux 13 (trixie)"
+NAME="Debian GNU/Linux"
+VERSION_ID="13"
+VERSION="13 (trixie)"
+VERSION_CODENAME=trixie
+DEBIAN_VERSION_FULL=13.1
+ID=debian
+HOME_URL="https://www.debian.org/"
+SUPPORT_URL="https://www.debian.org/support"
+BUG_REPORT_URL="https://bugs.debian.org/"
+EOF
+	link ../usr/lib/os-release /etc/os-release
+	cat <<EOF | fstab
+proc            /proc           proc    defaults          0       0
+PARTUUID=$partuuid-01  /boot/firmware  vfat    defaults          0       2
+PARTUUID=$partuuid-02  /               ext4    defaults,noatime  0       1
+EOF
+	set_hostname raspberrypi
+	accounts
+	baked_identity 5049460650494606504946065049460f
+	# usrmerge: /bin/sh -> /usr/bin/sh -> dash.
+	elf_arm64 /usr/bin/dash
+	link dash /usr/bin/sh
+	elf_arm64 /usr/bin/bash
+	elf_arm64 /usr/sbin/NetworkManager
+	cat <<'EOF' | put "$ROOT" /etc/NetworkManager/NetworkManager.conf
+[main]
+plugins=ifupdown,keyfile
+
+[ifupdown]
+managed=false
+EOF
+	dir /etc/NetworkManager/system-connections 0700
+	link /usr/lib/systemd/system/NetworkManager.service \
+		/etc/systemd/system/multi-user.target.wants/NetworkManager.service
+	cat <<'EOF' | put "$ROOT" /usr/lib/netplan/00-network-manager-all.yaml
+# Let NetworkManager manage all devices on this system.
+network:
+  version: 2
+  renderer: NetworkManager
+EOF
+	dir /etc/netplan
+	cat <<'EOF' | put "$ROOT" /usr/bin/cloud-init 0755
+#!/usr/bin/python3
+import re
+import sys
+from cloudinit.cmd.main import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\.pyw|\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+EOF
+	cat <<'EOF' | put "$ROOT" /usr/lib/python3/dist-packages/cloudinit/version.py
+# Copyright (C) 2012 Yahoo! Inc.
+#
+# This file is part of cloud-init. See LICENSE file for license information.
+
+__VERSION__ = "25.1.4"
+_PACKAGED_VERSION = "25.1.4-1"
+
+FEATURES = [
+    # supports network config version 1
+    "NETWORK_CONFIG_V1",
+    # supports network config version 2 (netplan)
+    "NETWORK_CONFIG_V2",
+]
+
+
+def version_string():
+    """Extract a version string from cloud-init."""
+    if not _PACKAGED_VERSION.startswith("@@"):
+        return _PACKAGED_VERSION
+    return __VERSION__
+EOF
+	cat <<'EOF' | put "$ROOT" /etc/cloud/cloud.cfg
+# The top level settings are used as module and base configuration.
+# A set of users which may be applied and/or used by various modules
+# when a 'default' entry is found it will reference the 'default_user'
+# from the distro configuration specified below
+users:
+   - default
+
+# If this is set, 'root' will not be able to ssh in and they
+# will get a message to login instead as the default $user
+disable_root: true
+
+# This will cause the set+update hostname module to not operate (if true)
+preserve_hostname: false
+
+# The modules that run in the 'init' stage
+cloud_init_modules:
+ - seed_random
+ - bootcmd
+ - write_files
+ - growpart
+ - resizefs
+ - disk_setup
+ - mounts
+ - set_hostname
+ - update_hostname
+ - update_etc_hosts
+ - ca_certs
+ - rsyslog
+ - users_groups
+ - ssh
+ - set_passwords
+
+# The modules that run in the 'config' stage
+cloud_config_modules:
+ - ssh_import_id
+ - keyboard
+ - locale
+ - apt_pipelining
+ - apt_configure
+ - ntp
+ - timezone
+ - disable_ec2_metadata
+ - runcmd
+
+# The modules that run in the 'final' stage
+cloud_final_modules:
+ - package_update_upgrade_install
+ - write_files_deferred
+ - scripts_vendor
+ - scripts_per_once
+ - scripts_per_boot
+ - scripts_per_instance
+ - scripts_user
+ - ssh_authkey_fingerprints
+ - keys_to_console
+ - install_hotplug
+ - phone_home
+ - final_message
+ - power_state_change
+
+# System and/or distro specific settings
+# (not accessible to handlers/transforms)
+system_info:
+   # This will affect which distro class gets used
+   distro: debian
+   # Default user name + that default users groups (if added/used)
+   default_user:
+     name: debian
+     lock_passwd: True
+     gecos: Debian
+     groups: [adm, audio, cdrom, dialout, dip, floppy, plugdev, sudo, video]
+     sudo: ["ALL=(ALL) NOPASSWD:ALL"]
+     shell: /bin/bash
+   # Other config here will be given to the distro class and/or path classes
+   paths:
+      cloud_dir: /var/lib/cloud/
+      templates_dir: /etc/cloud/templates/
+   package_mirrors:
+     - arches: [default]
+       failsafe:
+         primary: https://deb.debian.org/debian
+         security: https://deb.debian.org/debian-security
+   ssh_svcname: ssh
+EOF
+	# Raspberry Pi OS: its user as a users: list with no default, the seed on the FAT by
+	# label, and the baked host keys kept (regenerate_ssh_host_keys makes fresh ones).
+	cat <<'EOF' | put "$ROOT" /etc/cloud/cloud.cfg.d/10_raspberry-pi-user.cfg
+# The first user of Raspberry Pi OS. A users: list in user-data replaces this one.
+users:
+  - name: pi
+    groups: users,adm,dialout,audio,netdev,video,plugdev,cdrom,games,input,gpio,spi,i2c,render,sudo
+    shell: /bin/bash
+    lock_passwd: true
+    sudo: ALL=(ALL) NOPASSWD:ALL
+EOF
+	cat <<'EOF' | put "$ROOT" /etc/cloud/cloud.cfg.d/99_raspberry-pi.cfg
+# Raspberry Pi OS reads its NoCloud seed from the root of the boot partition.
+datasource_list: [ NoCloud, None ]
+datasource:
+  NoCloud:
+    fs_label: bootfs
+
+# Keep the host keys of the image: regenerate_ssh_host_keys.service makes new ones.
+ssh_deletekeys: false
+EOF
+	dir /var/lib/cloud
 }
 
 flavor_raspbian-buster() {

@@ -79,6 +79,8 @@ static void help(void)
 	       "  cache [clean]        List or remove decompressed images in the cache\n"
 	       "  ls [-l] IMAGE PART:/path   List a directory inside the image\n"
 	       "  cat IMAGE PART:/path       Print a file from inside the image\n"
+	       "  plan --node NAME [NODE OPTIONS] IMAGE   Show what would change; write nothing\n"
+	       "  verify [OPTIONS] IMAGE TARGET   Check a card or file against the image\n"
 	       "\n"
 	       "Options of the main job (piflash IMAGE OUT.img):\n"
 	       "     --add LOCAL=PART:/path[:MODE[:UID:GID]]  Put a local file in the image\n"
@@ -96,10 +98,8 @@ static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
-	{ "inspect", cmd_inspect },
-	{ "cache", cmd_cache },
-	{ "ls", cmd_ls },
-	{ "cat", cmd_cat },
+	{ "inspect", cmd_inspect }, { "cache", cmd_cache }, { "ls", cmd_ls },
+	{ "cat", cmd_cat },	    { "plan", cmd_plan },   { "verify", cmd_verify },
 };
 
 int main(int argc, char **argv)

@@ -37,3 +37,5 @@ int cmd_cache(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_write(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_verify(int argc, char **argv);

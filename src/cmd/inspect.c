@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* piflash inspect: what an image is made of. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "cmd/image.h"
 #include "disk/ptable.h"
 #include "disk/source.h"
+#include "node/flavor.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
@@ -17,11 +21,16 @@ static void help(void)
 	printf("Usage: piflash inspect [OPTIONS] IMAGE\n"
 	       "\n"
 	       "Show an image's source kind, size, cache file, partition table and, for each\n"
-	       "partition, its start, size, type, filesystem, label and UUID.\n"
+	       "partition, its start, size, type, filesystem, label and UUID; then the\n"
+	       "image's flavor as read from its own files: OS, architecture, default user,\n"
+	       "cloud-init version and seed, boot partition, network stack, and the evidence.\n"
+	       "An image whose flavor is unknown still inspects; the flavor says why.\n"
 	       "\n"
-	       "  -h --help      Show this help\n"
-	       "     --json     Print one JSON object (fields documented in README.md)\n"
-	       "     --no-cache Decompress to a temporary file instead of the cache\n");
+	       "  -h --help        Show this help\n"
+	       "     --json       Print one JSON object (fields documented in README.md)\n"
+	       "     --no-cache   Decompress to a temporary file instead of the cache\n"
+	       "     --flavor NAME  Take the flavor as given (hypriot, ubuntu, rpios-trixie,\n"
+	       "                  rpios-bookworm, raspbian, debian) and show what follows\n");
 }
 
 static json_object *json_str(const char *s)
@@ -29,7 +38,94 @@ static json_object *json_str(const char *s)
 	return s ? json_object_new_string(s) : NULL;
 }
 
-static void print_json(const char *path, const PfSource *src, const PfPtable *t)
+static json_object *json_strv(char *const *v, size_t n)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; v && i < n && v[i]; i++)
+		json_object_array_add(a, json_object_new_string(v[i]));
+	return a;
+}
+
+static json_object *json_flavor(const PfFlavorInfo *f, const char *error)
+{
+	json_object *o = json_object_new_object(), *users = json_object_new_array(), *os;
+	size_t n_cloud = 0;
+
+	json_object_object_add(o, "name", f && !error ? json_str(pf_flavor_name(f->flavor)) : NULL);
+	json_object_object_add(o, "error", json_str(error));
+	json_object_object_add(o, "evidence",
+			       f ? json_strv(f->evidence, f->n_evidence) : json_object_new_array());
+	if (!f)
+		return o;
+	json_object_object_add(o, "arch", json_str(f->arch));
+	json_object_object_add(o, "default_user", json_str(f->default_user));
+	json_object_object_add(o, "cloud_init", json_str(f->cloud_init_version));
+	json_object_object_add(o, "boot_partition",
+			       f->boot ? json_object_new_int((int)f->boot->number) : NULL);
+	json_object_object_add(o, "boot_mount", json_str(f->boot_mount));
+	json_object_object_add(o, "root_partition",
+			       f->root ? json_object_new_int((int)f->root->number) : NULL);
+	json_object_object_add(o, "seed", json_str(f->seed_dir));
+	json_object_object_add(o, "seed_how", json_str(f->seed_how));
+	json_object_object_add(o, "network", json_str(error ? NULL : pf_net_stack_name(f->net)));
+
+	os = json_object_new_object();
+	json_object_object_add(os, "id", json_str(f->os_id));
+	json_object_object_add(os, "codename", json_str(f->os_codename));
+	json_object_object_add(os, "pretty_name", json_str(f->os_pretty));
+	json_object_object_add(os, "rpi_issue", json_str(f->rpi_issue));
+	json_object_object_add(o, "os", os);
+
+	for (size_t i = 0; i < f->n_users; i++)
+		json_object_array_add(users, json_object_new_string(f->users[i].name));
+	json_object_object_add(o, "users", users);
+	json_object_object_add(o, "first_user", json_str(f->first_user));
+
+	if (f->has_cloud_init) {
+		json_object *ci = json_object_new_object();
+
+		while (f->cloud_users && f->cloud_users[n_cloud])
+			n_cloud++;
+		json_object_object_add(ci, "version", json_str(f->cloud_init_version));
+		json_object_object_add(ci, "disabled",
+				       json_object_new_boolean(f->cloud_init_disabled));
+		json_object_object_add(ci, "nocloud_fs_label", json_str(f->nocloud_fs_label));
+		json_object_object_add(ci, "nocloud_seedfrom", json_str(f->nocloud_seedfrom));
+		json_object_object_add(ci, "users_default",
+				       json_object_new_boolean(f->cloud_users_default));
+		json_object_object_add(ci, "users", json_strv(f->cloud_users, n_cloud));
+		json_object_object_add(ci, "default_user", json_str(f->cloud_default_user));
+		json_object_object_add(
+			ci, "ssh_deletekeys",
+			f->ssh_deletekeys < 0 ? NULL : json_object_new_boolean(f->ssh_deletekeys));
+		json_object_object_add(ci, "network_config_version",
+				       json_object_new_int(f->network_config_version));
+		json_object_object_add(ci, "instance_id", json_str(f->seed_instance_id));
+		json_object_object_add(o, "cloud_init_config", ci);
+	} else
+		json_object_object_add(o, "cloud_init_config", NULL);
+
+	json_object_object_add(o, "has_networkmanager",
+			       json_object_new_boolean(f->has_networkmanager));
+	json_object_object_add(o, "has_dhcpcd", json_object_new_boolean(f->has_dhcpcd));
+	json_object_object_add(o, "dhcpcd_masked", json_object_new_boolean(f->dhcpcd_masked));
+	json_object_object_add(o, "has_networkd", json_object_new_boolean(f->has_networkd));
+	json_object_object_add(o, "has_ifupdown", json_object_new_boolean(f->has_ifupdown));
+	json_object_object_add(o, "has_netplan", json_object_new_boolean(f->has_netplan));
+	json_object_object_add(o, "has_userconf", json_object_new_boolean(f->has_userconf));
+	json_object_object_add(o, "has_custom_toml", json_object_new_boolean(f->has_custom_toml));
+	json_object_object_add(o, "machine_id_baked", json_object_new_boolean(f->machine_id_baked));
+	json_object_object_add(o, "dbus_machine_id_copy",
+			       json_object_new_boolean(f->dbus_machine_id_copy));
+	json_object_object_add(o, "host_keys", json_strv(f->host_keys, f->n_host_keys));
+	json_object_object_add(o, "regenerates_host_keys",
+			       json_object_new_boolean(f->regenerates_host_keys));
+	return o;
+}
+
+static void print_json(const char *path, const PfSource *src, const PfPtable *t,
+		       const PfFlavorInfo *f, const char *flavor_error)
 {
 	json_object *root = json_object_new_object(), *jsrc = json_object_new_object(),
 		    *jt = json_object_new_object(), *parts = json_object_new_array();
@@ -66,10 +162,41 @@ static void print_json(const char *path, const PfSource *src, const PfPtable *t)
 		json_object_array_add(parts, jp);
 	}
 	json_object_object_add(root, "partitions", parts);
+	json_object_object_add(root, "flavor", json_flavor(f, flavor_error));
 
 	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 							  JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);
+}
+
+static void print_flavor(const PfFlavorInfo *f, const char *error)
+{
+	printf("\nFlavor:  %s%s%s\n", error ? "unknown (" : "",
+	       error ? error : pf_flavor_name(f->flavor), error ? ")" : "");
+	if (!f)
+		return;
+	printf("Arch:    %s\n", f->arch ? f->arch : "unknown");
+	if (f->os_pretty)
+		printf("OS:      %s\n", f->os_pretty);
+	printf("User:    %s", f->default_user ? f->default_user : "none");
+	if (!f->default_user && f->first_user && f->flavor == PF_FLAVOR_RPIOS_BOOKWORM)
+		printf(" (uid 1000 '%s' is renamed at first boot)", f->first_user);
+	else if (!f->default_user && f->n_users > 1)
+		printf(" (%zu regular users: use --user)", f->n_users);
+	printf("\n");
+	if (f->boot)
+		printf("Boot:    partition %u%s%s\n", f->boot->number, f->boot_mount ? " at " : "",
+		       f->boot_mount ? f->boot_mount : "");
+	if (f->has_cloud_init)
+		printf("cloud-init: %s, seed %s%s%s%s\n",
+		       f->cloud_init_version ? f->cloud_init_version : "version unknown",
+		       f->seed_dir ? f->seed_dir : "not found", f->seed_how ? " (" : "",
+		       f->seed_how ? f->seed_how : "", f->seed_how ? ")" : "");
+	if (!error)
+		printf("Network: %s\n", pf_net_stack_name(f->net));
+	printf("Evidence:\n");
+	for (size_t i = 0; i < f->n_evidence; i++)
+		printf("  %s\n", f->evidence[i]);
 }
 
 static void print_human(const char *path, const PfSource *src, const PfPtable *t)
@@ -106,17 +233,20 @@ int cmd_inspect(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-cache", no_argument, NULL, 'N' },
+		{ "flavor", required_argument, NULL, 'F' },
 		{},
 	};
-	_cleanup_(pf_source_freep) PfSource *src = NULL;
-	_cleanup_(pf_ptable_freep) PfPtable *t = NULL;
+	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *fi = NULL;
+	_cleanup_(freep) char *flavor_error = NULL;
+	PfFlavor forced = PF_FLAVOR_UNKNOWN;
 	PfSourceOptions so = { 0 };
 	bool json = false;
 	const char *path;
+	Image img;
 	int c, r;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
 			help();
@@ -127,6 +257,14 @@ int cmd_inspect(int argc, char **argv)
 		case 'N':
 			so.no_cache = true;
 			break;
+		case 'F':
+			r = pf_flavor_from_name(optarg, &forced);
+			if (r < 0)
+				return usage_error("inspect", "--flavor: %s", pf_error_message(r));
+			break;
+		case ':':
+			return usage_error("inspect", "option '%s' needs an argument",
+					   argv[optind - 1]);
 		default:
 			return usage_error("inspect", "unknown option '%s'", argv[optind - 1]);
 		}
@@ -136,20 +274,37 @@ int cmd_inspect(int argc, char **argv)
 				   optind >= argc ? "missing IMAGE" : "too many arguments");
 	path = argv[optind];
 
-	r = pf_source_open(path, &so, &src);
+	r = image_open(&img, path, &so);
 	if (r < 0) {
-		log_error_errno(r, "'%s'", path);
+		image_close(&img);
 		return PF_EXIT_FAILURE;
 	}
-	r = pf_ptable_read(pf_source_fd(src), pf_source_size(src), &t);
+
+	/* An unknown flavor is part of the answer, not a failure of inspect. */
+	if (forced != PF_FLAVOR_UNKNOWN)
+		r = pf_flavor_detect_as(img.tree, img.table, forced, &fi);
+	else
+		r = pf_flavor_detect(img.tree, img.table, &fi);
+	if (r < 0 && r != -ENOMEM) {
+		flavor_error = strdup(pf_error_message(r));
+		pf_error_clear();
+		if (!flavor_error)
+			r = -ENOMEM;
+		else
+			r = pf_flavor_detect_as(img.tree, img.table, PF_FLAVOR_UNKNOWN, &fi);
+	}
 	if (r < 0) {
-		log_error_errno(r, "'%s'", path);
+		log_error_errno(r, "'%s': cannot read the image's flavor", path);
+		image_close(&img);
 		return PF_EXIT_FAILURE;
 	}
 
 	if (json)
-		print_json(path, src, t);
-	else
-		print_human(path, src, t);
+		print_json(path, img.src, img.table, fi, flavor_error);
+	else {
+		print_human(path, img.src, img.table);
+		print_flavor(fi, flavor_error);
+	}
+	image_close(&img);
 	return PF_EXIT_OK;
 }

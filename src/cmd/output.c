@@ -1,48 +1,410 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "cmd/output.h"
 #include "flash/ranges.h"
 #include "flash/target.h"
+#include "flash/verify.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
+/* The target output_check() opened, for output_write(): one main job per process. */
+static PfTarget *checked_target;
+static char *checked_path;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+typedef struct Signals {
+	struct sigaction old_int, old_term;
+} Signals;
+
+/* SIGINT and SIGTERM only set a flag: the stream stops between chunks, cleanly. */
+static void signals_catch(Signals *s)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	interrupted = 0;
+	sigaction(SIGINT, &sa, &s->old_int);
+	sigaction(SIGTERM, &sa, &s->old_term);
+}
+
+static void signals_restore(Signals *s)
+{
+	sigaction(SIGINT, &s->old_int, NULL);
+	sigaction(SIGTERM, &s->old_term, NULL);
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- progress ---------------------------------------------------------------------------- */
+
+typedef struct Progress {
+	ProgressMode mode; /* resolved: BAR, JSON or NONE */
+	const char *phase;
+	double start;
+	bool bar_open; /* a bar line is on screen without its newline */
+} Progress;
+
+static void progress_init(Progress *p, ProgressMode mode)
+{
+	if (mode == PROGRESS_AUTO)
+		mode = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_NONE;
+	/* -q silences the bar; JSON asked for by name is for a program, not a person. */
+	if (mode == PROGRESS_BAR && arg_quiet)
+		mode = PROGRESS_NONE;
+	*p = (Progress){ .mode = mode };
+}
+
+static void progress_end(Progress *p)
+{
+	if (p->bar_open)
+		fputc('\n', stderr);
+	p->bar_open = false;
+	p->phase = NULL;
+}
+
+static void progress_update(void *userdata, const char *phase, uint64_t done, uint64_t total)
+{
+	Progress *p = userdata;
+	double elapsed, rate;
+
+	if (p->mode == PROGRESS_NONE)
+		return;
+	if (!p->phase || !streq(p->phase, phase)) {
+		progress_end(p);
+		p->phase = phase;
+		p->start = now_seconds();
+	}
+	elapsed = now_seconds() - p->start;
+	rate = elapsed > 0.05 ? (double)done / elapsed : 0;
+
+	if (p->mode == PROGRESS_JSON) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "phase", json_object_new_string(phase));
+		json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
+		json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
+		json_object_object_add(o, "rate", json_object_new_int64((int64_t)rate));
+		fprintf(stderr, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+	} else {
+		char d[32], t[32], r[32], eta[32] = "--:--";
+		unsigned width = 24, fill = total ? (unsigned)(width * done / total) : width;
+		char bar[32];
+
+		if (rate > 0 && total > done) {
+			uint64_t s = (uint64_t)((double)(total - done) / rate);
+
+			snprintf(eta, sizeof(eta), "%" PRIu64 ":%02" PRIu64, s / 60, s % 60);
+		}
+		memset(bar, '#', fill);
+		memset(bar + fill, '.', width - fill);
+		bar[width] = 0;
+		fprintf(stderr, "\r%-7s [%s] %s / %s  %s/s  ETA %s   ", phase, bar,
+			pf_format_bytes(d, sizeof(d), done), pf_format_bytes(t, sizeof(t), total),
+			pf_format_bytes(r, sizeof(r), (uint64_t)rate), eta);
+		p->bar_open = true;
+	}
+	fflush(stderr);
+}
+
+/* ---- ranges ------------------------------------------------------------------------------ */
+
+static int compute_ranges(Image *img, PfTarget *t, PfRanges *ret)
+{
+	uint64_t align, limit;
+	int r;
+
+	r = pf_ranges_compute(img->ov, pf_source_fd(img->src), img->table, img->tree, ret);
+	if (r < 0)
+		return log_error_errno(r, "'%s': cannot list the ranges to write", img->path);
+	if (!t)
+		return 0;
+	align = pf_target_align(t);
+	/* A card takes whole blocks (past the image's end, zeros); a file stops at its size. */
+	limit = pf_overlay_size(img->ov);
+	if (pf_target_info(t)->kind == PF_TARGET_BLOCK)
+		limit = ALIGN_UP(limit, align);
+	r = pf_ranges_align(&ret->all, align, limit);
+	if (r >= 0)
+		r = pf_ranges_align(&ret->table, align, limit);
+	if (r < 0)
+		return log_error_errno(r, "'%s': cannot align the ranges", img->path);
+	return 0;
+}
+
+static void debug_ranges(PfExtents *e)
+{
+	const char *path = getenv("PIFLASH_DEBUG_RANGES");
+	FILE *f;
+
+	if (!path || !*path)
+		return;
+	f = fopen(path, "we");
+	if (!f)
+		return;
+	for (size_t i = 0; i < e->n; i++)
+		fprintf(f, "%" PRIu64 " %" PRIu64 "\n", e->items[i].start_bytes,
+			e->items[i].length_bytes);
+	fclose(f);
+}
+
+/* ---- check ------------------------------------------------------------------------------- */
+
+static void describe(const PfTargetInfo *i)
+{
+	char size[32];
+
+	log_info("Target %s: %s%s%s, %s, model '%s', serial '%s'", i->path, i->disk,
+		 i->transport ? ", " : "", i->transport ?: "",
+		 pf_format_bytes(size, sizeof(size), i->size_bytes), i->model ?: "unknown",
+		 i->serial ?: "unknown");
+}
+
+static int confirm(Image *img, const PfTargetInfo *i, const OutputOptions *o)
+{
+	char answer[16] = "";
+
+	if (o->yes)
+		return PF_EXIT_OK;
+	if (!isatty(STDIN_FILENO)) {
+		log_error("'%s': not asking for confirmation without a terminal; add --yes to "
+			  "write it",
+			  i->path);
+		return PF_EXIT_SAFETY;
+	}
+	/* The question is asked even with -q: it is not information, it is consent. */
+	fprintf(stderr, "Write '%s' to %s (%s)? Everything on it will be lost. [y/N] ", img->path,
+		i->path, i->model ?: i->disk);
+	fflush(stderr);
+	if (!fgets(answer, sizeof(answer), stdin) ||
+	    !(streq(answer, "y\n") || streq(answer, "yes\n") || streq(answer, "Y\n"))) {
+		log_error("'%s': not confirmed, nothing written", i->path);
+		return PF_EXIT_SAFETY;
+	}
+	return PF_EXIT_OK;
+}
+
 int output_check(Image *img, const char *target, const OutputOptions *o)
 {
+	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
 	_cleanup_(closep) int in_fd = -1;
+	_cleanup_(pf_target_freep) PfTarget *t = NULL;
+	PfTargetOptions to = { .force = o->force, .base_fd = pf_source_fd(img->src) };
+	struct stat st;
 	int r;
 
 	in_fd = open(img->path, O_RDONLY | O_CLOEXEC);
-	r = pf_target_check_file(target, &(PfTargetCheck){ .input_fd = in_fd,
-							    .base_fd = pf_source_fd(img->src) });
+	to.input_fd = in_fd;
+	/* Only a card needs to know how much of it the image needs. */
+	if (!streq(target, "-") && stat(target, &st) == 0 && S_ISBLK(st.st_mode)) {
+		if (compute_ranges(img, NULL, &ranges) < 0)
+			return PF_EXIT_FAILURE;
+		to.need_bytes = ranges.need_bytes;
+	}
+
+	r = pf_target_open(target, &to, &t);
 	if (r < 0) {
 		log_error_errno(r, "'%s'", target);
-		return r == -EEXIST ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
+		return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
 	}
+	if (pf_target_info(t)->kind == PF_TARGET_BLOCK) {
+		describe(pf_target_info(t));
+		r = confirm(img, pf_target_info(t), o);
+		if (r != PF_EXIT_OK)
+			return r;
+	}
+
+	pf_target_free(checked_target);
+	free(checked_path);
+	checked_path = strdup(target);
+	if (!checked_path)
+		return PF_EXIT_FAILURE;
+	checked_target = TAKE_PTR(t);
+	return PF_EXIT_OK;
+}
+
+/* ---- write and verify -------------------------------------------------------------------- */
+
+/* Verifies and reports; returns an exit code. */
+static int verify(Image *img, PfTarget *t, PfExtents *ranges, Progress *p)
+{
+	PfVerifyOptions vo = {
+		.progress = progress_update,
+		.progress_data = p,
+		.cancel = &interrupted,
+	};
+	const char *target = pf_target_info(t)->path;
+	PfVerifyResult res = { 0 };
+	char a[32];
+	int r;
+
+	r = pf_verify(t, img->ov, ranges, &vo, &res);
+	progress_end(p);
+	if (r == -ECANCELED) {
+		log_error("'%s': interrupted while verifying", target);
+		return PF_EXIT_INTERRUPTED;
+	}
+	if (r < 0) {
+		log_error_errno(r, "'%s': cannot verify", target);
+		return PF_EXIT_FAILURE;
+	}
+	if (res.differing_bytes > 0) {
+		log_error("'%s': verification failed: %" PRIu64 " byte%s differ%s from '%s', the "
+			  "first at byte offset %" PRIu64 "%s",
+			  target, res.differing_bytes, res.differing_bytes == 1 ? "" : "s",
+			  res.differing_bytes == 1 ? "s" : "", img->path, res.first_difference,
+			  res.short_at ? " (the target ends there)" : "");
+		return PF_EXIT_VERIFY;
+	}
+	log_info("Verified %s: %s in %zu range%s read back%s, identical", target,
+		 pf_format_bytes(a, sizeof(a), res.compared_bytes), ranges->n,
+		 ranges->n == 1 ? "" : "s", res.direct ? " (O_DIRECT)" : "");
 	return PF_EXIT_OK;
 }
 
 int output_write(Image *img, const char *target, const OutputOptions *o)
 {
-	_cleanup_(pf_extents_done) PfExtents ranges = { 0 };
-	uint64_t written = 0;
-	char a[32], b[32];
-	int r;
+	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
+	_cleanup_(pf_target_freep) PfTarget *t = NULL;
+	PfWriteOptions wo = { .discard = o->discard, .cancel = &interrupted };
+	PfWriteResult res = { 0 };
+	const PfTargetInfo *info;
+	Progress p;
+	Signals sig;
+	char a[32], b[32], c[32];
+	double start;
+	int r, ret;
 
-	r = pf_ranges_image_data(pf_source_fd(img->src), pf_source_size(img->src), img->ov,
-				 &ranges);
-	if (r >= 0)
-		r = pf_target_write_file(target, img->ov, &ranges, &written);
+	if (!checked_target || !streq(checked_path, target)) {
+		ret = output_check(img, target, o);
+		if (ret != PF_EXIT_OK)
+			return ret;
+	}
+	t = TAKE_PTR(checked_target);
+	checked_path = (free(checked_path), NULL);
+	info = pf_target_info(t);
+
+	if (compute_ranges(img, t, &ranges) < 0)
+		return PF_EXIT_FAILURE;
+	debug_ranges(&ranges.all);
+	for (size_t i = 0; i < ranges.n_whole; i++) {
+		const PfPartition *part = NULL;
+
+		for (size_t k = 0; k < img->table->n_parts; k++)
+			if (img->table->parts[k].number == ranges.whole[i])
+				part = &img->table->parts[k];
+		log_info("Partition %u%s%s%s: copied whole (no filesystem piflash can read)",
+			 ranges.whole[i], part && part->fstype ? " (" : "",
+			 part && part->fstype ? part->fstype : "", part && part->fstype ? ")" : "");
+	}
+
+	progress_init(&p, o->progress);
+	wo.progress = progress_update;
+	wo.progress_data = &p;
+	signals_catch(&sig);
+	start = now_seconds();
+	r = pf_target_write(t, img->ov, &ranges.all, &ranges.table, &wo, &res);
+	progress_end(&p);
+	if (r < 0) {
+		if (r == -ECANCELED)
+			log_error("'%s': interrupted after %s of %s", target,
+				  pf_format_bytes(a, sizeof(a), res.done_bytes),
+				  pf_format_bytes(b, sizeof(b), res.total_bytes));
+		else
+			log_error_errno(r, "'%s'", target);
+		if (res.table_zeroed)
+			log_error("'%s': its partition table is left zeroed: it holds no valid "
+				  "image",
+				  target);
+		else if (info->kind == PF_TARGET_FILE)
+			log_error("'%s': not written", target);
+		ret = r == -ECANCELED ? PF_EXIT_INTERRUPTED : PF_EXIT_FAILURE;
+		goto out;
+	}
+	if (res.discard_unsupported)
+		log_info("%s does not support discard, ignoring --discard", target);
+	else if (res.discarded_bytes)
+		log_info("Discarded %s not written",
+			 pf_format_bytes(a, sizeof(a), res.discarded_bytes));
+
+	ret = PF_EXIT_OK;
+	if (info->kind != PF_TARGET_STDOUT && !o->no_verify) {
+		ret = verify(img, t, &ranges.all, &p);
+		if (ret == PF_EXIT_VERIFY && info->kind == PF_TARGET_BLOCK &&
+		    pf_target_zero(t, &ranges.table) >= 0)
+			log_error("'%s': its partition table is zeroed again: it holds no valid "
+				  "image",
+				  target);
+		if (ret != PF_EXIT_OK)
+			goto out;
+	}
+	r = pf_target_commit(t);
+	if (r < 0) {
+		log_error_errno(r, "'%s'", target);
+		ret = PF_EXIT_FAILURE;
+		goto out;
+	}
+	log_info("Wrote %s: %s image, %s written in %.1f s (%s/s)%s", target,
+		 pf_format_bytes(a, sizeof(a), pf_overlay_size(img->ov)),
+		 pf_format_bytes(b, sizeof(b), res.written_bytes), now_seconds() - start,
+		 pf_format_bytes(
+			 c, sizeof(c),
+			 (uint64_t)((double)res.done_bytes / MAX(now_seconds() - start, 0.001))),
+		 info->kind == PF_TARGET_STDOUT ? ""
+		 : o->no_verify			? ", not verified"
+						: ", verified");
+out:
+	signals_restore(&sig);
+	return ret;
+}
+
+int output_verify(Image *img, const char *target, const OutputOptions *o)
+{
+	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
+	_cleanup_(pf_target_freep) PfTarget *t = NULL;
+	PfTargetOptions to = { .input_fd = -1, .base_fd = -1, .read_only = true };
+	Progress p;
+	Signals sig;
+	int r, ret;
+
+	r = pf_target_open(target, &to, &t);
 	if (r < 0) {
 		log_error_errno(r, "'%s'", target);
 		return PF_EXIT_FAILURE;
 	}
-	log_info("Wrote %s: %s image, %s of data", target,
-		 pf_format_bytes(a, sizeof(a), pf_overlay_size(img->ov)),
-		 pf_format_bytes(b, sizeof(b), written));
-	return PF_EXIT_OK;
+	if (pf_target_info(t)->kind == PF_TARGET_STDOUT) {
+		log_error("'-': standard output cannot be verified");
+		return PF_EXIT_USAGE;
+	}
+	if (compute_ranges(img, t, &ranges) < 0)
+		return PF_EXIT_FAILURE;
+	progress_init(&p, o->progress);
+	signals_catch(&sig);
+	ret = verify(img, t, &ranges.all, &p);
+	signals_restore(&sig);
+	return ret;
 }

@@ -16,6 +16,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/image.h"
+#include "cmd/node.h"
 #include "cmd/output.h"
 #include "util/error.h"
 #include "util/strutil.h"
@@ -50,13 +51,27 @@ static void help(void)
 	       "                      Repeatable.\n"
 	       "     --no-cache       Decompress to a temporary file instead of the cache\n"
 	       "  -q --quiet          Print nothing but errors\n"
-	       "\n"
+	       "\n%s\n"
 	       "Writing a card:\n"
 	       "  -y --yes            Do not ask for confirmation (needed without a TTY)\n"
 	       "     --force          Allow a partition node or a non-removable disk\n"
 	       "     --discard        Discard (BLKDISCARD) what is not written\n"
 	       "     --no-verify      Do not read the written ranges back\n"
-	       "     --progress=MODE  auto (a bar on a TTY), bar, json (lines on stderr), none\n");
+	       "     --progress=MODE  auto (a bar on a TTY), bar, json (lines on stderr), none\n",
+	       node_options_help);
+}
+
+static void help_verify(void)
+{
+	printf("Usage: piflash verify [OPTIONS] IMAGE TARGET\n"
+	       "\n"
+	       "Check that TARGET (a card or an image file) holds what 'piflash [OPTIONS] IMAGE\n"
+	       "TARGET' writes: the same image, node options and --add files. Exit 3 on a\n"
+	       "difference, naming the first differing byte offset. Node identity is rebuilt,\n"
+	       "so give SOURCE_DATE_EPOCH and the instance id the write used (cloud-init\n"
+	       "flavors get a new instance-id each run otherwise).\n"
+	       "\n"
+	       "Options: as for the main job; see 'piflash --help'.\n");
 }
 
 static int parse_octal(const char *s, mode_t *ret)
@@ -190,9 +205,10 @@ static int apply_add(Image *img, const Add *a, int64_t now)
 	return 0;
 }
 
-int cmd_write(int argc, char **argv)
+/* The main job and `piflash verify` share their options: verify rebuilds the same image. */
+static int run(int argc, char **argv, bool verify)
 {
-	static const struct option options[] = {
+	static const struct option own[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "add", required_argument, NULL, 'a' },
 		{ "no-cache", no_argument, NULL, 'N' },
@@ -204,6 +220,11 @@ int cmd_write(int argc, char **argv)
 		{ "progress", required_argument, NULL, 'P' },
 		{},
 	};
+	_cleanup_(freep) struct option *options = node_merge_options(own);
+	_cleanup_(node_options_done) NodeOptions no = { 0 };
+	_cleanup_(pf_node_config_done) PfNodeConfig cfg = { 0 };
+	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *flavor = NULL;
+	_cleanup_(pf_plan_freep) PfPlan *plan = NULL;
 	_cleanup_(image_close) Image img = { 0 };
 	_cleanup_(freep) Add *adds = NULL;
 	PfSourceOptions so = { 0 };
@@ -214,7 +235,7 @@ int cmd_write(int argc, char **argv)
 	int c, r, ret = PF_EXIT_FAILURE;
 
 	adds = calloc(MAX_ADDS, sizeof(Add));
-	if (!adds)
+	if (!adds || !options)
 		return PF_EXIT_FAILURE;
 
 	opterr = 0;
@@ -222,7 +243,10 @@ int cmd_write(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hqy", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
-			help();
+			if (verify)
+				help_verify();
+			else
+				help();
 			ret = PF_EXIT_OK;
 			goto out;
 		case 'a':
@@ -268,13 +292,22 @@ int cmd_write(int argc, char **argv)
 			else if (streq(optarg, "none"))
 				oo.progress = PROGRESS_NONE;
 			else {
-				ret = usage_error(NULL, "--progress '%s': expected auto, bar, json or none",
-						  optarg);
+				ret = usage_error(
+					NULL, "--progress '%s': expected auto, bar, json or none",
+					optarg);
 				goto out;
 			}
 			break;
 		default:
-			ret = usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+			if (c >= NODE_OPTION_BASE) {
+				ret = node_option_parse(&no, c, optarg);
+				if (ret != 0)
+					goto out;
+				ret = PF_EXIT_FAILURE;
+				break;
+			}
+			ret = usage_error(verify ? "verify" : NULL, "unknown option '%s'",
+					  argv[optind - 1]);
 			goto out;
 		}
 	}
@@ -296,10 +329,28 @@ int cmd_write(int argc, char **argv)
 		goto out;
 
 	/* The target is checked before anything is done, let alone written. */
-	ret = output_check(&img, out, &oo);
-	if (ret != PF_EXIT_OK)
-		goto out;
-	ret = PF_EXIT_FAILURE;
+	if (!verify) {
+		ret = output_check(&img, out, &oo);
+		if (ret != PF_EXIT_OK)
+			goto out;
+		ret = PF_EXIT_FAILURE;
+	}
+
+	if (node_options_given(&no)) {
+		ret = node_plan(&img, &no, false, &cfg, &flavor, &plan);
+		if (ret != PF_EXIT_OK)
+			goto out;
+		ret = PF_EXIT_FAILURE;
+		r = pf_plan_apply(img.tree, img.table, plan, now);
+		if (r < 0) {
+			log_error_errno(r, "'%s': node '%s'", img.path, cfg.hostname);
+			goto out;
+		}
+		log_info("Node %s (%s image, user '%s'%s%s): %zu changes", cfg.hostname,
+			 pf_flavor_name(flavor->flavor), plan->user,
+			 plan->instance_id ? ", instance-id " : "",
+			 plan->instance_id ? plan->instance_id : "", plan->n_ops);
+	}
 
 	for (size_t i = 0; i < n_adds; i++)
 		if (apply_add(&img, &adds[i], now) < 0)
@@ -310,11 +361,21 @@ int cmd_write(int argc, char **argv)
 		goto out;
 	}
 
-	ret = output_write(&img, out, &oo);
+	ret = verify ? output_verify(&img, out, &oo) : output_write(&img, out, &oo);
 out:
 	for (size_t i = 0; i < n_adds; i++) {
 		free(adds[i].local);
 		free(adds[i].dest);
 	}
 	return ret;
+}
+
+int cmd_write(int argc, char **argv)
+{
+	return run(argc, argv, false);
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	return run(argc, argv, true);
 }

@@ -93,7 +93,7 @@ ext_of() {
 }
 
 # Every flavor raw, at its full default size; the human table names every label.
-for flavor in hypriot ubuntu rpios-bookworm raspbian-buster plain; do
+for flavor in hypriot ubuntu rpios-bookworm rpios-trixie raspbian-buster plain; do
 	img=$WORK/$flavor.img
 	build_image "$flavor" "$img"
 	inspect_ok "$img" "$img" raw null
@@ -125,6 +125,7 @@ done <<'EOF'
 hypriot 128 gzip xz zstd bzip2 zip
 ubuntu 320 xz
 rpios-bookworm 600 zstd
+rpios-trixie 600 gzip
 raspbian-buster 320 gzip
 plain 200 zip
 EOF

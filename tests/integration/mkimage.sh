@@ -11,6 +11,7 @@ FLAVORS='
 hypriot dos HypriotOS FAT16 root
 ubuntu gpt system-boot FAT32 writable
 rpios-bookworm dos bootfs FAT32 rootfs
+rpios-trixie dos bootfs FAT32 rootfs
 raspbian-buster dos boot FAT32 rootfs
 plain dos boot FAT32 rootfs
 '
@@ -49,7 +50,9 @@ while read -r flavor table l1 fat l2; do
 	grep -q "root=" <(fat_has "$img" "$o1" cmdline.txt) || fail "$flavor: cmdline.txt has no root="
 	pass "$flavor: cmdline.txt names the root"
 	assert_eq "$flavor: /etc/shadow is root:shadow 0640" "0:42 0640" "$(e2_owner "$img" "$o2" /etc/shadow)"
-	e2_cat "$img" "$o2" /bin/sh >"$WORK/sh"
+	sh=/bin/sh
+	[ "$flavor" = rpios-trixie ] && sh=/usr/bin/dash # usrmerge: /bin/sh -> /usr/bin/sh -> dash
+	e2_cat "$img" "$o2" "$sh" >"$WORK/sh"
 	case $flavor in
 	hypriot | raspbian-buster) want_elf="1 40" ;; # ELFCLASS32, EM_ARM
 	*) want_elf="2 183" ;;                         # ELFCLASS64, EM_AARCH64
@@ -102,8 +105,48 @@ while read -r flavor table l1 fat l2; do
 		grep -q 'root=PARTUUID=50494603-02 ' <(fat_has "$img" "$o1" cmdline.txt) ||
 			fail "rpios-bookworm: cmdline.txt root is not the disk's PARTUUID"
 		pass "rpios-bookworm: cmdline.txt root=PARTUUID"
-		assert_eq "rpios-bookworm: only system users" "" \
-			"$(e2_cat "$img" "$o2" /etc/passwd | awk -F: '$3 >= 1000 && $3 < 65534')"
+		# The first user as pi-gen leaves it: no password until userconf renames it.
+		assert_eq "rpios-bookworm: one regular user, pi" "pi:1000" \
+			"$(e2_cat "$img" "$o2" /etc/passwd | awk -F: '$3 >= 1000 && $3 < 65534 { print $1 ":" $3 }')"
+		assert_eq "rpios-bookworm: pi has no password" "pi:*" \
+			"$(e2_cat "$img" "$o2" /etc/shadow | awk -F: '$1 == "pi" { print $1 ":" $2 }')"
+		grep -q 'init=/usr/lib/raspberrypi-sys-mods/firstboot' <(fat_has "$img" "$o1" cmdline.txt) ||
+			fail "rpios-bookworm: cmdline.txt does not run firstboot"
+		pass "rpios-bookworm: cmdline.txt runs firstboot"
+		;;
+	rpios-trixie)
+		for f in user-data meta-data network-config; do
+			fat_has "$img" "$o1" "$f" >/dev/null || fail "rpios-trixie: no $f on bootfs"
+		done
+		pass "rpios-trixie: seed at the root of bootfs"
+		grep -q '^  version: 2$' <(fat_has "$img" "$o1" network-config) ||
+			fail "rpios-trixie: network-config is not version 2"
+		pass "rpios-trixie: network-config version 2"
+		assert_eq "rpios-trixie: /bin is a link" usr/bin "$(e2_readlink "$img" "$o2" /bin)"
+		assert_eq "rpios-trixie: sh is dash" dash "$(e2_readlink "$img" "$o2" /usr/bin/sh)"
+		assert_eq "rpios-trixie: /etc/os-release is a link" ../usr/lib/os-release \
+			"$(e2_readlink "$img" "$o2" /etc/os-release)"
+		grep -q '^VERSION_CODENAME=trixie$' <(e2_cat "$img" "$o2" /usr/lib/os-release) ||
+			fail "rpios-trixie: os-release is not trixie"
+		pass "rpios-trixie: os-release"
+		grep -q '__VERSION__ = "25\.' \
+			<(e2_cat "$img" "$o2" /usr/lib/python3/dist-packages/cloudinit/version.py) ||
+			fail "rpios-trixie: cloud-init is not 25.x"
+		pass "rpios-trixie: cloud-init 25.x"
+		e2_cat "$img" "$o2" /etc/cloud/cloud.cfg.d/10_raspberry-pi-user.cfg >"$WORK/users.cfg"
+		grep -q '^  - name: pi$' "$WORK/users.cfg" || fail "rpios-trixie: no pi in users:"
+		if grep -q 'default' "$WORK/users.cfg"; then
+			fail "rpios-trixie: the users: list names a default user"
+		fi
+		pass "rpios-trixie: users: list with pi and no default"
+		grep -q '^ssh_deletekeys: false$' \
+			<(e2_cat "$img" "$o2" /etc/cloud/cloud.cfg.d/99_raspberry-pi.cfg) ||
+			fail "rpios-trixie: ssh_deletekeys is not false"
+		pass "rpios-trixie: ssh_deletekeys false"
+		grep -q 'renderer: NetworkManager' \
+			<(e2_cat "$img" "$o2" /usr/lib/netplan/00-network-manager-all.yaml) ||
+			fail "rpios-trixie: netplan does not hand devices to NetworkManager"
+		pass "rpios-trixie: netplan -> NetworkManager"
 		;;
 	raspbian-buster)
 		assert_eq "raspbian-buster: /home/pi owner" "1000:1000 0755" "$(e2_owner "$img" "$o2" /home/pi)"
@@ -122,10 +165,24 @@ while read -r flavor table l1 fat l2; do
 			"$(sfdisk -J "$img" | jq '.partitiontable.partitions[0].bootable // false')"
 		;;
 	esac
+	case $flavor in
+	rpios-bookworm | rpios-trixie)
+		mid=$(e2_cat "$img" "$o2" /etc/machine-id)
+		[[ $mid =~ ^[0-9a-f]{32}$ ]] || fail "$flavor: machine-id '$mid' is not 32 hex digits"
+		pass "$flavor: machine-id baked"
+		assert_eq "$flavor: D-Bus machine-id is a copy" "$mid" \
+			"$(e2_cat "$img" "$o2" /var/lib/dbus/machine-id)"
+		assert_eq "$flavor: baked host key mode" "0:0 0600" \
+			"$(e2_owner "$img" "$o2" /etc/ssh/ssh_host_ed25519_key)"
+		assert_eq "$flavor: regenerate_ssh_host_keys enabled" \
+			/lib/systemd/system/regenerate_ssh_host_keys.service \
+			"$(e2_readlink "$img" "$o2" /etc/systemd/system/multi-user.target.wants/regenerate_ssh_host_keys.service)"
+		;;
+	esac
 done <<<"$FLAVORS"
 
 # The same bytes twice (and when the staging directory lives elsewhere).
-for flavor in hypriot ubuntu; do
+for flavor in hypriot ubuntu rpios-trixie; do
 	sleep 1 # a different second: a time that leaks in shows up
 	TMPDIR=$WORK build_image "$flavor" "$WORK/$flavor.again.img"
 	assert_eq "$flavor: deterministic" "$(sha256 "$WORK/$flavor.img")" "$(sha256 "$WORK/$flavor.again.img")"

@@ -1,0 +1,145 @@
+#!/bin/bash
+# bench.sh — how fast piflash puts an image on a card, against what people use instead.
+#
+#   scripts/bench.sh [BUILD_DIR]        (root: loop devices, dropping the page cache)
+#
+# Builds a 4 GiB HypriotOS-style image with 1 GiB of incompressible data (mkimage.sh), puts a
+# loop device over a file on disk (not tmpfs: a card is not RAM), and times, each after
+# dropping the page cache:
+#   1. dd bs=4M oflag=direct conv=fsync, then cmp of the whole image against the device;
+#   2. bmaptool create + bmaptool copy (writes the mapped blocks; does not read back);
+#   3. piflash IMG LOOP --yes, with its read-back verification (one small --add, standing in
+#      for --node customisation);
+#   4. the floor: dd over exactly the ranges piflash writes (PIFLASH_DEBUG_RANGES), then dd
+#      reading them back from the device (O_DIRECT, to /dev/null: I/O only, no comparison);
+# and prints each time, piflash's ratio to each, piflash's peak RSS (/usr/bin/time -v), and
+# the time to add one file to a cached 1 GiB image written to an image file. Skips (with a
+# message) what it cannot do. Takes a few minutes.
+set -euo pipefail
+export LC_ALL=C TZ=UTC
+PATH=$PATH:/usr/sbin:/sbin
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-$TOP/build}
+PIFLASH=$(cd "$BUILD" && pwd)/piflash
+MKIMAGE=$TOP/scripts/mkimage.sh
+
+say() { printf '%s\n' "$*"; }
+die() {
+	say "bench: $*" >&2
+	exit 1
+}
+
+[ "$(id -u)" = 0 ] || die "needs root (loop devices, drop_caches); nothing measured"
+[ -x "$PIFLASH" ] || die "no piflash at $PIFLASH: build first (meson compile -C build)"
+for t in losetup dd cmp xz; do
+	command -v "$t" >/dev/null || die "'$t' is not installed"
+done
+
+# Work on disk: /var/tmp unless it is a tmpfs.
+BASE=${BENCH_DIR:-/var/tmp}
+[ "$(stat -f -c %T "$BASE")" != tmpfs ] || die "$BASE is a tmpfs; set BENCH_DIR to a directory on disk"
+W=$(mktemp -d "$BASE/piflash-bench.XXXXXX")
+LOOP=
+cleanup() {
+	[ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null || true
+	rm -rf "$W"
+}
+trap cleanup EXIT
+export XDG_CACHE_HOME=$W/cache SOURCE_DATE_EPOCH=1700000000
+
+DROP=1
+drop_caches() {
+	sync
+	if [ "$DROP" = 1 ] && ! echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
+		say "note: cannot drop the page cache here; the figures include warm reads"
+		DROP=0
+	fi
+}
+
+now() { date +%s.%N; }
+# secs START: seconds since START, 2 decimals.
+secs() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.2f", e - s }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+IMG=$W/hypriot-4g.img
+say "Building a 4 GiB hypriot image with 1 GiB of data..."
+"$MKIMAGE" hypriot "$IMG" --size 4096 --fill 1024
+SIZE=$(stat -c %s "$IMG")
+truncate -s $((SIZE + 16 * 1048576)) "$W/card.back"
+LOOP=$(losetup -f --show "$W/card.back")
+printf 'bench\n' >"$W/note"
+say "Image: $IMG ($((SIZE / 1048576)) MiB), card: $LOOP over $W/card.back"
+say ""
+
+# 1. dd + cmp
+drop_caches
+t=$(now)
+dd if="$IMG" of="$LOOP" bs=4M oflag=direct conv=fsync status=none
+cmp -n "$SIZE" "$IMG" "$LOOP"
+T_DD=$(secs "$t")
+say "1. dd bs=4M oflag=direct conv=fsync + cmp:   ${T_DD} s"
+
+# 2. bmaptool
+T_BMAP=
+if command -v bmaptool >/dev/null; then
+	drop_caches
+	t=$(now)
+	bmaptool -q create -o "$W/img.bmap" "$IMG"
+	bmaptool -q copy --bmap "$W/img.bmap" "$IMG" "$LOOP"
+	T_BMAP=$(secs "$t")
+	say "2. bmaptool create + copy (no read-back):  ${T_BMAP} s"
+else
+	say "2. bmaptool: not installed (apt-get install bmap-tools), skipped"
+fi
+
+# 3. piflash
+drop_caches
+t=$(now)
+PIFLASH_DEBUG_RANGES=$W/ranges.txt /usr/bin/time -v -o "$W/time.txt" \
+	"$PIFLASH" -q --yes --add "$W/note=/etc/piflash-bench" "$IMG" "$LOOP" </dev/null
+T_PF=$(secs "$t")
+RSS=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$W/time.txt")
+NR=$(wc -l <"$W/ranges.txt")
+BYTES=$(awk '{ s += $2 } END { print s }' "$W/ranges.txt")
+say "3. piflash --add (1 file) IMG CARD --yes, verified:  ${T_PF} s" \
+	"($((BYTES / 1048576)) MiB in $NR ranges, peak RSS $((RSS / 1024)) MiB)"
+say "   (--add of one small file stands in for --node until node options exist)"
+
+# 4. the floor: dd over the same ranges, then read back and compare
+drop_caches
+t=$(now)
+while read -r off len; do
+	dd if="$IMG" of="$LOOP" bs=4M iflag=skip_bytes,count_bytes oflag=seek_bytes,direct \
+		skip="$off" seek="$off" count="$len" conv=notrunc status=none
+done <"$W/ranges.txt"
+sync
+while read -r off len; do
+	dd if="$LOOP" of=/dev/null bs=4M iflag=skip_bytes,count_bytes,direct skip="$off" \
+		count="$len" status=none
+done <"$W/ranges.txt"
+T_FLOOR=$(secs "$t")
+say "4. floor: dd of the same ranges + dd read-back: ${T_FLOOR} s"
+say ""
+say "piflash vs dd+cmp:   $(ratio "$T_DD" "$T_PF")x faster (target >= 3x)"
+[ -n "$T_BMAP" ] && say "piflash vs bmaptool: $(ratio "$T_BMAP" "$T_PF")x faster (target > 1x)"
+say "piflash vs floor:    $(ratio "$T_PF" "$T_FLOOR")x the floor (target <= 1.15x)"
+say "piflash peak RSS:    $((RSS / 1024)) MiB (target <= 32 MiB)"
+losetup -d "$LOOP"
+LOOP=
+rm -f "$W/card.back"
+
+# 5. customising a cached image: the second run of --add on a 1 GiB .xz
+say ""
+IMG1=$W/hypriot-1g.img
+"$MKIMAGE" hypriot "$IMG1" --size 1024
+xz -T0 -1 "$IMG1"
+"$PIFLASH" -q --add "$W/note=1:/f" "$IMG1.xz" "$W/out1.img" # fills the cache
+rm -f "$W/out1.img"
+t=$(now)
+"$PIFLASH" -q --add "$W/note=1:/f" "$IMG1.xz" "$W/out1.img"
+T_ADD=$(secs "$t")
+t=$(now)
+"$PIFLASH" -q --no-verify --add "$W/note=1:/f" "$IMG1.xz" "$W/out2.img"
+T_ADD_NV=$(secs "$t")
+say "5. --add f=1:/f on a cached 1 GiB .xz to an image file: ${T_ADD} s (${T_ADD_NV} s with --no-verify)"

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cmd/cmd.h"
+#include "cmd/node.h"
+#include "node/inventory.h"
+#include "util/error.h"
+#include "util/strutil.h"
+
+enum {
+	OPT_NODE = NODE_OPTION_BASE,
+	OPT_INVENTORY,
+	OPT_FLAVOR,
+	OPT_TEMPLATE_DIR,
+	OPT_USER_DATA,
+	OPT_SSH_PASSWORD,
+	OPT_SET,
+	/* Settings passed to pf_node_config_set() under the key in setting_keys[]. */
+	OPT_SETTING_FIRST,
+};
+
+static const struct {
+	const char *option;
+	const char *key;
+} setting_keys[] = {
+	{ "domain", "domain" },
+	{ "ssh-key", "ssh_key" },
+	{ "user", "user" },
+	{ "password-hash", "password_hash" },
+	{ "ip", "ip" },
+	{ "gateway", "gateway" },
+	{ "dns", "dns" },
+	{ "iface", "iface" },
+	{ "wifi-ssid", "wifi_ssid" },
+	{ "wifi-psk-file", "wifi_psk_file" },
+	{ "wifi-country", "wifi_country" },
+	{ "timezone", "timezone" },
+	{ "locale", "locale" },
+	{ "board", "board" },
+};
+
+const struct option node_long_options[] = {
+	{ "node", required_argument, NULL, OPT_NODE },
+	{ "inventory", required_argument, NULL, OPT_INVENTORY },
+	{ "flavor", required_argument, NULL, OPT_FLAVOR },
+	{ "template-dir", required_argument, NULL, OPT_TEMPLATE_DIR },
+	{ "user-data", required_argument, NULL, OPT_USER_DATA },
+	{ "ssh-password", no_argument, NULL, OPT_SSH_PASSWORD },
+	{ "set", required_argument, NULL, OPT_SET },
+	{ "domain", required_argument, NULL, OPT_SETTING_FIRST + 0 },
+	{ "ssh-key", required_argument, NULL, OPT_SETTING_FIRST + 1 },
+	{ "user", required_argument, NULL, OPT_SETTING_FIRST + 2 },
+	{ "password-hash", required_argument, NULL, OPT_SETTING_FIRST + 3 },
+	{ "ip", required_argument, NULL, OPT_SETTING_FIRST + 4 },
+	{ "gateway", required_argument, NULL, OPT_SETTING_FIRST + 5 },
+	{ "dns", required_argument, NULL, OPT_SETTING_FIRST + 6 },
+	{ "iface", required_argument, NULL, OPT_SETTING_FIRST + 7 },
+	{ "wifi-ssid", required_argument, NULL, OPT_SETTING_FIRST + 8 },
+	{ "wifi-psk-file", required_argument, NULL, OPT_SETTING_FIRST + 9 },
+	{ "wifi-country", required_argument, NULL, OPT_SETTING_FIRST + 10 },
+	{ "timezone", required_argument, NULL, OPT_SETTING_FIRST + 11 },
+	{ "locale", required_argument, NULL, OPT_SETTING_FIRST + 12 },
+	{ "board", required_argument, NULL, OPT_SETTING_FIRST + 13 },
+};
+const size_t node_n_long_options = ELEMENTSOF(node_long_options);
+
+const char node_options_help[] =
+	"Node identity:\n"
+	"     --node NAME            The node: its hostname, or its row of --inventory\n"
+	"     --inventory FILE.csv   Cluster inventory (hostname, ip, gateway, dns, user,\n"
+	"                            ssh_key, board, ...); options below override the row\n"
+	"     --domain DOMAIN        Domain for the FQDN\n"
+	"     --ssh-key FILE         Authorized public key(s); repeatable\n"
+	"     --user NAME            The user who gets the keys (default: the image's)\n"
+	"     --password-hash HASH   A crypt(3) hash (openssl passwd -6); never a password\n"
+	"     --ssh-password         Keep SSH password login on although keys are given\n"
+	"     --ip ADDR/PREFIX       Static IPv4 address (default: DHCP)\n"
+	"     --gateway ADDR         Default gateway, inside the --ip subnet\n"
+	"     --dns ADDR[,ADDR...]   DNS servers\n"
+	"     --iface NAME           Wired interface (default eth0)\n"
+	"     --wifi-ssid SSID --wifi-psk-file FILE --wifi-country CC   WiFi\n"
+	"     --timezone AREA/CITY   --locale LOCALE\n"
+	"     --board BOARD          pi3, pi4, pi5, zero, zero2, ...: checked against the image\n"
+	"     --set KEY=VALUE        Extra template variable; repeatable\n"
+	"     --flavor NAME          Override the detected flavor (hypriot, ubuntu,\n"
+	"                            rpios-trixie, rpios-bookworm, raspbian, debian)\n"
+	"     --template-dir DIR     Templates that replace the built-in ones by name\n"
+	"     --user-data FILE       The node's cloud-init user-data template\n";
+
+bool node_options_given(const NodeOptions *no)
+{
+	return no->node || no->inventory || no->n_settings > 0 || no->flavor || no->template_dir ||
+	       no->user_data || no->ssh_password;
+}
+
+struct option *node_merge_options(const struct option *own)
+{
+	size_t n = 0;
+	struct option *all;
+
+	while (own[n].name)
+		n++;
+	all = calloc(n + node_n_long_options + 1, sizeof(struct option));
+	if (!all)
+		return NULL;
+	memcpy(all, own, n * sizeof(struct option));
+	memcpy(all + n, node_long_options, node_n_long_options * sizeof(struct option));
+	return all;
+}
+
+int node_option_parse(NodeOptions *no, int c, const char *arg)
+{
+	switch (c) {
+	case OPT_NODE:
+		no->node = arg;
+		return 0;
+	case OPT_INVENTORY:
+		no->inventory = arg;
+		return 0;
+	case OPT_FLAVOR:
+		no->flavor = arg;
+		return 0;
+	case OPT_TEMPLATE_DIR:
+		no->template_dir = arg;
+		return 0;
+	case OPT_USER_DATA:
+		no->user_data = arg;
+		return 0;
+	case OPT_SSH_PASSWORD:
+		no->ssh_password = true;
+		return 0;
+	default:
+		break;
+	}
+	if (no->n_settings >= NODE_SETTINGS_MAX)
+		return usage_error(NULL, "more than %u node options", NODE_SETTINGS_MAX);
+	if (c == OPT_SET) {
+		const char *eq = strchr(arg, '=');
+
+		if (!eq || eq == arg)
+			return usage_error(NULL, "--set '%s': expected KEY=VALUE", arg);
+		/* Split in place is not possible on argv: keep the key as a copy. */
+		no->settings[no->n_settings++] = (NodeSetting){
+			.key = strndup(arg, (size_t)(eq - arg)),
+			.value = eq + 1,
+			.option = "--set",
+			.owned = true,
+		};
+		return no->settings[no->n_settings - 1].key ? 0 : PF_EXIT_FAILURE;
+	}
+	if (c >= OPT_SETTING_FIRST && c < OPT_SETTING_FIRST + (int)ELEMENTSOF(setting_keys)) {
+		no->settings[no->n_settings++] = (NodeSetting){
+			.key = setting_keys[c - OPT_SETTING_FIRST].key,
+			.value = arg,
+			.option = setting_keys[c - OPT_SETTING_FIRST].option,
+		};
+		return 0;
+	}
+	return usage_error(NULL, "unknown option");
+}
+
+/* Repeated --ssh-key options add up; the first replaces the inventory row's keys. */
+static int append_keys(PfNodeConfig *cfg, const char *path, const char *option)
+{
+	PfSshKey *keys = NULL, *all;
+	size_t n = 0;
+	int r;
+
+	r = pf_ssh_keys_load_file(path, &keys, &n);
+	if (r < 0)
+		return pf_error_prefix(r, "%s '%s'", option, path);
+	all = reallocarray(cfg->keys, cfg->n_keys + n, sizeof(PfSshKey));
+	if (!all) {
+		pf_ssh_keys_free(keys, n);
+		return -ENOMEM;
+	}
+	memcpy(all + cfg->n_keys, keys, n * sizeof(PfSshKey));
+	free(keys);
+	cfg->keys = all;
+	cfg->n_keys += n;
+	return 0;
+}
+
+static int node_config(const NodeOptions *no, PfNodeConfig *cfg)
+{
+	_cleanup_(pf_inventory_freep) PfInventory *inv = NULL;
+	bool keys_seen = false;
+	int r;
+
+	if (!no->node) {
+		log_error("--node NAME is needed to say which node this is");
+		return -EINVAL;
+	}
+
+	if (no->inventory) {
+		const PfInventoryRow *row;
+
+		r = pf_inventory_load(no->inventory, &inv);
+		if (r < 0)
+			return log_error_errno(r, "inventory '%s'", no->inventory);
+		row = pf_inventory_find(inv, no->node);
+		if (!row)
+			return log_error_errno(-ENOENT, "inventory '%s'", no->inventory);
+		r = pf_inventory_apply(inv, row, cfg);
+		if (r < 0)
+			return log_error_errno(r, "inventory '%s'", no->inventory);
+	} else {
+		r = pf_node_config_set(cfg, "hostname", no->node, "--node");
+		if (r < 0)
+			return log_error_errno(r, "--node");
+	}
+
+	/* Options given on the command line override the row, in the order given. */
+	for (size_t i = 0; i < no->n_settings; i++) {
+		const NodeSetting *s = &no->settings[i];
+
+		if (streq(s->key, "ssh_key") && keys_seen)
+			r = append_keys(cfg, s->value, "--ssh-key");
+		else
+			r = pf_node_config_set(cfg, s->key, s->value, s->option);
+		if (streq(s->key, "ssh_key"))
+			keys_seen = true;
+		if (r < 0)
+			return log_error_errno(r, "invalid node settings");
+	}
+	if (no->ssh_password)
+		cfg->ssh_password = true;
+
+	r = pf_node_config_check(cfg);
+	if (r < 0)
+		return log_error_errno(r, "node '%s'", no->node);
+	return 0;
+}
+
+int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, PfNodeConfig *cfg,
+	      PfFlavorInfo **ret_flavor, PfPlan **ret_plan)
+{
+	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *f = NULL;
+	_cleanup_(pf_plan_freep) PfPlan *plan = NULL;
+	PfPlanInput in = { 0 };
+	int r;
+
+	if (node_config(no, cfg) < 0)
+		return PF_EXIT_FAILURE;
+
+	if (no->flavor) {
+		PfFlavor forced;
+
+		if (pf_flavor_from_name(no->flavor, &forced) < 0)
+			return usage_error(NULL,
+					   "--flavor '%s': expected hypriot, ubuntu, rpios-trixie, "
+					   "rpios-bookworm, raspbian or debian",
+					   no->flavor);
+		r = pf_flavor_detect_as(img->tree, img->table, forced, &f);
+	} else
+		r = pf_flavor_detect(img->tree, img->table, &f);
+	if (r < 0) {
+		log_error_errno(r, "'%s': cannot tell which OS this image is (use --flavor)",
+				img->path);
+		return PF_EXIT_FAILURE;
+	}
+
+	if (cfg->board) {
+		r = pf_board_arch_ok(cfg->board, f->arch);
+		if (r < 0) {
+			log_error_errno(r, "'%s' is a %s image", img->path, f->arch);
+			return PF_EXIT_FAILURE;
+		}
+	}
+
+	in = (PfPlanInput){
+		.cfg = cfg,
+		.flavor = f,
+		.template_dir = no->template_dir,
+		.user_data_path = no->user_data,
+		.mask_secrets = mask_secrets,
+	};
+	r = pf_plan_build(img->tree, img->table, &in, &plan);
+	if (r < 0) {
+		log_error_errno(r, "'%s': cannot plan node '%s' (%s)", img->path, cfg->hostname,
+				pf_flavor_name(f->flavor));
+		return PF_EXIT_FAILURE;
+	}
+	*ret_flavor = TAKE_PTR(f);
+	*ret_plan = TAKE_PTR(plan);
+	return PF_EXIT_OK;
+}
+
+void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg)
+{
+	printf("Node %s on a %s image (%s), user '%s'%s%s\n", cfg->hostname,
+	       pf_flavor_name(f->flavor), f->arch ? f->arch : "unknown arch", p->user,
+	       p->instance_id ? ", instance-id " : "", p->instance_id ? p->instance_id : "");
+	for (size_t i = 0; i < p->n_notes; i++)
+		printf("Note: %s\n", p->notes[i]);
+	printf("\n");
+	for (size_t i = 0; i < p->n_ops; i++) {
+		const PfOp *op = &p->ops[i];
+		char where[32] = "";
+
+		if (op->part)
+			snprintf(where, sizeof(where), "%u:", op->part);
+		switch (op->kind) {
+		case PF_OP_WRITE:
+			printf("write   %s%s  (%04o %u:%u, %zu bytes%s)\n", where, op->path,
+			       (unsigned)op->mode, (unsigned)op->uid, (unsigned)op->gid, op->size,
+			       op->secret ? ", secret" : "");
+			break;
+		case PF_OP_MKDIR:
+			printf("mkdir   %s%s  (%04o %u:%u)\n", where, op->path, (unsigned)op->mode,
+			       (unsigned)op->uid, (unsigned)op->gid);
+			break;
+		case PF_OP_SYMLINK:
+			printf("symlink %s%s -> %s\n", where, op->path, op->target);
+			break;
+		case PF_OP_REMOVE:
+			printf("remove  %s%s\n", where, op->path);
+			break;
+		}
+		printf("        why: %s\n", op->why);
+		if (op->kind == PF_OP_WRITE && !op->secret && op->size > 0) {
+			const char *s = (const char *)op->data, *e = s + op->size;
+
+			/* The content, indented, so the plan says exactly what lands. */
+			while (s < e) {
+				const char *nl = memchr(s, '\n', (size_t)(e - s));
+				size_t n = nl ? (size_t)(nl - s) : (size_t)(e - s);
+
+				printf("        | %.*s\n", (int)n, s);
+				s += n + (nl ? 1 : 0);
+			}
+		}
+	}
+}
+
+void node_options_done(NodeOptions *no)
+{
+	for (size_t i = 0; i < no->n_settings; i++)
+		if (no->settings[i].owned)
+			free((char *)no->settings[i].key);
+	no->n_settings = 0;
+}

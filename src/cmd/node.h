@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The node options shared by the main job, `piflash plan` and `piflash verify`: who the node
+ * is (--node, --inventory, and the settings that override its row), which flavor and
+ * templates to use; and the step that turns them into a plan for an opened image.
+ */
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "cmd/image.h"
+#include "node/config.h"
+#include "node/flavor.h"
+#include "node/plan.h"
+
+#define NODE_SETTINGS_MAX 256
+
+typedef struct NodeSetting {
+	const char *key;   /* as pf_node_config_set() names it */
+	const char *value; /* from argv */
+	const char *option;
+	bool owned; /* key allocated (--set KEY=VALUE) */
+} NodeSetting;
+
+typedef struct NodeOptions {
+	const char *node;
+	const char *inventory;
+	const char *flavor;
+	const char *template_dir;
+	const char *user_data;
+	bool ssh_password;
+	NodeSetting settings[NODE_SETTINGS_MAX];
+	size_t n_settings;
+} NodeOptions;
+
+/* Option codes start here so they do not clash with a command's own. */
+#define NODE_OPTION_BASE 0x1000
+
+/* The long options, to be appended to a command's own table. */
+extern const struct option node_long_options[];
+extern const size_t node_n_long_options;
+
+/* The help text for the node options. */
+extern const char node_options_help[];
+
+/* Handles option c (>= NODE_OPTION_BASE). Returns 0, or a usage error exit code. */
+int node_option_parse(NodeOptions *no, int c, const char *arg);
+
+/* Frees what parsing allocated. */
+void node_options_done(NodeOptions *no);
+
+/* True if any node option was given. */
+bool node_options_given(const NodeOptions *no);
+
+/*
+ * Builds a command's option table: its own options followed by the node options.
+ * Returns a malloc'd array.
+ */
+struct option *node_merge_options(const struct option *own);
+
+/*
+ * Builds the node's settings, detects the image's flavor and makes the plan. Prints errors;
+ * returns an exit code (PF_EXIT_OK on success, with *ret_plan and *ret_flavor set).
+ */
+int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, PfNodeConfig *cfg,
+	      PfFlavorInfo **ret_flavor, PfPlan **ret_plan);
+
+/* Prints a plan for people. */
+void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg);

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* piflash plan: what the main job would change in an image, printed, nothing written. */
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cmd/cmd.h"
+#include "cmd/node.h"
+#include "util/error.h"
+#include "util/strutil.h"
+
+static void help(void)
+{
+	printf("Usage: piflash plan [OPTIONS] --node NAME [NODE OPTIONS] IMAGE\n"
+	       "\n"
+	       "Print the file operations that would give the node its identity on IMAGE:\n"
+	       "each file with its partition, mode, owner, content and why it is there.\n"
+	       "Secrets (WiFi key, password hash) are masked. Nothing is written.\n"
+	       "\n"
+	       "  -h --help       Show this help\n"
+	       "     --json       Print the plan as one JSON object\n"
+	       "     --no-cache   Decompress to a temporary file instead of the cache\n"
+	       "\n%s",
+	       node_options_help);
+}
+
+int cmd_plan(int argc, char **argv)
+{
+	static const struct option own[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "no-cache", no_argument, NULL, 'N' },
+		{},
+	};
+	_cleanup_(freep) struct option *options = node_merge_options(own);
+	_cleanup_(image_close) Image img = { 0 };
+	_cleanup_(node_options_done) NodeOptions no = { 0 };
+	_cleanup_(pf_node_config_done) PfNodeConfig cfg = { 0 };
+	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *f = NULL;
+	_cleanup_(pf_plan_freep) PfPlan *plan = NULL;
+	PfSourceOptions so = { 0 };
+	bool json = false;
+	int c, r;
+
+	if (!options)
+		return PF_EXIT_FAILURE;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		switch (c) {
+		case 'h':
+			help();
+			return PF_EXIT_OK;
+		case 'j':
+			json = true;
+			break;
+		case 'N':
+			so.no_cache = true;
+			break;
+		default:
+			if (c >= NODE_OPTION_BASE) {
+				r = node_option_parse(&no, c, optarg);
+				if (r != 0)
+					return r;
+				break;
+			}
+			return usage_error("plan", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("plan", optind >= argc ? "missing IMAGE" : "too many arguments");
+	if (!no.node)
+		return usage_error("plan", "--node NAME is needed");
+
+	if (image_open(&img, argv[optind], &so) < 0)
+		return PF_EXIT_FAILURE;
+	r = node_plan(&img, &no, true, &cfg, &f, &plan);
+	if (r != PF_EXIT_OK)
+		return r;
+
+	if (json) {
+		json_object *o = pf_plan_to_json(plan);
+
+		json_object_object_add(o, "hostname", json_object_new_string(cfg.hostname));
+		json_object_object_add(o, "flavor",
+				       json_object_new_string(pf_flavor_name(f->flavor)));
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else
+		node_plan_print(plan, f, &cfg);
+	return PF_EXIT_OK;
+}

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * The image's flavor: which OS it is and what its first boot reads, found from the image's
+ * own files — never assumed from a name or a label alone.
+ *
+ * Detection reads, through the tree (the booted system's view: root filesystem plus fstab
+ * mounts, links followed inside the image), os-release, /etc/rpi-issue, the cloud-init
+ * version and configuration, the network stacks installed, Raspberry Pi OS's first-boot
+ * tools, the NoCloud seed links, /etc/passwd, the baked machine-id and SSH host keys, and
+ * the ELF header of /bin/sh. Every file is read with a small bound. The result says what
+ * the plan needs (where the seed is, which stack applies a static address, which user gets
+ * the keys, what must not be shared between cards) and, as evidence lines, why.
+ *
+ * The rules, in order (the first that matches wins):
+ *   hypriot         os-release has HYPRIOT_OS or HYPRIOT_OS_VERSION
+ *   ubuntu          os-release ID=ubuntu
+ *   rpios-bookworm  Raspberry Pi OS (/etc/rpi-issue or ID=raspbian) with codename bookworm
+ *   raspbian        Raspberry Pi OS with codename wheezy..bullseye
+ *   rpios-trixie    Raspberry Pi OS, another codename (trixie and later), with cloud-init
+ *   rpios-bookworm  Raspberry Pi OS, another codename, no cloud-init, NetworkManager
+ *   raspbian        Raspberry Pi OS, another codename, dhcpcd
+ *   debian          ID=debian, ID=raspbian or ID_LIKE with debian, and a network stack
+ *                   (systemd-networkd, NetworkManager, ifupdown or dhcpcd)
+ * Anything else (no os-release at all, for one) is unknown.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "disk/ptable.h"
+#include "fs/tree.h"
+#include "node/passwd.h"
+#include "util/macros.h"
+
+typedef enum PfFlavor {
+	PF_FLAVOR_UNKNOWN,
+	PF_FLAVOR_HYPRIOT,
+	PF_FLAVOR_UBUNTU,
+	PF_FLAVOR_RPIOS_TRIXIE,
+	PF_FLAVOR_RPIOS_BOOKWORM,
+	PF_FLAVOR_RASPBIAN,
+	PF_FLAVOR_DEBIAN,
+	_PF_FLAVOR_MAX,
+} PfFlavor;
+
+/* "hypriot", "ubuntu", "rpios-trixie", "rpios-bookworm", "raspbian", "debian", "unknown". */
+const char *pf_flavor_name(PfFlavor f);
+/* Accepts the names above (any case) and "raspbian-buster", "raspbian-bullseye", "plain"
+ * (debian), "hypriotos". -EINVAL with a detail listing the names otherwise. "unknown" is
+ * not accepted. */
+int pf_flavor_from_name(const char *s, PfFlavor *ret);
+
+/* Which stack applies a static address on the image. */
+typedef enum PfNetStack {
+	PF_NET_NONE,
+	PF_NET_CLOUD_INIT, /* network-config in the seed (v1 or v2, see network_config_version) */
+	PF_NET_NETWORKMANAGER,
+	PF_NET_DHCPCD,
+	PF_NET_NETWORKD,
+	PF_NET_IFUPDOWN,
+	_PF_NET_MAX,
+} PfNetStack;
+
+/* "none", "cloud-init", "networkmanager", "dhcpcd", "networkd", "ifupdown". */
+const char *pf_net_stack_name(PfNetStack n);
+
+typedef struct PfFlavorInfo {
+	PfFlavor flavor;
+	/* Short human lines saying what was found, in the order it was looked at. */
+	char **evidence;
+	size_t n_evidence;
+
+	char *os_id, *os_codename, *os_pretty; /* from os-release; NULL when absent */
+	char *os_version_id;
+	char *rpi_issue; /* first line of /etc/rpi-issue, NULL without */
+
+	/* cloud-init: installed (version file, program or /etc/cloud/cloud.cfg). */
+	bool has_cloud_init;
+	bool cloud_init_disabled; /* /etc/cloud/cloud-init.disabled */
+	char *cloud_init_version; /* "0.7.9", "25.1.2"; NULL without cloud-init or version */
+	int cloud_init_major, cloud_init_minor; /* -1 when unknown */
+	char *nocloud_fs_label;	    /* datasource.NoCloud.fs_label as configured, else NULL */
+	char *nocloud_seedfrom;	    /* datasource.NoCloud.seedfrom (or ds= on cmdline), else NULL */
+	char **datasource_list;	    /* as configured (NULL-terminated), NULL if not configured */
+	char **cloud_users;	    /* named users of the image's `users:` (NULL-terminated) */
+	bool cloud_users_default;   /* `users:` has "default" (or is not configured) */
+	char *cloud_default_user;   /* system_info.default_user.name, else NULL */
+	int ssh_deletekeys;	    /* -1 not configured (cloud-init deletes), 0 false, 1 true */
+	bool cloud_init_ssh_module; /* "ssh" in cloud_init_modules (or the other stages) */
+	bool cloud_init_network_disabled; /* network: {config: disabled} */
+
+	char *arch; /* "armhf", "armel", "arm64", "amd64", "i386", "riscv64" or "unknown" */
+
+	const PfPartition *root, *boot; /* boot: the FAT (fstab /boot/firmware or /boot, else the
+					 * first vfat); either may be NULL */
+	char *boot_mount;		/* "/boot" or "/boot/firmware" as in fstab; NULL if not */
+	char *cmdline;			/* first line of cmdline.txt on the boot FAT, or NULL */
+
+	char *seed_dir;		    /* cloud-init: "PART:/dir" of user-data & co, else NULL */
+	char *seed_how;		    /* how seed_dir was found (a short phrase), else NULL */
+	char *seed_instance_id;	    /* instance-id in the seed's meta-data now, else NULL */
+	int network_config_version; /* cloud-init: 1 or 2 (the seed's, else 2 with netplan);
+				     * 0 without cloud-init */
+
+	PfNetStack net;
+	bool has_networkmanager, has_dhcpcd, dhcpcd_masked, has_networkd, networkd_enabled,
+		has_ifupdown, has_netplan, netplan_to_networkmanager;
+	bool has_userconf;	   /* /usr/lib/userconf-pi/userconf */
+	bool has_custom_toml;	   /* /usr/lib/raspberrypi-sys-mods/init_config reads custom.toml */
+	bool firstboot_in_cmdline; /* cmdline.txt runs raspberrypi-sys-mods' firstboot */
+	bool ssh_file_enables;	   /* Raspberry Pi OS: an `ssh` file on the boot FAT starts sshd */
+
+	char *default_user;	     /* see pf_flavor_detect() */
+	bool default_user_in_passwd; /* the image's /etc/passwd has it (else cloud-init makes it) */
+	char *first_user;	     /* uid 1000 (rpios-bookworm: the account userconf renames) */
+	PfPasswordState first_user_password;
+	PfPasswdEntry *users; /* regular users of /etc/passwd (uid 1000..59999, login shell) */
+	size_t n_users;
+
+	bool machine_id_baked;	   /* /etc/machine-id non-empty and not "uninitialized" */
+	bool dbus_machine_id_copy; /* /var/lib/dbus/machine-id a regular file, not a link */
+	char **host_keys;	   /* "/etc/ssh/ssh_host_*_key{,.pub}" present, sorted */
+	size_t n_host_keys;
+	bool regenerates_host_keys; /* something makes missing host keys at boot */
+} PfFlavorInfo;
+
+/*
+ * Detects the flavor of the image. On success *ret holds everything found. An image whose
+ * flavor matches no rule is -ENOENT with a detail listing what was found (os-release ID and
+ * codename, network stacks, cloud-init); other errors are -ENOMEM or -errno of a read that
+ * failed beyond "not there".
+ *
+ * default_user: with cloud-init, system_info.default_user.name when `users:` has "default",
+ * else the first named user of `users:`; on rpios-bookworm none (the uid-1000 account is
+ * renamed at first boot: first_user); otherwise the single regular user of /etc/passwd, or
+ * "pi" among several; else NULL.
+ */
+int pf_flavor_detect(PfTree *tree, const PfPtable *t, PfFlavorInfo **ret);
+
+/*
+ * Like pf_flavor_detect() but takes the flavor as given (--flavor NAME) and does not fail
+ * when the image matches no rule: everything else is filled from the image, and the
+ * network stack and default user follow the forced flavor. forced PF_FLAVOR_UNKNOWN keeps
+ * what was detected (or unknown). Fails only on -ENOMEM and broken reads.
+ */
+int pf_flavor_detect_as(PfTree *tree, const PfPtable *t, PfFlavor forced, PfFlavorInfo **ret);
+
+PfFlavorInfo *pf_flavor_info_free(PfFlavorInfo *f);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PfFlavorInfo *, pf_flavor_info_free);
+
+/* ---- parsers, exported for the tests ---- */
+
+/* The value of key in os-release text (quotes and escapes removed): 0 or -ENOENT. */
+int pf_os_release_get(const char *text, size_t len, const char *key, char **ret);
+
+/* The Debian architecture of an ELF header ("arm64", ...; "unknown" for another machine):
+ * 0, or -EINVAL (with a detail) when data is no ELF header. */
+int pf_elf_arch(const uint8_t *data, size_t size, const char **ret_arch);
+
+/* `__VERSION__ = "X.Y..."` of cloudinit/version.py: 0 or -ENOENT. */
+int pf_cloud_init_version_parse(const char *text, size_t len, char **ret_version, int *ret_major,
+				int *ret_minor);

@@ -1,0 +1,978 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "node/template.h"
+#include "util/error.h"
+#include "util/macros.h"
+
+/* ---- context tree ---- */
+
+typedef enum ValueType {
+	VALUE_STRING,
+	VALUE_BOOL,
+	VALUE_LIST,
+} ValueType;
+
+typedef struct Value {
+	char *key;
+	ValueType type;
+	char *string;
+	bool boolean;
+	PfTplCtx **items;
+	size_t n_items;
+} Value;
+
+struct PfTplCtx {
+	Value *values;
+	size_t n_values;
+};
+
+PfTplCtx *pf_tpl_ctx_new(void)
+{
+	return calloc(1, sizeof(PfTplCtx));
+}
+
+static void value_clear(Value *v)
+{
+	free(v->string);
+	v->string = NULL;
+	for (size_t i = 0; i < v->n_items; i++)
+		pf_tpl_ctx_free(v->items[i]);
+	free(v->items);
+	v->items = NULL;
+	v->n_items = 0;
+	v->boolean = false;
+}
+
+PfTplCtx *pf_tpl_ctx_free(PfTplCtx *c)
+{
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < c->n_values; i++) {
+		value_clear(&c->values[i]);
+		free(c->values[i].key);
+	}
+	free(c->values);
+	free(c);
+	return NULL;
+}
+
+static bool name_char_ok(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_' || ch == '-';
+}
+
+static bool name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > PF_TPL_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!name_char_ok(s[i]))
+			return false;
+	return true;
+}
+
+static Value *ctx_find(const PfTplCtx *c, const char *key, size_t len)
+{
+	for (size_t i = 0; i < c->n_values; i++)
+		if (strlen(c->values[i].key) == len && memcmp(c->values[i].key, key, len) == 0)
+			return &c->values[i];
+	return NULL;
+}
+
+/* Returns the value called key in c, cleared, or a new one; NULL when out of memory. */
+static Value *ctx_slot(PfTplCtx *c, const char *key)
+{
+	Value *v, *values;
+
+	v = ctx_find(c, key, strlen(key));
+	if (v) {
+		value_clear(v);
+		return v;
+	}
+	values = reallocarray(c->values, c->n_values + 1, sizeof(Value));
+	if (!values)
+		return NULL;
+	c->values = values;
+	v = &c->values[c->n_values];
+	*v = (Value){ .key = strdup(key) };
+	if (!v->key)
+		return NULL;
+	c->n_values++;
+	return v;
+}
+
+static int check_key(const PfTplCtx *c, const char *key)
+{
+	if (!c || !key)
+		return -EINVAL;
+	if (!name_ok(key, strlen(key)))
+		return pf_error_set(-EINVAL,
+				    "invalid template variable name '%.80s': 1-%d characters of "
+				    "[A-Za-z0-9_-]",
+				    key, PF_TPL_NAME_MAX);
+	return 0;
+}
+
+int pf_tpl_set(PfTplCtx *c, const char *key, const char *value)
+{
+	_cleanup_(freep) char *copy = NULL;
+	Value *v;
+	int r;
+
+	r = check_key(c, key);
+	if (r < 0)
+		return r;
+	if (!value)
+		return -EINVAL;
+	if (strnlen(value, PF_TPL_OUTPUT_MAX + 1) > PF_TPL_OUTPUT_MAX)
+		return pf_error_set(-E2BIG, "value of template variable '%s' is over %d bytes", key,
+				    PF_TPL_OUTPUT_MAX);
+	copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	v = ctx_slot(c, key);
+	if (!v)
+		return -ENOMEM;
+	v->type = VALUE_STRING;
+	v->string = TAKE_PTR(copy);
+	return 0;
+}
+
+int pf_tpl_set_bool(PfTplCtx *c, const char *key, bool b)
+{
+	Value *v;
+	int r;
+
+	r = check_key(c, key);
+	if (r < 0)
+		return r;
+	v = ctx_slot(c, key);
+	if (!v)
+		return -ENOMEM;
+	v->type = VALUE_BOOL;
+	v->boolean = b;
+	return 0;
+}
+
+int pf_tpl_list_append(PfTplCtx *c, const char *key, PfTplCtx **ret_item)
+{
+	PfTplCtx **items, *item;
+	Value *v;
+	int r;
+
+	r = check_key(c, key);
+	if (r < 0)
+		return r;
+	v = ctx_find(c, key, strlen(key));
+	if (v && v->type != VALUE_LIST)
+		return pf_error_set(-EINVAL, "template variable '%s' is not a list", key);
+	if (v && v->n_items >= PF_TPL_LIST_MAX)
+		return pf_error_set(-E2BIG, "template list '%s' has more than %d items", key,
+				    PF_TPL_LIST_MAX);
+	if (!v) {
+		v = ctx_slot(c, key);
+		if (!v)
+			return -ENOMEM;
+		v->type = VALUE_LIST;
+	}
+	item = pf_tpl_ctx_new();
+	if (!item)
+		return -ENOMEM;
+	items = reallocarray(v->items, v->n_items + 1, sizeof(PfTplCtx *));
+	if (!items) {
+		pf_tpl_ctx_free(item);
+		return -ENOMEM;
+	}
+	v->items = items;
+	v->items[v->n_items++] = item;
+	if (ret_item)
+		*ret_item = item;
+	return 0;
+}
+
+/* ---- parsing ---- */
+
+typedef enum TokenType {
+	TOKEN_TEXT,
+	TOKEN_VAR, /* {{name}}: escaped by mode */
+	TOKEN_RAW, /* {{{name}}}, {{&name}} */
+	TOKEN_SECTION,
+	TOKEN_INVERTED,
+	TOKEN_END,
+} TokenType;
+
+typedef struct Token {
+	TokenType type;
+	const char *start; /* the text, or the name */
+	size_t len;
+	unsigned line;
+	size_t end; /* sections: index of the matching TOKEN_END */
+} Token;
+
+typedef struct Parser {
+	const char *name;
+	const char *text;
+	size_t len;
+	Token *tokens;
+	size_t n_tokens, cap_tokens;
+	/* Newlines counted up to line_pos: line is the line number at line_pos. */
+	size_t line_pos;
+	unsigned line;
+} Parser;
+
+static const char *tpl_name(const char *name)
+{
+	return name ? name : "template";
+}
+
+static unsigned line_at(Parser *p, size_t pos)
+{
+	for (; p->line_pos < pos; p->line_pos++)
+		if (p->text[p->line_pos] == '\n')
+			p->line++;
+	return p->line;
+}
+
+static int push_token(Parser *p, TokenType type, const char *start, size_t len, unsigned line)
+{
+	if (type == TOKEN_TEXT && len == 0)
+		return 0;
+	if (p->n_tokens == p->cap_tokens) {
+		size_t cap = p->cap_tokens ? p->cap_tokens * 2 : 64;
+		Token *t = reallocarray(p->tokens, cap, sizeof(Token));
+
+		if (!t)
+			return -ENOMEM;
+		p->tokens = t;
+		p->cap_tokens = cap;
+	}
+	p->tokens[p->n_tokens++] =
+		(Token){ .type = type, .start = start, .len = len, .line = line };
+	return 0;
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Finds needle in text[from, len); returns its position or len when absent. */
+static size_t find(const char *text, size_t len, size_t from, const char *needle)
+{
+	const char *f = memmem(text + from, len - from, needle, strlen(needle));
+
+	return f ? (size_t)(f - text) : len;
+}
+
+static int parse(Parser *p)
+{
+	size_t stack[PF_TPL_DEPTH_MAX];
+	size_t depth = 0, pos = 0, text_start = 0;
+	unsigned text_line = 1;
+	const char *name = tpl_name(p->name);
+	int r;
+
+	if (p->len > PF_TPL_TEMPLATE_MAX)
+		return pf_error_set(-EFBIG, "%s: template is over %d KiB", name,
+				    PF_TPL_TEMPLATE_MAX / 1024);
+	if (memchr(p->text, 0, p->len))
+		return pf_error_set(
+			-EINVAL, "%s:%u: NUL byte in template", name,
+			line_at(p, (size_t)((const char *)memchr(p->text, 0, p->len) - p->text)));
+
+	for (;;) {
+		size_t open = find(p->text, p->len, pos, "{{");
+		size_t content, close, tag_end, b, e;
+		TokenType type;
+		unsigned line;
+		char sigil;
+
+		if (open == p->len) {
+			r = push_token(p, TOKEN_TEXT, p->text + text_start, p->len - text_start,
+				       text_line);
+			if (r < 0)
+				return r;
+			break;
+		}
+		line = line_at(p, open);
+
+		if (open + 2 < p->len && p->text[open + 2] == '{') {
+			content = open + 3;
+			close = find(p->text, p->len, content, "}}}");
+			tag_end = close + 3;
+			sigil = '{';
+		} else {
+			content = open + 2;
+			close = find(p->text, p->len, content, "}}");
+			tag_end = close + 2;
+			sigil = content < p->len ? p->text[content] : 0;
+		}
+		if (close == p->len)
+			return pf_error_set(-EINVAL, "%s:%u: tag '{{' is not closed", name, line);
+
+		switch (sigil) {
+		case '{':
+			type = TOKEN_RAW;
+			break;
+		case '&':
+			type = TOKEN_RAW;
+			content++;
+			break;
+		case '#':
+			type = TOKEN_SECTION;
+			content++;
+			break;
+		case '^':
+			type = TOKEN_INVERTED;
+			content++;
+			break;
+		case '/':
+			type = TOKEN_END;
+			content++;
+			break;
+		case '!':
+			if (find(p->text, close, content, "{{") != close)
+				return pf_error_set(
+					-EINVAL,
+					"%s:%u: '{{' inside a comment (a comment ends at "
+					"the first '}}')",
+					name, line);
+			type = TOKEN_TEXT; /* a comment: emits nothing */
+			break;
+		case '>':
+			return pf_error_set(-EINVAL,
+					    "%s:%u: partials ({{>name}}) are not supported", name,
+					    line);
+		case '=':
+			return pf_error_set(-EINVAL,
+					    "%s:%u: set delimiters ({{=...=}}) are not supported",
+					    name, line);
+		default:
+			type = TOKEN_VAR;
+			break;
+		}
+
+		/* The name, blanks around it allowed. */
+		b = content;
+		e = close;
+		while (b < e && is_blank(p->text[b]))
+			b++;
+		while (e > b && is_blank(p->text[e - 1]))
+			e--;
+		if (sigil != '!' && !name_ok(p->text + b, e - b))
+			return pf_error_set(-EINVAL,
+					    "%s:%u: invalid tag '%.*s': a name is 1-%d characters "
+					    "of [A-Za-z0-9_-]",
+					    name, line, (int)MIN(tag_end - open, (size_t)80),
+					    p->text + open, PF_TPL_NAME_MAX);
+
+		/* Text before the tag; a standalone tag takes its whole line with it. */
+		if (sigil != '{' && sigil != '&' && type != TOKEN_VAR) {
+			size_t ls = open, le = tag_end;
+
+			while (ls > text_start && is_blank(p->text[ls - 1]))
+				ls--;
+			while (le < p->len && is_blank(p->text[le]))
+				le++;
+			if ((ls == 0 || p->text[ls - 1] == '\n') &&
+			    (le == p->len || p->text[le] == '\n' ||
+			     (p->text[le] == '\r' && le + 1 < p->len && p->text[le + 1] == '\n'))) {
+				open = ls;
+				tag_end = le == p->len ? le : le + (p->text[le] == '\r' ? 2 : 1);
+			}
+		}
+		r = push_token(p, TOKEN_TEXT, p->text + text_start, open - text_start, text_line);
+		if (r < 0)
+			return r;
+		text_start = pos = tag_end;
+		text_line = line_at(p, text_start);
+
+		if (sigil == '!')
+			continue;
+
+		if (type == TOKEN_END) {
+			Token *o;
+
+			if (depth == 0)
+				return pf_error_set(-EINVAL,
+						    "%s:%u: '{{/%.*s}}' closes no open section",
+						    name, line, (int)(e - b), p->text + b);
+			o = &p->tokens[stack[depth - 1]];
+			if (o->len != e - b || memcmp(o->start, p->text + b, e - b) != 0)
+				return pf_error_set(
+					-EINVAL,
+					"%s:%u: '{{/%.*s}}' does not close section '%.*s' "
+					"opened at line %u",
+					name, line, (int)(e - b), p->text + b, (int)o->len,
+					o->start, o->line);
+			o->end = p->n_tokens;
+			depth--;
+		}
+		if (type == TOKEN_SECTION || type == TOKEN_INVERTED) {
+			if (depth >= PF_TPL_DEPTH_MAX)
+				return pf_error_set(-EINVAL, "%s:%u: sections nested over %d deep",
+						    name, line, PF_TPL_DEPTH_MAX);
+			for (size_t i = 0; i < depth; i++) {
+				const Token *o = &p->tokens[stack[i]];
+
+				if (o->len == e - b && memcmp(o->start, p->text + b, e - b) == 0)
+					return pf_error_set(
+						-EINVAL,
+						"%s:%u: section '%.*s' inside a section of the "
+						"same name opened at line %u",
+						name, line, (int)(e - b), p->text + b, o->line);
+			}
+			stack[depth++] = p->n_tokens;
+		}
+		r = push_token(p, type, p->text + b, e - b, line);
+		if (r < 0)
+			return r;
+	}
+
+	if (depth > 0) {
+		const Token *o = &p->tokens[stack[depth - 1]];
+
+		return pf_error_set(-EINVAL, "%s:%u: section '%.*s' is not closed", name, o->line,
+				    (int)o->len, o->start);
+	}
+	return 0;
+}
+
+/* ---- rendering ---- */
+
+typedef struct Buf {
+	char *data;
+	size_t len, cap;
+} Buf;
+
+typedef struct Renderer {
+	const char *name;
+	const Token *tokens;
+	PfTplMode mode;
+	Buf out;
+	const PfTplCtx *stack[PF_TPL_DEPTH_MAX + 1];
+	size_t depth;
+	size_t steps;
+} Renderer;
+
+static int buf_put(Renderer *rd, const char *s, size_t n)
+{
+	Buf *b = &rd->out;
+
+	if (n > PF_TPL_OUTPUT_MAX - b->len)
+		return pf_error_set(-EFBIG, "%s: output is over %d KiB", tpl_name(rd->name),
+				    PF_TPL_OUTPUT_MAX / 1024);
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = MAX(b->cap * 2, b->len + n + 1);
+		char *d;
+
+		cap = MAX(cap, (size_t)256);
+		d = realloc(b->data, cap);
+		if (!d)
+			return -ENOMEM;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = 0;
+	return 0;
+}
+
+/* Looks name up in the context stack, innermost first. */
+static const Value *lookup(const Renderer *rd, const Token *t)
+{
+	for (size_t i = rd->depth; i > 0; i--) {
+		const Value *v = ctx_find(rd->stack[i - 1], t->start, t->len);
+
+		if (v)
+			return v;
+	}
+	return NULL;
+}
+
+/*
+ * Decodes one UTF-8 character of s[0, n); returns its length and the code point, or 0 for an
+ * invalid sequence (overlong, surrogate, over U+10FFFF, truncated).
+ */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *ret_cp)
+{
+	uint32_t cp;
+	size_t len;
+
+	if (s[0] < 0x80) {
+		*ret_cp = s[0];
+		return 1;
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*ret_cp = cp;
+	return len;
+}
+
+/*
+ * Emits s as a YAML double-quoted scalar. Escaped: '\' and '"'; every C0 control character,
+ * DEL and C1 control (NEL included, a line break in YAML 1.1); U+2028/U+2029 (line breaks in
+ * YAML 1.1); U+FEFF (a byte order mark) and U+FFFE/U+FFFF (not printable for YAML). What is
+ * left is printable in the sense of YAML 1.1 and 1.2, so libyaml and PyYAML read it back as
+ * one scalar equal to s. Invalid UTF-8 cannot be represented and is refused.
+ */
+static int emit_yaml(Renderer *rd, const Token *t, const char *s)
+{
+	static const char short_escapes[0x20][2] = {
+		['\0'] = "0", ['\a'] = "a", ['\b'] = "b", ['\t'] = "t",	  ['\n'] = "n",
+		['\v'] = "v", ['\f'] = "f", ['\r'] = "r", ['\033'] = "e",
+	};
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0, run = 0;
+	int r;
+
+	r = buf_put(rd, "\"", 1);
+	if (r < 0)
+		return r;
+	while (i < n) {
+		char esc[16];
+		uint32_t cp;
+		size_t l = utf8_decode(u + i, n - i, &cp);
+
+		if (l == 0)
+			return pf_error_set(-EINVAL,
+					    "%s:%u: value of '%.*s' is not valid UTF-8 (byte %zu)",
+					    tpl_name(rd->name), t->line, (int)t->len, t->start, i);
+		if (cp == '\\' || cp == '"')
+			snprintf(esc, sizeof(esc), "\\%c", (char)cp);
+		else if (cp < 0x20 && short_escapes[cp][0])
+			snprintf(esc, sizeof(esc), "\\%s", short_escapes[cp]);
+		else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+			snprintf(esc, sizeof(esc), "\\x%02X", (unsigned)cp);
+		else if (cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || cp == 0xfffe ||
+			 cp == 0xffff)
+			snprintf(esc, sizeof(esc), "\\u%04X", (unsigned)cp);
+		else {
+			i += l;
+			run += l;
+			continue;
+		}
+		r = buf_put(rd, s + i - run, run);
+		if (r < 0)
+			return r;
+		r = buf_put(rd, esc, strlen(esc));
+		if (r < 0)
+			return r;
+		run = 0;
+		i += l;
+	}
+	r = buf_put(rd, s + i - run, run);
+	if (r < 0)
+		return r;
+	return buf_put(rd, "\"", 1);
+}
+
+static int emit_var(Renderer *rd, const Token *t)
+{
+	const Value *v = lookup(rd, t);
+	const char *s;
+
+	if (!v)
+		return pf_error_set(-EINVAL, "%s:%u: '%.*s' is not defined", tpl_name(rd->name),
+				    t->line, (int)t->len, t->start);
+	if (v->type == VALUE_LIST)
+		return pf_error_set(-EINVAL, "%s:%u: '%.*s' is a list: use {{#%.*s}}...{{/%.*s}}",
+				    tpl_name(rd->name), t->line, (int)t->len, t->start, (int)t->len,
+				    t->start, (int)t->len, t->start);
+	s = v->type == VALUE_BOOL ? (v->boolean ? "true" : "false") : v->string;
+
+	if (t->type == TOKEN_RAW)
+		return buf_put(rd, s, strlen(s));
+	if (rd->mode == PF_TPL_YAML)
+		return emit_yaml(rd, t, s);
+	/* Text: a value may not start a line of its own. Tabs are fine. */
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+		if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
+			return pf_error_set(-EINVAL,
+					    "%s:%u: value of '%.*s' contains control character "
+					    "0x%02x",
+					    tpl_name(rd->name), t->line, (int)t->len, t->start, *c);
+	return buf_put(rd, s, strlen(s));
+}
+
+/* Counts one unit of work: a token visited or a list item entered. */
+static int step(Renderer *rd, const Token *t)
+{
+	if (++rd->steps > PF_TPL_STEPS_MAX)
+		return pf_error_set(-E2BIG, "%s:%u: rendering takes over %d steps",
+				    tpl_name(rd->name), t->line, PF_TPL_STEPS_MAX);
+	return 0;
+}
+
+static int render_range(Renderer *rd, size_t from, size_t to)
+{
+	int r;
+
+	for (size_t i = from; i < to; i++) {
+		const Token *t = &rd->tokens[i];
+		const Value *v;
+		bool truthy;
+
+		r = step(rd, t);
+		if (r < 0)
+			return r;
+		switch (t->type) {
+		case TOKEN_TEXT:
+			r = buf_put(rd, t->start, t->len);
+			break;
+		case TOKEN_VAR:
+		case TOKEN_RAW:
+			r = emit_var(rd, t);
+			break;
+		case TOKEN_SECTION:
+		case TOKEN_INVERTED:
+			v = lookup(rd, t);
+			if (!v)
+				truthy = false;
+			else if (v->type == VALUE_BOOL)
+				truthy = v->boolean;
+			else if (v->type == VALUE_STRING)
+				truthy = v->string[0] != 0;
+			else
+				truthy = v->n_items > 0;
+
+			r = 0;
+			if (t->type == TOKEN_INVERTED) {
+				if (!truthy)
+					r = render_range(rd, i + 1, t->end);
+			} else if (truthy && v->type == VALUE_LIST) {
+				for (size_t k = 0; k < v->n_items && r >= 0; k++) {
+					r = step(rd, t);
+					if (r < 0)
+						break;
+					rd->stack[rd->depth++] = v->items[k];
+					r = render_range(rd, i + 1, t->end);
+					rd->depth--;
+				}
+			} else if (truthy)
+				r = render_range(rd, i + 1, t->end);
+			i = t->end; /* past the TOKEN_END */
+			break;
+		case TOKEN_END:
+		default:
+			r = 0;
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int pf_tpl_check(const char *name, const char *text, size_t len)
+{
+	Parser p = { .name = name, .text = text, .len = len, .line = 1 };
+	int r;
+
+	if (!text && len > 0)
+		return -EINVAL;
+	r = parse(&p);
+	free(p.tokens);
+	return r;
+}
+
+int pf_tpl_render(const char *name, const char *text, size_t len, const PfTplCtx *ctx,
+		  PfTplMode mode, char **ret, size_t *ret_len)
+{
+	Parser p = { .name = name, .text = text, .len = len, .line = 1 };
+	Renderer rd = { .name = name, .mode = mode };
+	int r;
+
+	if ((!text && len > 0) || !ctx || !ret || (mode != PF_TPL_TEXT && mode != PF_TPL_YAML))
+		return -EINVAL;
+	r = parse(&p);
+	if (r < 0)
+		goto finish;
+	rd.tokens = p.tokens;
+	rd.stack[rd.depth++] = ctx;
+	r = render_range(&rd, 0, p.n_tokens);
+	if (r < 0)
+		goto finish;
+	if (!rd.out.data) {
+		rd.out.data = strdup("");
+		if (!rd.out.data) {
+			r = -ENOMEM;
+			goto finish;
+		}
+	}
+	if (ret_len)
+		*ret_len = rd.out.len;
+	*ret = TAKE_PTR(rd.out.data);
+finish:
+	free(rd.out.data);
+	free(p.tokens);
+	return r;
+}
+
+static bool endswith(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+PfTplMode pf_tpl_mode_for_name(const char *name)
+{
+	if (name && (endswith(name, ".yaml") || endswith(name, ".yml")))
+		return PF_TPL_YAML;
+	return PF_TPL_TEXT;
+}
+
+/* ---- YAML check ---- */
+
+/*
+ * libyaml because it is Debian's well-kept YAML parser and the same family cloud-init's PyYAML
+ * is built on (PyYAML is a port of it, and uses it as its fast loader): what it refuses, the
+ * node would most likely refuse too. Only the event parser runs, so aliases are never
+ * expanded and a hostile document costs time linear in its size.
+ */
+int pf_yaml_check(const char *name, const char *text, size_t len)
+{
+	yaml_parser_t parser;
+	bool done = false;
+	int r = 0;
+
+	if (!text && len > 0)
+		return -EINVAL;
+	if (len > PF_TPL_OUTPUT_MAX)
+		return pf_error_set(-EFBIG, "%s: YAML document is over %d KiB", tpl_name(name),
+				    PF_TPL_OUTPUT_MAX / 1024);
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""), len);
+
+	while (!done) {
+		yaml_event_t event;
+
+		if (!yaml_parser_parse(&parser, &event)) {
+			if (parser.error == YAML_MEMORY_ERROR) {
+				r = -ENOMEM;
+				break;
+			}
+			/* Scanner and parser errors carry the mark of the problem; reader errors
+			 * (bad encoding) carry a byte offset only. */
+			if (parser.error == YAML_READER_ERROR)
+				r = pf_error_set(-EBADMSG, "%s: byte %zu: %s", tpl_name(name),
+						 parser.problem_offset,
+						 parser.problem ? parser.problem : "unreadable");
+			else if (parser.context)
+				r = pf_error_set(-EBADMSG,
+						 "%s:%zu:%zu: %s %s (line %zu column %zu)",
+						 tpl_name(name), parser.problem_mark.line + 1,
+						 parser.problem_mark.column + 1,
+						 parser.problem ? parser.problem : "invalid YAML",
+						 parser.context, parser.context_mark.line + 1,
+						 parser.context_mark.column + 1);
+			else
+				r = pf_error_set(-EBADMSG, "%s:%zu:%zu: %s", tpl_name(name),
+						 parser.problem_mark.line + 1,
+						 parser.problem_mark.column + 1,
+						 parser.problem ? parser.problem : "invalid YAML");
+			break;
+		}
+		done = event.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&event);
+	}
+	yaml_parser_delete(&parser);
+	return r;
+}
+
+/* ---- lookup of templates ---- */
+
+static bool template_name_ok(const char *name)
+{
+	size_t n;
+
+	if (!name)
+		return false;
+	n = strnlen(name, PF_TPL_NAME_MAX + 1);
+	if (n == 0 || n > PF_TPL_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!name_char_ok(name[i]) && name[i] != '.')
+			return false;
+	return true;
+}
+
+static const PfTemplateBuiltin *builtin_find(const char *name)
+{
+	size_t lo = 0, hi = pf_template_builtins_n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, pf_template_builtins[mid].name);
+
+		if (c == 0)
+			return &pf_template_builtins[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+const char *const *pf_template_builtin_names(size_t *ret_n)
+{
+	if (ret_n)
+		*ret_n = pf_template_builtins_n;
+	return pf_template_builtin_name_list;
+}
+
+/*
+ * Reads template_dir/name into a malloc'ed buffer. Returns 1 and the text, 0 when the
+ * directory has no such file, or -errno with a detail.
+ */
+static int read_override(const char *template_dir, const char *name, char **ret_text,
+			 size_t *ret_len)
+{
+	_cleanup_(closep) int dfd = -1, fd = -1;
+	_cleanup_(freep) char *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+
+	dfd = open(template_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return pf_error_set(-errno, "template directory '%s': %s", template_dir,
+				    strerror(errno));
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return pf_error_set(-errno, "template '%s/%s': %s", template_dir, name,
+				    strerror(errno));
+	}
+	if (fstat(fd, &st) < 0)
+		return pf_error_set(-errno, "template '%s/%s': %s", template_dir, name,
+				    strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return pf_error_set(-EINVAL, "template '%s/%s' is not a regular file", template_dir,
+				    name);
+
+	/* Read one byte over the limit to tell "at the limit" from "over it"; the size from
+	 * fstat is not trusted. */
+	buf = malloc(PF_TPL_TEMPLATE_MAX + 2);
+	if (!buf)
+		return -ENOMEM;
+	while (len < PF_TPL_TEMPLATE_MAX + 1) {
+		ssize_t n = read(fd, buf + len, PF_TPL_TEMPLATE_MAX + 1 - len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return pf_error_set(-errno, "template '%s/%s': %s", template_dir, name,
+					    strerror(errno));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > PF_TPL_TEMPLATE_MAX)
+		return pf_error_set(-EFBIG, "template '%s/%s' is over %d KiB", template_dir, name,
+				    PF_TPL_TEMPLATE_MAX / 1024);
+	if (memchr(buf, 0, len))
+		return pf_error_set(-EINVAL, "template '%s/%s' holds a NUL byte", template_dir,
+				    name);
+	buf[len] = 0;
+	*ret_len = len;
+	*ret_text = TAKE_PTR(buf);
+	return 1;
+}
+
+/* Returns a malloc'ed a + b + c, or NULL when out of memory. */
+static char *join(const char *a, const char *b, const char *c)
+{
+	size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+	char *s = malloc(n);
+
+	if (s)
+		snprintf(s, n, "%s%s%s", a, b, c);
+	return s;
+}
+
+int pf_template_get(const char *template_dir, const char *name, char **ret_text, size_t *ret_len,
+		    char **ret_origin)
+{
+	_cleanup_(freep) char *text = NULL, *origin = NULL;
+	const PfTemplateBuiltin *b;
+	size_t len = 0;
+	int r;
+
+	if (!ret_text)
+		return -EINVAL;
+	if (!template_name_ok(name))
+		return pf_error_set(-EINVAL,
+				    "invalid template name '%.80s': 1-%d characters of "
+				    "[A-Za-z0-9._-], not starting with '.'",
+				    name ? name : "(null)", PF_TPL_NAME_MAX);
+
+	if (template_dir) {
+		r = read_override(template_dir, name, &text, &len);
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			origin = join(template_dir, "/", name);
+			if (!origin)
+				return -ENOMEM;
+		}
+	}
+	if (!text) {
+		b = builtin_find(name);
+		if (!b)
+			return pf_error_set(-ENOENT, "no template '%s'%s", name,
+					    template_dir ? " in the template directory or builtin"
+							 : "");
+		text = malloc(b->length + 1);
+		if (!text)
+			return -ENOMEM;
+		memcpy(text, b->text, b->length);
+		text[b->length] = 0;
+		len = b->length;
+		origin = join("builtin:", "", name);
+		if (!origin)
+			return -ENOMEM;
+	}
+
+	*ret_text = TAKE_PTR(text);
+	if (ret_len)
+		*ret_len = len;
+	if (ret_origin)
+		*ret_origin = TAKE_PTR(origin);
+	return 0;
+}
