@@ -8,8 +8,7 @@
 # dropping the page cache:
 #   1. dd bs=4M oflag=direct conv=fsync, then cmp of the whole image against the device;
 #   2. bmaptool create + bmaptool copy (writes the mapped blocks; does not read back);
-#   3. piflash IMG LOOP --yes, with its read-back verification (one small --add, standing in
-#      for --node customisation);
+#   3. piflash --node worker3 IMG LOOP --yes, with its read-back verification;
 #   4. the floor: dd over exactly the ranges piflash writes (PIFLASH_DEBUG_RANGES), then dd
 #      reading them back from the device (O_DIRECT, to /dev/null: I/O only, no comparison);
 # and prints each time, piflash's ratio to each, piflash's peak RSS (/usr/bin/time -v), and
@@ -97,14 +96,13 @@ fi
 drop_caches
 t=$(now)
 PIFLASH_DEBUG_RANGES=$W/ranges.txt /usr/bin/time -v -o "$W/time.txt" \
-	"$PIFLASH" -q --yes --add "$W/note=/etc/piflash-bench" "$IMG" "$LOOP" </dev/null
+	"$PIFLASH" -q --yes --node worker3 --ip 192.168.1.13/24 --gateway 192.168.1.1 "$IMG" "$LOOP" </dev/null
 T_PF=$(secs "$t")
 RSS=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$W/time.txt")
 NR=$(wc -l <"$W/ranges.txt")
 BYTES=$(awk '{ s += $2 } END { print s }' "$W/ranges.txt")
-say "3. piflash --add (1 file) IMG CARD --yes, verified:  ${T_PF} s" \
+say "3. piflash --node worker3 IMG CARD --yes, verified:  ${T_PF} s" \
 	"($((BYTES / 1048576)) MiB in $NR ranges, peak RSS $((RSS / 1024)) MiB)"
-say "   (--add of one small file stands in for --node until node options exist)"
 
 # 4. the floor: dd over the same ranges, then read back and compare
 drop_caches

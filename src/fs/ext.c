@@ -1553,11 +1553,15 @@ static int dir_scan_entry(ext2_ino_t dir, int entry, struct ext2_dir_entry *dire
 		s->inos = nn;
 		s->allocated = na;
 	}
-	s->items[s->n].name = strndup(dirent->name, len);
+	/* Not strndup(): the name is not NUL-terminated and may end the block, and the
+	 * sanitizers' strndup reads one byte past len. */
+	s->items[s->n].name = malloc((size_t)len + 1);
 	if (!s->items[s->n].name) {
 		s->err = -ENOMEM;
 		return DIRENT_ABORT;
 	}
+	memcpy(s->items[s->n].name, dirent->name, (size_t)len);
+	s->items[s->n].name[len] = 0;
 	s->inos[s->n] = dirent->inode;
 	s->n++;
 	return 0;
