@@ -152,15 +152,6 @@ static int mkdir_parents(const char *dir)
 	return 0;
 }
 
-static bool is_zero(const uint8_t *p, size_t n)
-{
-	/* The first 16 bytes checked directly, the rest against the bytes before them. */
-	for (size_t i = 0; i < MIN(n, (size_t)16); i++)
-		if (p[i])
-			return false;
-	return n <= 16 || memcmp(p, p + 16, n - 16) == 0;
-}
-
 static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
 	while (n > 0) {
@@ -188,7 +179,7 @@ static int write_sparse(int fd, const uint8_t *buf, size_t n, uint64_t off)
 
 		while (run < n) {
 			size_t b = MIN((size_t)BLOCK, n - run);
-			if (is_zero(buf + run, b))
+			if (pf_is_zero(buf + run, b))
 				break;
 			run += b;
 		}

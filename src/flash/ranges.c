@@ -7,6 +7,7 @@
 
 #include "flash/ranges.h"
 #include "util/error.h"
+#include "util/strutil.h"
 
 #define SCAN_CHUNK_BYTES (1024u * 1024u)
 
@@ -174,11 +175,6 @@ static int base_data(int base_fd, uint64_t start, uint64_t end, PfExtents *ret)
 	return 0;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 int pf_ranges_nonzero(PfOverlay *ov, int base_fd, uint64_t start_bytes, uint64_t length_bytes,
 		      uint64_t grain_bytes, PfExtents *ret)
 {
@@ -229,7 +225,7 @@ int pf_ranges_nonzero(PfOverlay *ov, int base_fd, uint64_t start_bytes, uint64_t
 			for (size_t k = 0; k < n; k += grain_bytes) {
 				size_t g = (size_t)MIN((uint64_t)grain_bytes, n - k);
 
-				if (!all_zero(buf + k, g)) {
+				if (!pf_is_zero(buf + k, g)) {
 					r = pf_extents_add(ret, pos + k, g);
 					if (r < 0)
 						return r;

@@ -588,11 +588,6 @@ static int write_all_stream(PfTarget *t, const uint8_t *p, size_t n, uint64_t of
 	return 0;
 }
 
-static bool block_is_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 static int sink_write(void *userdata, uint64_t off, const uint8_t *buf, size_t len)
 {
 	Sink *s = userdata;
@@ -611,7 +606,7 @@ static int sink_write(void *userdata, uint64_t off, const uint8_t *buf, size_t l
 			size_t run = k;
 
 			while (run < len &&
-			       !block_is_zero(buf + run, MIN((size_t)HOLE_BYTES, len - run)))
+			       !pf_is_zero(buf + run, MIN((size_t)HOLE_BYTES, len - run)))
 				run += MIN((size_t)HOLE_BYTES, len - run);
 			if (run > k) {
 				r = pwrite_all(s->t, buf + k, run - k, off + k);

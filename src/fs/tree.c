@@ -498,3 +498,33 @@ int pf_tree_resolve(PfTree *tree, const PfPartition *part, const char *path, boo
 	*ret_path = loc.path;
 	return 0;
 }
+
+int pf_tree_read_file(PfTree *tree, const char *path, size_t max_bytes, char **ret, size_t *ret_len)
+{
+	_cleanup_(freep) char *inner = NULL;
+	const PfPartition *part;
+	uint8_t *data = NULL;
+	size_t size = 0;
+	char *text;
+	PfFs *fs;
+	int r;
+
+	r = pf_tree_resolve(tree, NULL, path, true, &part, &inner);
+	if (r < 0)
+		return r;
+	r = pf_tree_fs(tree, part, &fs);
+	if (r < 0)
+		return r;
+	r = pf_fs_read_file(fs, inner, max_bytes, &data, &size);
+	if (r < 0)
+		return r;
+	text = realloc(data, size + 1);
+	if (!text) {
+		free(data);
+		return -ENOMEM;
+	}
+	text[size] = 0;
+	*ret = text;
+	*ret_len = size;
+	return 0;
+}

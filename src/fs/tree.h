@@ -56,5 +56,12 @@ int pf_tree_mounts(PfTree *tree, const PfPartition **ret_root, const PfMount **r
 int pf_tree_resolve(PfTree *tree, const PfPartition *part, const char *path, bool follow_last,
 		    const PfPartition **ret_part, char **ret_path);
 
+/*
+ * Reads the file at path in the booted system's view (links followed) into a NUL-terminated
+ * buffer of at most max_bytes. -ENOENT if it does not exist.
+ */
+int pf_tree_read_file(PfTree *tree, const char *path, size_t max_bytes, char **ret,
+		      size_t *ret_len);
+
 /* Syncs every filesystem opened so far. */
 int pf_tree_sync(PfTree *tree);

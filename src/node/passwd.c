@@ -198,31 +198,12 @@ const PfPasswdEntry *pf_passwd_find_uid(const PfPasswd *pw, uid_t uid)
 /* Reads a file of the booted system's view into a NUL-terminated buffer. */
 static int read_image_file(PfTree *tree, const char *path, char **ret, size_t *ret_len)
 {
-	_cleanup_(freep) char *inner = NULL;
-	_cleanup_(freep) uint8_t *data = NULL;
-	const PfPartition *part;
-	size_t size;
-	char *text;
-	PfFs *fs;
-	int r;
+	int r = pf_tree_read_file(tree, path, PF_PASSWD_MAX_BYTES, ret, ret_len);
 
-	r = pf_tree_resolve(tree, NULL, path, true, &part, &inner);
-	if (r >= 0)
-		r = pf_tree_fs(tree, part, &fs);
-	if (r >= 0)
-		r = pf_fs_read_file(fs, inner, PF_PASSWD_MAX_BYTES, &data, &size);
 	if (r == -ENOENT)
 		return pf_error_set(-ENOENT, "the image has no %s", path);
 	if (r < 0)
 		return pf_error_prefix(r, "%s", path);
-	text = malloc(size + 1);
-	if (!text)
-		return -ENOMEM;
-	if (size)
-		memcpy(text, data, size);
-	text[size] = 0;
-	*ret = text;
-	*ret_len = size;
 	return 0;
 }
 

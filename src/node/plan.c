@@ -137,35 +137,17 @@ static int add_note(PfPlan *p, const char *fmt, ...)
 /* Reads a text file of the image (the booted view); *ret NULL with 0 if it does not exist. */
 static int read_text(PfTree *tree, const char *path, char **ret, size_t *ret_len)
 {
-	_cleanup_(freep) char *inner = NULL;
-	const PfPartition *part;
-	uint8_t *data = NULL;
-	size_t size = 0;
-	PfFs *fs;
 	int r;
 
 	*ret = NULL;
 	*ret_len = 0;
-	r = pf_tree_resolve(tree, NULL, path, true, &part, &inner);
-	if (r < 0)
-		return r;
-	r = pf_tree_fs(tree, part, &fs);
-	if (r < 0)
-		return r;
-	r = pf_fs_read_file(fs, inner, TEXT_MAX_BYTES, &data, &size);
+	r = pf_tree_read_file(tree, path, TEXT_MAX_BYTES, ret, ret_len);
 	if (r == -ENOENT) {
 		pf_error_clear();
 		return 0;
 	}
 	if (r < 0)
 		return pf_error_prefix(r, "cannot read '%s'", path);
-	*ret = realloc(data, size + 1);
-	if (!*ret) {
-		free(data);
-		return -ENOMEM;
-	}
-	(*ret)[size] = 0;
-	*ret_len = size;
 	return 0;
 }
 
@@ -749,12 +731,9 @@ static int pick_user(const PfPlanInput *in, const char **ret_user)
 
 static int plan_ssh_file(PfPlan *p, const PfFlavorInfo *f)
 {
-	char path[64];
-
 	if (!f->boot)
 		return pf_error_set(-ENOENT, "no boot partition to put the 'ssh' file on");
-	snprintf(path, sizeof(path), "/ssh");
-	return add_write(p, f->boot->number, path, "", 0, 0644, 0, 0, false,
+	return add_write(p, f->boot->number, "/ssh", "", 0, 0644, 0, 0, false,
 			 "Raspberry Pi OS turns the SSH server on when this file is on the boot "
 			 "partition");
 }

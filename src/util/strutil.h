@@ -28,5 +28,8 @@ int pf_parse_u64(const char *s, uint64_t *ret);
  */
 int pf_timestamp(int64_t *ret_seconds);
 
+/* True if all n bytes at p are zero (a hole candidate). */
+bool pf_is_zero(const void *p, size_t n);
+
 /* strdup that returns NULL only for NULL input; aborts never: returns NULL on ENOMEM too. */
 char *pf_strdup_or_null(const char *s);
