@@ -31,24 +31,32 @@ static void on_signal(int sig)
 }
 
 typedef struct Signals {
-	struct sigaction old_int, old_term;
+	struct sigaction old_int, old_term, old_pipe;
 } Signals;
 
-/* SIGINT and SIGTERM only set a flag: the stream stops between chunks, cleanly. */
+/*
+ * SIGINT and SIGTERM only set a flag: the stream stops between chunks, cleanly.  SIGPIPE is
+ * ignored: a reader of our progress going away must not kill a half-written card, and a
+ * closed standard output target is an EPIPE write error, reported like any other.
+ */
 static void signals_catch(Signals *s)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction ign = { .sa_handler = SIG_IGN };
 
 	sigemptyset(&sa.sa_mask);
+	sigemptyset(&ign.sa_mask);
 	interrupted = 0;
 	sigaction(SIGINT, &sa, &s->old_int);
 	sigaction(SIGTERM, &sa, &s->old_term);
+	sigaction(SIGPIPE, &ign, &s->old_pipe);
 }
 
 static void signals_restore(Signals *s)
 {
 	sigaction(SIGINT, &s->old_int, NULL);
 	sigaction(SIGTERM, &s->old_term, NULL);
+	sigaction(SIGPIPE, &s->old_pipe, NULL);
 }
 
 static double now_seconds(void)

@@ -188,15 +188,19 @@ BIGLOOP=$NEW
 mkfifo "$WORK/progress"
 "$PIFLASH" --progress=json --yes "$BIG" "$BIGLOOP" </dev/null 2>"$WORK/progress" &
 PID=$!
-while read -r line; do
+# One descriptor stays open on the fifo from the first line to the last, so piflash always has
+# a reader for its stderr.
+exec 7<"$WORK/progress"
+while read -r line <&7; do
 	case $line in
 	*'"phase":"write"'*)
 		kill -INT "$PID"
 		break
 		;;
 	esac
-done <"$WORK/progress"
-cat "$WORK/progress" >"$WORK/int.err" &
+done
+cat <&7 >"$WORK/int.err" &
+exec 7<&-
 set +e
 wait "$PID"
 rc=$?
