@@ -13,6 +13,7 @@ gzip xz-utils zstd bzip2 zip unzip
 clang-format jq
 bmap-tools dmsetup time
 openssh-client cloud-init python3
+ansible-core
 "
 
 missing=""

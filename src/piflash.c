@@ -16,26 +16,59 @@
 bool arg_quiet;
 int arg_verbose;
 
+static void (*log_hook)(void *userdata, bool before);
+static void *log_hook_data;
+
+void log_set_hook(void (*hook)(void *userdata, bool before), void *userdata)
+{
+	flockfile(stderr);
+	log_hook = hook;
+	log_hook_data = userdata;
+	funlockfile(stderr);
+}
+
+void log_lock(void)
+{
+	flockfile(stderr);
+}
+
+void log_unlock(void)
+{
+	funlockfile(stderr);
+}
+
+/* One whole line at a time, whatever the threads: stderr is locked around it. */
+static void log_line(const char *prefix, const char *fmt, va_list ap, const char *suffix)
+{
+	flockfile(stderr);
+	if (log_hook)
+		log_hook(log_hook_data, true);
+	fputs(prefix, stderr);
+	vfprintf(stderr, fmt, ap);
+	if (suffix)
+		fprintf(stderr, ": %s", suffix);
+	fputc('\n', stderr);
+	if (log_hook)
+		log_hook(log_hook_data, false);
+	funlockfile(stderr);
+}
+
 void log_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("piflash: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	log_line("piflash: ", fmt, ap, NULL);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int log_error_errno(int err, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("piflash: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	log_line("piflash: ", fmt, ap, pf_error_message(err));
 	va_end(ap);
-	fprintf(stderr, ": %s\n", pf_error_message(err));
 	pf_error_clear();
 	return err;
 }
@@ -47,9 +80,8 @@ void log_info(const char *fmt, ...)
 	if (arg_quiet)
 		return;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	log_line("", fmt, ap, NULL);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int usage_error(const char *cmd, const char *fmt, ...)
@@ -81,6 +113,7 @@ static void help(void)
 	       "  cat IMAGE PART:/path       Print a file from inside the image\n"
 	       "  plan --node NAME [NODE OPTIONS] IMAGE   Show what would change; write nothing\n"
 	       "  verify [OPTIONS] IMAGE TARGET   Check a card or file against the image\n"
+	       "  batch --inventory FILE.csv --out-dir DIR IMAGE   One image per node (CI)\n"
 	       "\n"
 	       "Options of the main job (piflash IMAGE OUT.img):\n"
 	       "     --add LOCAL=PART:/path[:MODE[:UID:GID]]  Put a local file in the image\n"
@@ -100,6 +133,7 @@ static const struct {
 } commands[] = {
 	{ "inspect", cmd_inspect }, { "cache", cmd_cache }, { "ls", cmd_ls },
 	{ "cat", cmd_cat },	    { "plan", cmd_plan },   { "verify", cmd_verify },
+	{ "batch", cmd_batch },
 };
 
 int main(int argc, char **argv)

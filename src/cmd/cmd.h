@@ -29,6 +29,14 @@ void log_error(const char *fmt, ...) _printf_(1, 2);
 int log_error_errno(int err, const char *fmt, ...) _printf_(2, 3);
 /* Informational line on stderr unless -q. */
 void log_info(const char *fmt, ...) _printf_(1, 2);
+/*
+ * For a display that redraws lines of its own (several card readers' progress): hook is
+ * called with stderr locked before (before = true) and after each log line, to clear and
+ * redraw. log_lock()/log_unlock() hold stderr for such a redraw.
+ */
+void log_set_hook(void (*hook)(void *userdata, bool before), void *userdata);
+void log_lock(void);
+void log_unlock(void);
 /* A usage error: prints it and a hint to --help; returns PF_EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
 
@@ -39,3 +47,4 @@ int cmd_cat(int argc, char **argv);
 int cmd_write(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_batch(int argc, char **argv);

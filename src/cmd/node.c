@@ -19,6 +19,8 @@ enum {
 	OPT_TEMPLATE_DIR,
 	OPT_USER_DATA,
 	OPT_SSH_PASSWORD,
+	OPT_HOST_KEYS,
+	OPT_INSTANCE_ID_SEED,
 	OPT_SET,
 	/* Settings passed to pf_node_config_set() under the key in setting_keys[]. */
 	OPT_SETTING_FIRST,
@@ -51,6 +53,8 @@ const struct option node_long_options[] = {
 	{ "template-dir", required_argument, NULL, OPT_TEMPLATE_DIR },
 	{ "user-data", required_argument, NULL, OPT_USER_DATA },
 	{ "ssh-password", no_argument, NULL, OPT_SSH_PASSWORD },
+	{ "host-keys", no_argument, NULL, OPT_HOST_KEYS },
+	{ "instance-id-seed", required_argument, NULL, OPT_INSTANCE_ID_SEED },
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "domain", required_argument, NULL, OPT_SETTING_FIRST + 0 },
 	{ "ssh-key", required_argument, NULL, OPT_SETTING_FIRST + 1 },
@@ -90,12 +94,17 @@ const char node_options_help[] =
 	"     --flavor NAME          Override the detected flavor (hypriot, ubuntu,\n"
 	"                            rpios-trixie, rpios-bookworm, raspbian, debian)\n"
 	"     --template-dir DIR     Templates that replace the built-in ones by name\n"
-	"     --user-data FILE       The node's cloud-init user-data template\n";
+	"     --user-data FILE       The node's cloud-init user-data template\n"
+	"     --host-keys            Make the node's SSH host key (ed25519) now, so\n"
+	"                            known_hosts is right before its first boot\n"
+	"     --instance-id-seed S   Derive the cloud-init instance-id (and, with\n"
+	"                            --host-keys, the host key) from secret S: the same\n"
+	"                            inputs then give byte-identical images\n";
 
 bool node_options_given(const NodeOptions *no)
 {
 	return no->node || no->inventory || no->n_settings > 0 || no->flavor || no->template_dir ||
-	       no->user_data || no->ssh_password;
+	       no->user_data || no->ssh_password || no->host_keys || no->instance_id_seed;
 }
 
 struct option *node_merge_options(const struct option *own)
@@ -133,6 +142,14 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 		return 0;
 	case OPT_SSH_PASSWORD:
 		no->ssh_password = true;
+		return 0;
+	case OPT_HOST_KEYS:
+		no->host_keys = true;
+		return 0;
+	case OPT_INSTANCE_ID_SEED:
+		if (!*arg)
+			return usage_error(NULL, "--instance-id-seed: the seed is empty");
+		no->instance_id_seed = arg;
 		return 0;
 	default:
 		break;
@@ -186,33 +203,22 @@ static int append_keys(PfNodeConfig *cfg, const char *path, const char *option)
 	return 0;
 }
 
-static int node_config(const NodeOptions *no, PfNodeConfig *cfg)
+static int node_config(const NodeOptions *no, const PfInventory *inv, const PfInventoryRow *row,
+		       PfNodeConfig *cfg)
 {
-	_cleanup_(pf_inventory_freep) PfInventory *inv = NULL;
 	bool keys_seen = false;
 	int r;
 
-	if (!no->node) {
-		log_error("--node NAME is needed to say which node this is");
-		return -EINVAL;
-	}
-
-	if (no->inventory) {
-		const PfInventoryRow *row;
-
-		r = pf_inventory_load(no->inventory, &inv);
-		if (r < 0)
-			return log_error_errno(r, "inventory '%s'", no->inventory);
-		row = pf_inventory_find(inv, no->node);
-		if (!row)
-			return log_error_errno(-ENOENT, "inventory '%s'", no->inventory);
+	if (row) {
+		if (row->error)
+			return pf_error_set(-EINVAL, "%s", row->error);
 		r = pf_inventory_apply(inv, row, cfg);
 		if (r < 0)
-			return log_error_errno(r, "inventory '%s'", no->inventory);
+			return r;
 	} else {
 		r = pf_node_config_set(cfg, "hostname", no->node, "--node");
 		if (r < 0)
-			return log_error_errno(r, "--node");
+			return pf_error_prefix(r, "--node");
 	}
 
 	/* Options given on the command line override the row, in the order given. */
@@ -226,27 +232,27 @@ static int node_config(const NodeOptions *no, PfNodeConfig *cfg)
 		if (streq(s->key, "ssh_key"))
 			keys_seen = true;
 		if (r < 0)
-			return log_error_errno(r, "invalid node settings");
+			return pf_error_prefix(r, "invalid node settings");
 	}
 	if (no->ssh_password)
 		cfg->ssh_password = true;
-
-	r = pf_node_config_check(cfg);
-	if (r < 0)
-		return log_error_errno(r, "node '%s'", no->node);
-	return 0;
+	return pf_node_config_check(cfg);
 }
 
-int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, PfNodeConfig *cfg,
-	      PfFlavorInfo **ret_flavor, PfPlan **ret_plan)
+void node_build_done(NodeBuild *b)
 {
-	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *f = NULL;
-	_cleanup_(pf_plan_freep) PfPlan *plan = NULL;
-	PfPlanInput in = { 0 };
-	int r;
+	pf_node_config_done(&b->cfg);
+	b->own_flavor = pf_flavor_info_free(b->own_flavor);
+	b->flavor = NULL;
+	b->plan = pf_plan_free(b->plan);
+	for (size_t i = 0; i < b->n_host_keys; i++)
+		pf_hostkey_done(&b->host_keys[i]);
+	b->n_host_keys = 0;
+}
 
-	if (node_config(no, cfg) < 0)
-		return PF_EXIT_FAILURE;
+int node_flavor(Image *img, const NodeOptions *no, PfFlavorInfo **ret)
+{
+	int r;
 
 	if (no->flavor) {
 		PfFlavor forced;
@@ -256,38 +262,121 @@ int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, PfNodeConfig
 					   "--flavor '%s': expected hypriot, ubuntu, rpios-trixie, "
 					   "rpios-bookworm, raspbian or debian",
 					   no->flavor);
-		r = pf_flavor_detect_as(img->tree, img->table, forced, &f);
+		r = pf_flavor_detect_as(img->tree, img->table, forced, ret);
 	} else
-		r = pf_flavor_detect(img->tree, img->table, &f);
+		r = pf_flavor_detect(img->tree, img->table, ret);
 	if (r < 0) {
 		log_error_errno(r, "'%s': cannot tell which OS this image is (use --flavor)",
 				img->path);
 		return PF_EXIT_FAILURE;
 	}
+	return PF_EXIT_OK;
+}
 
-	if (cfg->board) {
-		r = pf_board_arch_ok(cfg->board, f->arch);
-		if (r < 0) {
-			log_error_errno(r, "'%s' is a %s image", img->path, f->arch);
-			return PF_EXIT_FAILURE;
-		}
+static int make_host_keys(const NodeOptions *no, NodeBuild *b)
+{
+	_cleanup_(freep) char *comment = NULL;
+	uint8_t seed[PF_HOSTKEY_SEED_BYTES];
+	int r;
+
+	if (asprintf(&comment, "root@%s", b->cfg.hostname) < 0)
+		return -ENOMEM;
+	if (no->instance_id_seed) {
+		r = pf_hostkey_derive_seed(no->instance_id_seed, b->cfg.hostname, "ssh-ed25519",
+					   seed);
+		if (r < 0)
+			return r;
+	}
+	r = pf_hostkey_ed25519(no->instance_id_seed ? seed : NULL, comment, &b->host_keys[0]);
+	explicit_bzero(seed, sizeof(seed));
+	if (r < 0)
+		return pf_error_prefix(r, "cannot make the SSH host key");
+	b->n_host_keys = 1;
+	return 0;
+}
+
+int node_build(Image *img, const NodeOptions *no, const PfInventory *inv, const PfInventoryRow *row,
+	       const PfFlavorInfo *f, bool mask_secrets, NodeBuild *b)
+{
+	_cleanup_(freep) char *instance_id = NULL;
+	PfPlanHostKey keys[NODE_HOST_KEYS_MAX];
+	PfPlanInput in;
+	int r;
+
+	b->flavor = f;
+	r = node_config(no, inv, row, &b->cfg);
+	if (r < 0)
+		return r;
+	if (b->cfg.board) {
+		r = pf_board_arch_ok(b->cfg.board, f->arch);
+		if (r < 0)
+			return pf_error_prefix(r, "'%s' is a %s image", img->path, f->arch);
+	}
+	if (no->host_keys) {
+		r = make_host_keys(no, b);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < b->n_host_keys; i++)
+		keys[i] = (PfPlanHostKey){
+			.name = b->host_keys[i].type + strlen("ssh-"),
+			.private_key = b->host_keys[i].private_key,
+			.public_line = b->host_keys[i].public_line,
+		};
+	if (no->instance_id_seed) {
+		r = pf_plan_instance_id_from_seed(no->instance_id_seed, b->cfg.hostname,
+						  &instance_id);
+		if (r < 0)
+			return r;
 	}
 
 	in = (PfPlanInput){
-		.cfg = cfg,
+		.cfg = &b->cfg,
 		.flavor = f,
 		.template_dir = no->template_dir,
 		.user_data_path = no->user_data,
+		.instance_id = instance_id,
+		.host_keys = keys,
+		.n_host_keys = b->n_host_keys,
 		.mask_secrets = mask_secrets,
 	};
-	r = pf_plan_build(img->tree, img->table, &in, &plan);
-	if (r < 0) {
-		log_error_errno(r, "'%s': cannot plan node '%s' (%s)", img->path, cfg->hostname,
-				pf_flavor_name(f->flavor));
+	r = pf_plan_build(img->tree, img->table, &in, &b->plan);
+	if (r < 0)
+		return pf_error_prefix(r, "'%s': cannot plan node '%s' (%s)", img->path,
+				       b->cfg.hostname, pf_flavor_name(f->flavor));
+	return 0;
+}
+
+int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *ret)
+{
+	_cleanup_(pf_inventory_freep) PfInventory *inv = NULL;
+	const PfInventoryRow *row = NULL;
+	int r;
+
+	if (!no->node) {
+		log_error("--node NAME is needed to say which node this is");
 		return PF_EXIT_FAILURE;
 	}
-	*ret_flavor = TAKE_PTR(f);
-	*ret_plan = TAKE_PTR(plan);
+	if (no->inventory) {
+		r = pf_inventory_load(no->inventory, &inv);
+		if (r < 0) {
+			log_error_errno(r, "inventory '%s'", no->inventory);
+			return PF_EXIT_FAILURE;
+		}
+		row = pf_inventory_find(inv, no->node);
+		if (!row) {
+			log_error_errno(-ENOENT, "inventory '%s'", no->inventory);
+			return PF_EXIT_FAILURE;
+		}
+	}
+	r = node_flavor(img, no, &ret->own_flavor);
+	if (r != PF_EXIT_OK)
+		return r;
+	r = node_build(img, no, inv, row, ret->own_flavor, mask_secrets, ret);
+	if (r < 0) {
+		log_error_errno(r, "node '%s'", ret->cfg.hostname ?: no->node);
+		return PF_EXIT_FAILURE;
+	}
 	return PF_EXIT_OK;
 }
 

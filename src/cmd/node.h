@@ -13,6 +13,8 @@
 #include "cmd/image.h"
 #include "node/config.h"
 #include "node/flavor.h"
+#include "node/hostkey.h"
+#include "node/inventory.h"
 #include "node/plan.h"
 
 #define NODE_SETTINGS_MAX 256
@@ -31,6 +33,8 @@ typedef struct NodeOptions {
 	const char *template_dir;
 	const char *user_data;
 	bool ssh_password;
+	bool host_keys;		      /* --host-keys */
+	const char *instance_id_seed; /* --instance-id-seed */
 	NodeSetting settings[NODE_SETTINGS_MAX];
 	size_t n_settings;
 } NodeOptions;
@@ -60,12 +64,41 @@ bool node_options_given(const NodeOptions *no);
  */
 struct option *node_merge_options(const struct option *own);
 
+/* Host key types made with --host-keys. */
+#define NODE_HOST_KEYS_MAX 1
+
+/* A node made ready: its settings, the image's flavor, the plan and its host keys. */
+typedef struct NodeBuild {
+	PfNodeConfig cfg;
+	const PfFlavorInfo *flavor;
+	PfFlavorInfo *own_flavor; /* when node_plan() detected it */
+	PfPlan *plan;
+	PfHostKey host_keys[NODE_HOST_KEYS_MAX];
+	size_t n_host_keys;
+} NodeBuild;
+
+void node_build_done(NodeBuild *b);
+
 /*
- * Builds the node's settings, detects the image's flavor and makes the plan. Prints errors;
- * returns an exit code (PF_EXIT_OK on success, with *ret_plan and *ret_flavor set).
+ * The image's flavor, detected or as --flavor forces it. Prints errors; returns an exit
+ * code.
  */
-int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, PfNodeConfig *cfg,
-	      PfFlavorInfo **ret_flavor, PfPlan **ret_plan);
+int node_flavor(Image *img, const NodeOptions *no, PfFlavorInfo **ret);
+
+/*
+ * Builds the node's settings (from row of inv when given, else --node is the hostname; the
+ * options override the row), its host keys (--host-keys) and its plan on img, whose flavor
+ * is f. Prints nothing: returns 0 or -errno with a detail, for callers that report many
+ * nodes.
+ */
+int node_build(Image *img, const NodeOptions *no, const PfInventory *inv, const PfInventoryRow *row,
+	       const PfFlavorInfo *f, bool mask_secrets, NodeBuild *ret);
+
+/*
+ * For one node (--node, with --inventory or not): loads the inventory, detects the flavor and
+ * builds the node. Prints errors; returns an exit code (PF_EXIT_OK with *ret filled).
+ */
+int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *ret);
 
 /* Prints a plan for people. */
 void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg);

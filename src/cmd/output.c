@@ -30,33 +30,41 @@ static void on_signal(int sig)
 	interrupted = sig;
 }
 
-typedef struct Signals {
-	struct sigaction old_int, old_term, old_pipe;
-} Signals;
+static struct sigaction old_int, old_term, old_pipe;
+static unsigned signals_depth;
 
 /*
  * SIGINT and SIGTERM only set a flag: the stream stops between chunks, cleanly.  SIGPIPE is
  * ignored: a reader of our progress going away must not kill a half-written card, and a
  * closed standard output target is an EPIPE write error, reported like any other.
  */
-static void signals_catch(Signals *s)
+void output_signals_catch(void)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct sigaction ign = { .sa_handler = SIG_IGN };
 
+	if (signals_depth++ > 0)
+		return;
 	sigemptyset(&sa.sa_mask);
 	sigemptyset(&ign.sa_mask);
 	interrupted = 0;
-	sigaction(SIGINT, &sa, &s->old_int);
-	sigaction(SIGTERM, &sa, &s->old_term);
-	sigaction(SIGPIPE, &ign, &s->old_pipe);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	sigaction(SIGPIPE, &ign, &old_pipe);
 }
 
-static void signals_restore(Signals *s)
+void output_signals_restore(void)
 {
-	sigaction(SIGINT, &s->old_int, NULL);
-	sigaction(SIGTERM, &s->old_term, NULL);
-	sigaction(SIGPIPE, &s->old_pipe, NULL);
+	if (signals_depth == 0 || --signals_depth > 0)
+		return;
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+}
+
+bool output_interrupted(void)
+{
+	return interrupted != 0;
 }
 
 static double now_seconds(void)
@@ -182,7 +190,7 @@ static void debug_ranges(PfExtents *e)
 
 /* ---- check ------------------------------------------------------------------------------- */
 
-static void describe(const PfTargetInfo *i)
+void output_describe(const PfTargetInfo *i)
 {
 	char size[32];
 
@@ -216,11 +224,10 @@ static int confirm(Image *img, const PfTargetInfo *i, const OutputOptions *o)
 	return PF_EXIT_OK;
 }
 
-int output_check(Image *img, const char *target, const OutputOptions *o)
+int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret)
 {
 	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
 	_cleanup_(closep) int in_fd = -1;
-	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	PfTargetOptions to = { .force = o->force, .base_fd = pf_source_fd(img->src) };
 	struct stat st;
 	int r;
@@ -234,13 +241,24 @@ int output_check(Image *img, const char *target, const OutputOptions *o)
 		to.need_bytes = ranges.need_bytes;
 	}
 
-	r = pf_target_open(target, &to, &t);
+	r = pf_target_open(target, &to, ret);
 	if (r < 0) {
 		log_error_errno(r, "'%s'", target);
 		return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
 	}
+	return PF_EXIT_OK;
+}
+
+int output_check(Image *img, const char *target, const OutputOptions *o)
+{
+	_cleanup_(pf_target_freep) PfTarget *t = NULL;
+	int r;
+
+	r = output_open(img, target, o, &t);
+	if (r != PF_EXIT_OK)
+		return r;
 	if (pf_target_info(t)->kind == PF_TARGET_BLOCK) {
-		describe(pf_target_info(t));
+		output_describe(pf_target_info(t));
 		r = confirm(img, pf_target_info(t), o);
 		if (r != PF_EXIT_OK)
 			return r;
@@ -258,11 +276,12 @@ int output_check(Image *img, const char *target, const OutputOptions *o)
 /* ---- write and verify -------------------------------------------------------------------- */
 
 /* Verifies and reports; returns an exit code. */
-static int verify(Image *img, PfTarget *t, PfExtents *ranges, Progress *p)
+static int verify(Image *img, PfTarget *t, PfExtents *ranges, OutputProgressFn progress,
+		  void *progress_data)
 {
 	PfVerifyOptions vo = {
-		.progress = progress_update,
-		.progress_data = p,
+		.progress = progress,
+		.progress_data = progress_data,
 		.cancel = &interrupted,
 	};
 	const char *target = pf_target_info(t)->path;
@@ -271,7 +290,8 @@ static int verify(Image *img, PfTarget *t, PfExtents *ranges, Progress *p)
 	int r;
 
 	r = pf_verify(t, img->ov, ranges, &vo, &res);
-	progress_end(p);
+	if (progress)
+		progress(progress_data, NULL, 0, 0);
 	if (r == -ECANCELED) {
 		log_error("'%s': interrupted while verifying", target);
 		return PF_EXIT_INTERRUPTED;
@@ -294,27 +314,22 @@ static int verify(Image *img, PfTarget *t, PfExtents *ranges, Progress *p)
 	return PF_EXIT_OK;
 }
 
-int output_write(Image *img, const char *target, const OutputOptions *o)
+int output_flash(Image *img, PfTarget *t, const OutputOptions *o, OutputProgressFn progress,
+		 void *progress_data, uint64_t *ret_written)
 {
 	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
-	_cleanup_(pf_target_freep) PfTarget *t = NULL;
-	PfWriteOptions wo = { .discard = o->discard, .cancel = &interrupted };
+	PfWriteOptions wo = {
+		.discard = o->discard,
+		.cancel = &interrupted,
+		.progress = progress,
+		.progress_data = progress_data,
+	};
+	const PfTargetInfo *info = pf_target_info(t);
+	const char *target = info->path;
 	PfWriteResult res = { 0 };
-	const PfTargetInfo *info;
-	Progress p;
-	Signals sig;
 	char a[32], b[32], c[32];
 	double start;
 	int r, ret;
-
-	if (!checked_target || !streq(checked_path, target)) {
-		ret = output_check(img, target, o);
-		if (ret != PF_EXIT_OK)
-			return ret;
-	}
-	t = TAKE_PTR(checked_target);
-	checked_path = (free(checked_path), NULL);
-	info = pf_target_info(t);
 
 	if (compute_ranges(img, t, &ranges) < 0)
 		return PF_EXIT_FAILURE;
@@ -330,13 +345,10 @@ int output_write(Image *img, const char *target, const OutputOptions *o)
 			 part && part->fstype ? part->fstype : "", part && part->fstype ? ")" : "");
 	}
 
-	progress_init(&p, o->progress);
-	wo.progress = progress_update;
-	wo.progress_data = &p;
-	signals_catch(&sig);
 	start = now_seconds();
 	r = pf_target_write(t, img->ov, &ranges.all, &ranges.table, &wo, &res);
-	progress_end(&p);
+	if (progress)
+		progress(progress_data, NULL, 0, 0);
 	if (r < 0) {
 		if (r == -ECANCELED)
 			log_error("'%s': interrupted after %s of %s", target,
@@ -350,31 +362,30 @@ int output_write(Image *img, const char *target, const OutputOptions *o)
 				  target);
 		else if (info->kind == PF_TARGET_FILE)
 			log_error("'%s': not written", target);
-		ret = r == -ECANCELED ? PF_EXIT_INTERRUPTED : PF_EXIT_FAILURE;
-		goto out;
+		return r == -ECANCELED ? PF_EXIT_INTERRUPTED : PF_EXIT_FAILURE;
 	}
 	if (res.discard_unsupported)
 		log_info("%s does not support discard, ignoring --discard", target);
 	else if (res.discarded_bytes)
 		log_info("Discarded %s not written",
 			 pf_format_bytes(a, sizeof(a), res.discarded_bytes));
+	if (ret_written)
+		*ret_written = res.written_bytes;
 
-	ret = PF_EXIT_OK;
 	if (info->kind != PF_TARGET_STDOUT && !o->no_verify) {
-		ret = verify(img, t, &ranges.all, &p);
+		ret = verify(img, t, &ranges.all, progress, progress_data);
 		if (ret == PF_EXIT_VERIFY && info->kind == PF_TARGET_BLOCK &&
 		    pf_target_zero(t, &ranges.table) >= 0)
 			log_error("'%s': its partition table is zeroed again: it holds no valid "
 				  "image",
 				  target);
 		if (ret != PF_EXIT_OK)
-			goto out;
+			return ret;
 	}
 	r = pf_target_commit(t);
 	if (r < 0) {
 		log_error_errno(r, "'%s'", target);
-		ret = PF_EXIT_FAILURE;
-		goto out;
+		return PF_EXIT_FAILURE;
 	}
 	log_info("Wrote %s: %s image, %s written in %.1f s (%s/s)%s", target,
 		 pf_format_bytes(a, sizeof(a), pf_overlay_size(img->ov)),
@@ -385,8 +396,37 @@ int output_write(Image *img, const char *target, const OutputOptions *o)
 		 info->kind == PF_TARGET_STDOUT ? ""
 		 : o->no_verify			? ", not verified"
 						: ", verified");
-out:
-	signals_restore(&sig);
+	return PF_EXIT_OK;
+}
+
+/* Progress's callback: phase NULL ends the current line. */
+static void progress_cb(void *userdata, const char *phase, uint64_t done, uint64_t total)
+{
+	if (phase)
+		progress_update(userdata, phase, done, total);
+	else
+		progress_end(userdata);
+}
+
+int output_write(Image *img, const char *target, const OutputOptions *o)
+{
+	_cleanup_(pf_target_freep) PfTarget *t = NULL;
+	Progress p;
+	int ret;
+
+	if (!checked_target || !streq(checked_path, target)) {
+		ret = output_check(img, target, o);
+		if (ret != PF_EXIT_OK)
+			return ret;
+	}
+	t = TAKE_PTR(checked_target);
+	checked_path = (free(checked_path), NULL);
+
+	progress_init(&p, o->progress);
+	output_signals_catch();
+	ret = output_flash(img, t, o, progress_cb, &p, NULL);
+	progress_end(&p);
+	output_signals_restore();
 	return ret;
 }
 
@@ -396,7 +436,6 @@ int output_verify(Image *img, const char *target, const OutputOptions *o)
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	PfTargetOptions to = { .input_fd = -1, .base_fd = -1, .read_only = true };
 	Progress p;
-	Signals sig;
 	int r, ret;
 
 	r = pf_target_open(target, &to, &t);
@@ -411,8 +450,8 @@ int output_verify(Image *img, const char *target, const OutputOptions *o)
 	if (compute_ranges(img, t, &ranges) < 0)
 		return PF_EXIT_FAILURE;
 	progress_init(&p, o->progress);
-	signals_catch(&sig);
-	ret = verify(img, t, &ranges.all, &p);
-	signals_restore(&sig);
+	output_signals_catch();
+	ret = verify(img, t, &ranges.all, progress_cb, &p);
+	output_signals_restore();
 	return ret;
 }

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 
 #include "cmd/image.h"
+#include "flash/target.h"
 
 typedef enum ProgressMode {
 	PROGRESS_AUTO, /* a bar on a TTY, nothing otherwise */
@@ -47,6 +48,34 @@ int output_check(Image *img, const char *target, const OutputOptions *o);
  * caller did not.
  */
 int output_write(Image *img, const char *target, const OutputOptions *o);
+
+/* ---- the pieces, for commands that write many cards (piflash --all) ---- */
+
+/* Progress of a phase ("write", "verify"); phase NULL: the phase ended. */
+typedef void (*OutputProgressFn)(void *userdata, const char *phase, uint64_t done_bytes,
+				 uint64_t total_bytes);
+
+/* Opens and checks target as output_check() does, without the confirmation question. Prints
+ * the reason of a refusal; returns an exit code. */
+int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret);
+
+/* "Target /dev/sdb: sdb, usb, 29.7 GiB, model '...', serial '...'" */
+void output_describe(const PfTargetInfo *i);
+
+/*
+ * Writes the image to the opened target t, verifies (unless o->no_verify) and commits.
+ * Progress goes to progress (may be NULL). Does not touch signal handlers: callers wrap it
+ * in output_signals_catch()/output_signals_restore(). Prints; returns an exit code.
+ * *ret_written (may be NULL) gets the bytes written.
+ */
+int output_flash(Image *img, PfTarget *t, const OutputOptions *o, OutputProgressFn progress,
+		 void *progress_data, uint64_t *ret_written);
+
+/* SIGINT/SIGTERM set a flag that stops every write and verification between chunks;
+ * SIGPIPE is ignored. Nested calls are counted. */
+void output_signals_catch(void);
+void output_signals_restore(void);
+bool output_interrupted(void);
 
 /*
  * `piflash verify IMAGE TARGET`: compares target (a card or an image file) with the image

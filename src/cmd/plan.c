@@ -36,9 +36,7 @@ int cmd_plan(int argc, char **argv)
 	_cleanup_(freep) struct option *options = node_merge_options(own);
 	_cleanup_(image_close) Image img = { 0 };
 	_cleanup_(node_options_done) NodeOptions no = { 0 };
-	_cleanup_(pf_node_config_done) PfNodeConfig cfg = { 0 };
-	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *f = NULL;
-	_cleanup_(pf_plan_freep) PfPlan *plan = NULL;
+	_cleanup_(node_build_done) NodeBuild nb = { 0 };
 	PfSourceOptions so = { 0 };
 	bool json = false;
 	int c, r;
@@ -74,20 +72,20 @@ int cmd_plan(int argc, char **argv)
 
 	if (image_open(&img, argv[optind], &so) < 0)
 		return PF_EXIT_FAILURE;
-	r = node_plan(&img, &no, true, &cfg, &f, &plan);
+	r = node_plan(&img, &no, true, &nb);
 	if (r != PF_EXIT_OK)
 		return r;
 
 	if (json) {
-		json_object *o = pf_plan_to_json(plan);
+		json_object *o = pf_plan_to_json(nb.plan);
 
-		json_object_object_add(o, "hostname", json_object_new_string(cfg.hostname));
+		json_object_object_add(o, "hostname", json_object_new_string(nb.cfg.hostname));
 		json_object_object_add(o, "flavor",
-				       json_object_new_string(pf_flavor_name(f->flavor)));
+				       json_object_new_string(pf_flavor_name(nb.flavor->flavor)));
 		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 							       JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else
-		node_plan_print(plan, f, &cfg);
+		node_plan_print(nb.plan, nb.flavor, &nb.cfg);
 	return PF_EXIT_OK;
 }

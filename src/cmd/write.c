@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmd/cards.h"
 #include "cmd/cmd.h"
 #include "cmd/image.h"
 #include "cmd/node.h"
@@ -37,6 +38,7 @@ typedef struct Add {
 static void help(void)
 {
 	printf("Usage: piflash [OPTIONS] IMAGE TARGET\n"
+	       "       piflash --inventory FILE.csv --all|--only A,B [OPTIONS] IMAGE DEVICE...\n"
 	       "\n"
 	       "Write IMAGE (raw, .zip, .xz, .gz, .zst, .bz2), with the changes asked for, to\n"
 	       "TARGET: an image file (written sparse), a block device (a card), or - for\n"
@@ -57,7 +59,15 @@ static void help(void)
 	       "     --force          Allow a partition node or a non-removable disk\n"
 	       "     --discard        Discard (BLKDISCARD) what is not written\n"
 	       "     --no-verify      Do not read the written ranges back\n"
-	       "     --progress=MODE  auto (a bar on a TTY), bar, json (lines on stderr), none\n",
+	       "     --progress=MODE  auto (a bar on a TTY), bar, json (lines on stderr), none\n"
+	       "\n"
+	       "A whole cluster, card after card, in one or more readers:\n"
+	       "     --all            Every node of --inventory, in order\n"
+	       "     --only A,B       These nodes;  --exclude A,B  not these\n"
+	       "     --record FILE    JSON lines, one per card; nodes done are skipped when\n"
+	       "                      the run is started again with the same FILE\n"
+	       "     --on-error MODE  After a failed card: ask (on a TTY; else stop), skip the\n"
+	       "                      node, or stop\n",
 	       node_options_help);
 }
 
@@ -205,6 +215,33 @@ static int apply_add(Image *img, const Add *a, int64_t now)
 	return 0;
 }
 
+/* Card after card: --all or --only, one node per card, one or more readers. */
+static int cards(CardsOptions *co, bool all, bool verify, size_t n_adds, NodeOptions *no,
+		 const OutputOptions *oo, const PfSourceOptions *so, int n_args, char **args)
+{
+	if (verify)
+		return usage_error("verify", "--all, --only and --record are for writing cards");
+	if (!all && !co->sel.only)
+		return usage_error(NULL, "--exclude and --record go with --all or --only");
+	if (all && co->sel.only)
+		return usage_error(NULL, "--all and --only: choose one");
+	if (!no->inventory)
+		return usage_error(NULL, "--all and --only need --inventory FILE.csv");
+	if (no->node)
+		return usage_error(NULL, "--node is one node: with --all or --only, leave it out");
+	if (n_adds)
+		return usage_error(NULL, "--add is not used with --all or --only");
+	if (n_args < 2)
+		return usage_error(NULL, "missing IMAGE or the card reader");
+	co->image = args[0];
+	co->targets = args + 1;
+	co->n_targets = (size_t)n_args - 1;
+	co->out = *oo;
+	co->source = *so;
+	co->no = no;
+	return cards_run(co);
+}
+
 /* The main job and `piflash verify` share their options: verify rebuilds the same image. */
 static int run(int argc, char **argv, bool verify)
 {
@@ -218,19 +255,24 @@ static int run(int argc, char **argv, bool verify)
 		{ "discard", no_argument, NULL, 'D' },
 		{ "no-verify", no_argument, NULL, 'V' },
 		{ "progress", required_argument, NULL, 'P' },
+		{ "all", no_argument, NULL, 'A' },
+		{ "only", required_argument, NULL, 'O' },
+		{ "exclude", required_argument, NULL, 'X' },
+		{ "record", required_argument, NULL, 'R' },
+		{ "on-error", required_argument, NULL, 'E' },
 		{},
 	};
 	_cleanup_(freep) struct option *options = node_merge_options(own);
 	_cleanup_(node_options_done) NodeOptions no = { 0 };
-	_cleanup_(pf_node_config_done) PfNodeConfig cfg = { 0 };
-	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *flavor = NULL;
-	_cleanup_(pf_plan_freep) PfPlan *plan = NULL;
+	_cleanup_(node_build_done) NodeBuild nb = { 0 };
 	_cleanup_(image_close) Image img = { 0 };
 	_cleanup_(freep) Add *adds = NULL;
 	PfSourceOptions so = { 0 };
 	const char *out;
 	size_t n_adds = 0;
 	OutputOptions oo = { 0 };
+	CardsOptions co = { 0 };
+	bool all = false;
 	int64_t now;
 	int c, r, ret = PF_EXIT_FAILURE;
 
@@ -298,6 +340,32 @@ static int run(int argc, char **argv, bool verify)
 				goto out;
 			}
 			break;
+		case 'A':
+			all = true;
+			break;
+		case 'O':
+			co.sel.only = optarg;
+			break;
+		case 'X':
+			co.sel.exclude = optarg;
+			break;
+		case 'R':
+			co.record = optarg;
+			break;
+		case 'E':
+			if (streq(optarg, "skip"))
+				co.on_error = ON_ERROR_SKIP;
+			else if (streq(optarg, "stop"))
+				co.on_error = ON_ERROR_STOP;
+			else if (streq(optarg, "ask"))
+				co.on_error = ON_ERROR_ASK;
+			else {
+				ret = usage_error(NULL,
+						  "--on-error '%s': expected skip, stop or ask",
+						  optarg);
+				goto out;
+			}
+			break;
 		default:
 			if (c >= NODE_OPTION_BASE) {
 				ret = node_option_parse(&no, c, optarg);
@@ -310,6 +378,10 @@ static int run(int argc, char **argv, bool verify)
 					  argv[optind - 1]);
 			goto out;
 		}
+	}
+	if (all || co.sel.only || co.sel.exclude || co.record) {
+		ret = cards(&co, all, verify, n_adds, &no, &oo, &so, argc - optind, argv + optind);
+		goto out;
 	}
 	if (argc - optind != 2) {
 		ret = usage_error(NULL, argc - optind < 2 ? "missing IMAGE or OUT.img"
@@ -337,19 +409,22 @@ static int run(int argc, char **argv, bool verify)
 	}
 
 	if (node_options_given(&no)) {
-		ret = node_plan(&img, &no, false, &cfg, &flavor, &plan);
+		ret = node_plan(&img, &no, false, &nb);
 		if (ret != PF_EXIT_OK)
 			goto out;
 		ret = PF_EXIT_FAILURE;
-		r = pf_plan_apply(img.tree, img.table, plan, now);
+		r = pf_plan_apply(img.tree, img.table, nb.plan, now);
 		if (r < 0) {
-			log_error_errno(r, "'%s': node '%s'", img.path, cfg.hostname);
+			log_error_errno(r, "'%s': node '%s'", img.path, nb.cfg.hostname);
 			goto out;
 		}
-		log_info("Node %s (%s image, user '%s'%s%s): %zu changes", cfg.hostname,
-			 pf_flavor_name(flavor->flavor), plan->user,
-			 plan->instance_id ? ", instance-id " : "",
-			 plan->instance_id ? plan->instance_id : "", plan->n_ops);
+		log_info("Node %s (%s image, user '%s'%s%s): %zu changes", nb.cfg.hostname,
+			 pf_flavor_name(nb.flavor->flavor), nb.plan->user,
+			 nb.plan->instance_id ? ", instance-id " : "",
+			 nb.plan->instance_id ? nb.plan->instance_id : "", nb.plan->n_ops);
+		for (size_t i = 0; i < nb.n_host_keys; i++)
+			log_info("Host key %s %s", nb.host_keys[i].type,
+				 nb.host_keys[i].fingerprint);
 	}
 
 	for (size_t i = 0; i < n_adds; i++)

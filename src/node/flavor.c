@@ -165,6 +165,7 @@ PfFlavorInfo *pf_flavor_info_free(PfFlavorInfo *f)
 	for (size_t i = 0; i < f->n_host_keys; i++)
 		free(f->host_keys[i]);
 	free(f->host_keys);
+	free(f->keygen_unit_link);
 	free(f);
 	return NULL;
 }
@@ -1471,7 +1472,7 @@ static bool unit_runs_keygen(const char *text)
 	return false;
 }
 
-static int detect_keygen_units(Ctx *c, char **ret_unit)
+static int detect_keygen_units(Ctx *c, char **ret_unit, char **ret_link)
 {
 	_cleanup_(listing_done) Listing ls = { 0 };
 	size_t seen = 0;
@@ -1500,14 +1501,16 @@ static int detect_keygen_units(Ctx *c, char **ret_unit)
 				continue;
 			if (streq(w[k].name, "regenerate_ssh_host_keys.service") && exists(c, p)) {
 				*ret_unit = strdup(w[k].name);
-				return *ret_unit ? 1 : -ENOMEM;
+				*ret_link = strdup(p);
+				return *ret_unit && *ret_link ? 1 : -ENOMEM;
 			}
 			r = read_text(c, p, TEXT_MAX, &text, NULL);
 			if (r == -ENOMEM)
 				return r;
 			if (r >= 0 && unit_runs_keygen(text)) {
 				*ret_unit = strdup(w[k].name);
-				return *ret_unit ? 1 : -ENOMEM;
+				*ret_link = strdup(p);
+				return *ret_unit && *ret_link ? 1 : -ENOMEM;
 			}
 			r = 0;
 		}
@@ -1559,7 +1562,7 @@ static int detect_identity(Ctx *c)
 	if (f->n_host_keys)
 		qsort(f->host_keys, f->n_host_keys, sizeof(char *), cmp_str);
 
-	r = detect_keygen_units(c, &unit);
+	r = detect_keygen_units(c, &unit, &f->keygen_unit_link);
 	if (r < 0)
 		return r;
 	if (unit)

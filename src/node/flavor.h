@@ -125,6 +125,9 @@ typedef struct PfFlavorInfo {
 	char **host_keys;	   /* "/etc/ssh/ssh_host_*_key{,.pub}" present, sorted */
 	size_t n_host_keys;
 	bool regenerates_host_keys; /* something makes missing host keys at boot */
+	/* The link that enables a unit making host keys at boot ("/etc/systemd/system/
+	 * multi-user.target.wants/regenerate_ssh_host_keys.service"), or NULL. */
+	char *keygen_unit_link;
 } PfFlavorInfo;
 
 /*

@@ -303,6 +303,7 @@ PfInventory *pf_inventory_free(PfInventory *inv)
 	for (size_t i = 0; i < inv->n_rows; i++) {
 		strv_free(inv->rows[i].fields, inv->n_columns);
 		free(inv->rows[i].pos);
+		free(inv->rows[i].error);
 	}
 	free(inv->rows);
 	strv_free(inv->columns, inv->n_columns);
@@ -412,8 +413,20 @@ static int seen_cmp_ip(const void *a, const void *b)
 	return (x->row > y->row) - (x->row < y->row);
 }
 
+/*
+ * A row's own error: fatal, or with PF_INVENTORY_KEEP_BAD_ROWS kept on the row (which then
+ * takes no part in the uniqueness checks) for the caller to report as that node's failure.
+ */
+static int row_failed(PfInventory *inv, PfInventoryRow *row, int r, unsigned flags)
+{
+	if (!(flags & PF_INVENTORY_KEEP_BAD_ROWS) || r == -ENOMEM)
+		return r;
+	row->error = strdup(pf_error_message(r));
+	return row->error ? 0 : -ENOMEM;
+}
+
 /* Validates every row, then uniqueness of hostnames and addresses. */
-static int rows_check(PfInventory *inv)
+static int rows_check(PfInventory *inv, unsigned flags)
 {
 	_cleanup_(freep) Seen *names = NULL;
 	_cleanup_(freep) Seen *ips = NULL;
@@ -431,21 +444,24 @@ static int rows_check(PfInventory *inv)
 		return -ENOMEM;
 
 	for (size_t i = 0; i < inv->n_rows; i++) {
-		const PfInventoryRow *row = &inv->rows[i];
+		PfInventoryRow *row = &inv->rows[i];
 		const PfInventoryPos *hp = &row->pos[inv->hostname_column];
 		PfNodeConfig c = {};
 
 		if (!*row->fields[inv->hostname_column])
 			return pf_error_set(-EINVAL, "%s:%u:%u: empty hostname", inv->path,
 					    hp->line, hp->column);
+		names[i] = (Seen){ 0, row->fields[inv->hostname_column], i };
+		r = 0;
 		if (group_col >= 0 && *row->fields[group_col]) {
 			r = group_check(row->fields[group_col]);
 			if (r < 0)
-				return pf_error_prefix(r, "%s:%u:%u: group", inv->path,
-						       row->pos[group_col].line,
-						       row->pos[group_col].column);
+				pf_error_prefix(r, "%s:%u:%u: group", inv->path,
+						row->pos[group_col].line,
+						row->pos[group_col].column);
 		}
-		r = pf_inventory_apply(inv, row, &c);
+		if (r >= 0)
+			r = pf_inventory_apply(inv, row, &c);
 		if (r >= 0) {
 			r = pf_node_config_check_network(&c);
 			if (r < 0)
@@ -454,9 +470,11 @@ static int rows_check(PfInventory *inv)
 		if (r >= 0 && c.static_ip)
 			ips[n_ips++] = (Seen){ c.ip, NULL, i };
 		pf_node_config_done(&c);
-		if (r < 0)
-			return r;
-		names[i] = (Seen){ 0, row->fields[inv->hostname_column], i };
+		if (r < 0) {
+			r = row_failed(inv, row, r, flags);
+			if (r < 0)
+				return r;
+		}
 	}
 
 	/* Of all duplicate pairs, report the one a reader meets first: the smallest later row. */
@@ -507,6 +525,12 @@ static char *dir_of(const char *path)
 }
 
 int pf_inventory_parse(const char *text, size_t len, const char *name, PfInventory **ret)
+{
+	return pf_inventory_parse_flags(text, len, name, 0, ret);
+}
+
+int pf_inventory_parse_flags(const char *text, size_t len, const char *name, unsigned flags,
+			     PfInventory **ret)
 {
 	_cleanup_(pf_inventory_freep) PfInventory *inv = NULL;
 	_cleanup_(freep) PfInventoryPos *hpos = NULL;
@@ -580,7 +604,7 @@ int pf_inventory_parse(const char *text, size_t len, const char *name, PfInvento
 		inv->rows[inv->n_rows++] = row;
 	}
 
-	r = rows_check(inv);
+	r = rows_check(inv, flags);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(inv);
@@ -588,6 +612,11 @@ int pf_inventory_parse(const char *text, size_t len, const char *name, PfInvento
 }
 
 int pf_inventory_load(const char *path, PfInventory **ret)
+{
+	return pf_inventory_load_flags(path, 0, ret);
+}
+
+int pf_inventory_load_flags(const char *path, unsigned flags, PfInventory **ret)
 {
 	_cleanup_(closep) int fd = -1;
 	_cleanup_(freep) char *buf = NULL;
@@ -621,7 +650,7 @@ int pf_inventory_load(const char *path, PfInventory **ret)
 		got += (size_t)l;
 	}
 	buf[got] = 0;
-	return pf_inventory_parse(buf, got, path, ret);
+	return pf_inventory_parse_flags(buf, got, path, flags, ret);
 }
 
 const PfInventoryRow *pf_inventory_find(const PfInventory *inv, const char *hostname)

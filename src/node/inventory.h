@@ -51,6 +51,7 @@ typedef struct PfInventoryRow {
 	unsigned line;	     /* where the record starts */
 	char **fields;	     /* n_columns values, "" when empty */
 	PfInventoryPos *pos; /* where each field starts */
+	char *error;	     /* with PF_INVENTORY_KEEP_BAD_ROWS: why this row is unusable */
 } PfInventoryRow;
 
 typedef struct PfInventory {
@@ -70,6 +71,19 @@ int pf_inventory_load(const char *path, PfInventory **ret);
 /* The same on text in memory; name stands for the path in messages, and its directory is
  * where relative paths start. */
 int pf_inventory_parse(const char *text, size_t len, const char *name, PfInventory **ret);
+
+/*
+ * With PF_INVENTORY_KEEP_BAD_ROWS, a row whose own fields are wrong (an address, a key, a
+ * group) does not fail the whole file: its message ("path:line:column: ...") is kept in
+ * row->error and the row takes no part in the uniqueness checks. The file's structure
+ * (syntax, header, field counts, empty hostnames) and duplicate hostnames or addresses
+ * among the good rows still fail it. For `piflash batch`, where one bad node must not
+ * stop the others.
+ */
+#define PF_INVENTORY_KEEP_BAD_ROWS 1u
+int pf_inventory_load_flags(const char *path, unsigned flags, PfInventory **ret);
+int pf_inventory_parse_flags(const char *text, size_t len, const char *name, unsigned flags,
+			     PfInventory **ret);
 
 PfInventory *pf_inventory_free(PfInventory *inv);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PfInventory *, pf_inventory_free);

@@ -255,6 +255,22 @@ static void hex(const unsigned char *p, size_t n, char *out)
 		sprintf(out + 2 * i, "%02x", p[i]);
 }
 
+int pf_plan_instance_id_from_seed(const char *seed, const char *hostname, char **ret)
+{
+	unsigned char mac[32];
+	size_t len = 0;
+	char h[17];
+
+	if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, seed, strlen(seed),
+		       (const unsigned char *)hostname, strlen(hostname), mac, sizeof(mac), &len) ||
+	    len != sizeof(mac))
+		return pf_error_set(-EIO, "cannot derive the instance-id (HMAC-SHA256 failed)");
+	hex(mac, 8, h);
+	if (asprintf(ret, "iid-piflash-%s-%s", hostname, h) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
 /* The 256-bit WPA key from a passphrase, as wpa_passphrase computes it. */
 static int wifi_psk_hex(const char *ssid, const char *pass, char out[65])
 {
@@ -359,6 +375,7 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 	r |= ctx_set(ctx, "timezone", c->timezone);
 	r |= ctx_set(ctx, "locale", c->locale);
 	r |= ctx_set(ctx, "instance_id", instance_id);
+	r |= pf_tpl_set_bool(ctx, "host_keys", in->n_host_keys > 0);
 	r |= pf_tpl_set(ctx, "iface", pf_node_config_iface(c));
 	r |= pf_tpl_set_bool(ctx, "static", c->static_ip);
 	if (c->static_ip) {
@@ -477,9 +494,56 @@ static int plan_hostname(PfPlan *p, PfTree *tree, const PfNodeConfig *c)
 			 "the 127.0.1.1 line names this node");
 }
 
-/* A baked machine-id, D-Bus's copy of it and baked SSH host keys: every flavor. */
-static int plan_identity(PfPlan *p, const PfFlavorInfo *f)
+static bool writes_host_key(const PfPlanInput *in, const char *path)
 {
+	char own[PF_PATH_MAX];
+
+	for (size_t i = 0; i < in->n_host_keys; i++) {
+		snprintf(own, sizeof(own), "/etc/ssh/ssh_host_%s_key", in->host_keys[i].name);
+		if (streq(path, own))
+			return true;
+		strcat(own, ".pub");
+		if (streq(path, own))
+			return true;
+	}
+	return false;
+}
+
+/* Host keys made by piflash: the operator's known_hosts is right before the first boot. */
+static int plan_host_keys(PfPlan *p, const PfPlanInput *in)
+{
+	const PfFlavorInfo *f = in->flavor;
+	char path[PF_PATH_MAX];
+	int r;
+
+	for (size_t i = 0; i < in->n_host_keys; i++) {
+		const PfPlanHostKey *k = &in->host_keys[i];
+
+		snprintf(path, sizeof(path), "/etc/ssh/ssh_host_%s_key", k->name);
+		r = add_write(p, 0, path, k->private_key, strlen(k->private_key), 0600, 0, 0, true,
+			      "this node's own SSH host key, made by piflash (--host-keys)");
+		if (r < 0)
+			return r;
+		strcat(path, ".pub");
+		r = add_write(p, 0, path, k->public_line, strlen(k->public_line), 0644, 0, 0, false,
+			      "its public half, listed in the operator's known_hosts");
+		if (r < 0)
+			return r;
+	}
+	if (f->keygen_unit_link) {
+		r = add_simple(p, PF_OP_REMOVE, 0, f->keygen_unit_link, NULL, 0, 0, 0,
+			       "this unit would replace the pre-generated host keys at first boot");
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* A baked machine-id, D-Bus's copy of it and baked SSH host keys: every flavor. */
+static int plan_identity(PfPlan *p, const PfPlanInput *in)
+{
+	const PfFlavorInfo *f = in->flavor;
+	size_t removed = 0;
 	int r;
 
 	if (f->machine_id_baked) {
@@ -499,12 +563,17 @@ static int plan_identity(PfPlan *p, const PfFlavorInfo *f)
 			return r;
 	}
 	for (size_t i = 0; i < f->n_host_keys; i++) {
+		if (writes_host_key(in, f->host_keys[i]))
+			continue; /* replaced below */
 		r = add_simple(p, PF_OP_REMOVE, 0, f->host_keys[i], NULL, 0, 0, 0,
 			       "baked SSH host key: each node must have its own");
 		if (r < 0)
 			return r;
+		removed++;
 	}
-	if (f->n_host_keys > 0 && !f->regenerates_host_keys) {
+	if (in->n_host_keys > 0)
+		return plan_host_keys(p, in);
+	if (removed > 0 && !f->regenerates_host_keys) {
 		_cleanup_(freep) char *unit = NULL, *origin = NULL;
 		size_t len = 0;
 
@@ -958,7 +1027,7 @@ int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan
 			return r;
 	}
 
-	r = plan_identity(p, f);
+	r = plan_identity(p, in);
 	if (r < 0)
 		return r;
 

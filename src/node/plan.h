@@ -52,14 +52,32 @@ typedef struct PfPlan {
 	char *user;	   /* the user the keys went to */
 } PfPlan;
 
+/* An SSH host key made for the node before its first boot (see node/hostkey.h). */
+typedef struct PfPlanHostKey {
+	const char *name;	 /* "ed25519": /etc/ssh/ssh_host_<name>_key{,.pub} */
+	const char *private_key; /* the private key file (secret) */
+	const char *public_line; /* the .pub file */
+} PfPlanHostKey;
+
 typedef struct PfPlanInput {
 	const PfNodeConfig *cfg;
 	const PfFlavorInfo *flavor;
 	const char *template_dir;   /* --template-dir, or NULL */
 	const char *user_data_path; /* --user-data FILE: the node's user-data template, or NULL */
 	const char *instance_id;    /* NULL: made unique for this node and this run */
-	bool mask_secrets;	    /* render secrets as "********" (for display) */
+	/* Pre-generated host keys: installed in place of the image's, and nothing at first
+	 * boot may replace them (cloud-init told, regenerate units disabled). */
+	const PfPlanHostKey *host_keys;
+	size_t n_host_keys;
+	bool mask_secrets; /* render secrets as "********" (for display) */
 } PfPlanInput;
+
+/*
+ * The instance-id of node hostname derived from a secret seed (--instance-id-seed):
+ * "iid-piflash-HOSTNAME-" and 16 hex digits of HMAC-SHA256(seed, hostname). The same seed
+ * gives the same id, so a rebuilt image is byte-identical and a card can be verified later.
+ */
+int pf_plan_instance_id_from_seed(const char *seed, const char *hostname, char **ret);
 
 int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan **ret);
 PfPlan *pf_plan_free(PfPlan *p);

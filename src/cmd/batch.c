@@ -1,0 +1,1311 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * piflash batch --inventory cluster.csv IMAGE --out-dir DIR: one image per node of the
+ * inventory, as build artifacts, and what the operator needs next to them: SHA256SUMS,
+ * report.json, inventory.ini (Ansible), hosts and known_hosts.
+ *
+ * The image is opened (and decompressed) once; each node is an overlay of its own on that
+ * base, prepared and written by one of -j worker threads. A node that fails (a bad row, a bad
+ * key, a full disk) is reported and the others go on. report.json is also the record that
+ * lets a re-run skip the nodes whose artifact is up to date: each entry holds a hash of the
+ * inputs that shaped the artifact, and the artifact's size and modification time.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd/cluster.h"
+#include "cmd/cmd.h"
+#include "config.h"
+#include "flash/artifact.h"
+#include "flash/ranges.h"
+#include "util/error.h"
+#include "util/strutil.h"
+
+#define JOBS_MAX 64u
+/* A file that shapes every node (a template, --user-data) is hashed up to this size. */
+#define INPUT_FILE_MAX (4u * 1024 * 1024)
+
+typedef enum JobStatus {
+	JOB_PENDING,
+	JOB_OK,
+	JOB_REUSED,
+	JOB_FAILED,
+	JOB_UNSELECTED, /* not in this run's --only/--exclude/--shard selection */
+	JOB_KEPT,	/* not selected, but its artifact from an earlier run is intact */
+} JobStatus;
+
+typedef struct Job {
+	const PfInventoryRow *row;
+	const char *hostname;
+	JobStatus status;
+	char *error;
+	char inputs[65]; /* hash of what shapes the artifact */
+	/* What the report says about a node built or reused: */
+	char *artifact; /* file name in the out dir */
+	char *bmap;	/* file name, or NULL */
+	char sha256[65];
+	char bmap_sha256[65];
+	uint64_t file_bytes, image_bytes;
+	int64_t mtime_ns;
+	char *address; /* "10.0.0.11/24", NULL for DHCP */
+	char *fqdn;
+	char *user;
+	char *instance_id;
+	char *group;
+	char **host_keys; /* public lines, "ssh-ed25519 AAAA... root@worker3" */
+	char **fingerprints;
+	size_t n_host_keys;
+	double seconds;
+} Job;
+
+typedef struct Batch {
+	Image base;
+	PfInventory *inv;
+	const PfFlavorInfo *flavor;
+	NodeOptions *no;
+	const char *out_dir;
+	PfArtifactFormat format;
+	bool bmap, force;
+	int64_t now;
+	char common[65];       /* hash of the inputs every node shares */
+	json_object *previous; /* nodes of the last report.json, by hostname */
+	Job *jobs;	       /* one per inventory row, in order */
+	size_t n_jobs;
+	size_t n_selected;
+	atomic_size_t next;
+	atomic_size_t done;
+	unsigned threads; /* compressor threads per job */
+	pthread_mutex_t lock;
+} Batch;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+static double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void help(void)
+{
+	printf("Usage: piflash batch --inventory FILE.csv --out-dir DIR [OPTIONS] IMAGE\n"
+	       "\n"
+	       "Write one prepared image per node of the inventory to DIR, with SHA256SUMS,\n"
+	       "report.json, inventory.ini (Ansible), hosts and, with --host-keys,\n"
+	       "known_hosts. A node that fails does not stop the others (exit 1 at the end).\n"
+	       "Re-running skips nodes whose artifact is up to date.\n"
+	       "\n"
+	       "  -h --help              Show this help\n"
+	       "     --out-dir DIR       Where the artifacts go (created if missing)\n"
+	       "     --format FMT        img (sparse, default), img.zst, img.xz or img.gz\n"
+	       "     --bmap              Also write HOSTNAME.img.bmap for bmaptool\n"
+	       "  -j --jobs N            Nodes built at once (default: the number of CPUs)\n"
+	       "     --only A,B          Only these nodes\n"
+	       "     --exclude A,B       Not these nodes\n"
+	       "     --shard K/N         The K-th of N stable slices of the inventory (CI\n"
+	       "                         matrix); the slices together are the whole run\n"
+	       "     --force             Rebuild nodes that are up to date\n"
+	       "     --no-cache          Decompress to a temporary file instead of the cache\n"
+	       "  -q --quiet             Print nothing but errors and the summary\n"
+	       "\n"
+	       "The node options below override every row (--node is not used: see --only).\n"
+	       "\n%s",
+	       node_options_help);
+}
+
+/* ---- hashing the inputs ------------------------------------------------------------------ */
+
+typedef struct Hash {
+	EVP_MD_CTX *ctx;
+} Hash;
+
+static int hash_begin(Hash *h)
+{
+	h->ctx = EVP_MD_CTX_new();
+	if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1)
+		return -ENOMEM;
+	return 0;
+}
+
+/* A labelled field: "label=value\n", with NULL distinct from "". */
+static void hash_field(Hash *h, const char *label, const char *value)
+{
+	EVP_DigestUpdate(h->ctx, label, strlen(label) + 1);
+	if (value)
+		EVP_DigestUpdate(h->ctx, value, strlen(value) + 1);
+	else
+		EVP_DigestUpdate(h->ctx, "\377", 1);
+}
+
+static void hash_fieldf(Hash *h, const char *label, const char *fmt, ...) _printf_(3, 4);
+static void hash_fieldf(Hash *h, const char *label, const char *fmt, ...)
+{
+	_cleanup_(freep) char *s = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	hash_field(h, label, n < 0 ? NULL : s);
+}
+
+static void hash_end(Hash *h, char out[65])
+{
+	unsigned char md[32];
+	unsigned len = 0;
+
+	if (EVP_DigestFinal_ex(h->ctx, md, &len) != 1)
+		memset(md, 0, sizeof(md));
+	for (size_t i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+	EVP_MD_CTX_free(h->ctx);
+	h->ctx = NULL;
+}
+
+/* A file's content, up to INPUT_FILE_MAX bytes; a missing file hashes as missing. */
+static void hash_file(Hash *h, const char *label, int dirfd, const char *path)
+{
+	_cleanup_(closep) int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	unsigned char buf[65536];
+	size_t total = 0;
+	ssize_t n;
+
+	hash_field(h, label, path);
+	if (fd < 0) {
+		hash_field(h, "missing", path);
+		return;
+	}
+	while (total < INPUT_FILE_MAX && (n = read(fd, buf, sizeof(buf))) > 0) {
+		EVP_DigestUpdate(h->ctx, buf, (size_t)n);
+		total += (size_t)n;
+	}
+}
+
+static DIR *closedir_safe(DIR *d)
+{
+	if (d)
+		closedir(d);
+	return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir_safe);
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every regular file of a template directory, in name order. */
+static void hash_dir(Hash *h, const char *dir)
+{
+	_cleanup_(closedir_safep) DIR *d = opendir(dir);
+	_cleanup_(freep) char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+
+	hash_field(h, "template-dir", dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char **nn;
+
+		if (de->d_name[0] == '.')
+			continue;
+		nn = realloc(names, (n + 1) * sizeof(char *));
+		if (!nn)
+			break;
+		names = nn;
+		names[n] = strdup(de->d_name);
+		if (names[n])
+			n++;
+	}
+	qsort(names, n, sizeof(char *), cmp_strp);
+	for (size_t i = 0; i < n; i++) {
+		hash_file(h, "template", dirfd(d), names[i]);
+		free(names[i]);
+	}
+}
+
+/* What shapes every artifact alike: piflash, the image, the options. */
+static int hash_common(Batch *b, const char *image_path)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	struct stat st;
+	Hash h;
+
+	if (stat(image_path, &st) < 0)
+		return pf_error_set(-errno, "'%s': %m", image_path);
+	if (hash_begin(&h) < 0)
+		return -ENOMEM;
+	hash_field(&h, "piflash", PACKAGE_VERSION);
+	/* The image as a file: a new download or an edit rebuilds everything. */
+	hash_fieldf(&h, "image", "%" PRIu64 " %" PRId64 ".%09ld", (uint64_t)st.st_size,
+		    (int64_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	hash_field(&h, "flavor", pf_flavor_name(b->flavor->flavor));
+	hash_field(&h, "format", pf_artifact_suffix(b->format));
+	hash_fieldf(&h, "bmap", "%d", b->bmap);
+	/* Without SOURCE_DATE_EPOCH the file times are the build's: not an input worth a
+	 * rebuild. */
+	hash_field(&h, "source-date-epoch", sde && *sde ? sde : NULL);
+	hash_field(&h, "instance-id-seed", b->no->instance_id_seed);
+	hash_fieldf(&h, "host-keys", "%d", b->no->host_keys);
+	hash_field(&h, "flavor-forced", b->no->flavor);
+	if (b->no->template_dir)
+		hash_dir(&h, b->no->template_dir);
+	if (b->no->user_data)
+		hash_file(&h, "user-data", AT_FDCWD, b->no->user_data);
+	hash_end(&h, b->common);
+	return 0;
+}
+
+/* What shapes one node's artifact: the common inputs and its settings. */
+static void hash_node(const Batch *b, const PfNodeConfig *c, char out[65])
+{
+	char a[16];
+	Hash h;
+
+	if (hash_begin(&h) < 0) {
+		memset(out, '0', 64);
+		out[64] = 0;
+		return;
+	}
+	hash_field(&h, "common", b->common);
+	hash_field(&h, "hostname", c->hostname);
+	hash_field(&h, "domain", c->domain);
+	for (size_t i = 0; i < c->n_keys; i++) {
+		_cleanup_(freep) char *line = pf_ssh_key_format(&c->keys[i]);
+
+		hash_field(&h, "key", line);
+	}
+	hash_field(&h, "user", c->user);
+	hash_field(&h, "password-hash", c->password_hash);
+	hash_fieldf(&h, "ssh-password", "%d", c->ssh_password);
+	if (c->static_ip) {
+		pf_ipv4_format(c->ip, a);
+		hash_fieldf(&h, "ip", "%s/%u", a, c->prefix);
+	}
+	if (c->has_gateway) {
+		pf_ipv4_format(c->gateway, a);
+		hash_field(&h, "gateway", a);
+	}
+	for (size_t i = 0; i < c->n_dns; i++) {
+		pf_ipv4_format(c->dns[i], a);
+		hash_field(&h, "dns", a);
+	}
+	hash_field(&h, "iface", c->iface);
+	hash_field(&h, "wifi-ssid", c->wifi_ssid);
+	hash_field(&h, "wifi-psk", c->wifi_psk);
+	hash_field(&h, "wifi-country", c->wifi_country);
+	hash_field(&h, "timezone", c->timezone);
+	hash_field(&h, "locale", c->locale);
+	hash_field(&h, "board", c->board);
+	for (size_t i = 0; i < c->n_vars; i++)
+		hash_fieldf(&h, "var", "%s=%s", c->vars[i].key, c->vars[i].value);
+	hash_end(&h, out);
+}
+
+/* ---- one node ---------------------------------------------------------------------------- */
+
+static void remove_stale(const Batch *b, const char *name);
+
+/* A failed node leaves no artifact: an older one would be taken for this run's. */
+static void job_fail(Batch *b, Job *j, int r, double start)
+{
+	char name[PATH_MAX];
+
+	j->status = JOB_FAILED;
+	j->error = strdup(pf_error_message(r));
+	j->seconds = now_seconds() - start;
+	log_error("%s: %s", j->hostname, j->error ?: "failed");
+	snprintf(name, sizeof(name), "%s%s", j->hostname, pf_artifact_suffix(b->format));
+	remove_stale(b, name);
+	snprintf(name, sizeof(name), "%s.img.bmap", j->hostname);
+	remove_stale(b, name);
+}
+
+static int dup_str(char **dst, const char *src)
+{
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
+}
+
+/* What the report lists about a node, from its settings and plan. */
+static int job_describe(Batch *b, Job *j, const NodeBuild *nb)
+{
+	const char *group = pf_inventory_get(b->inv, j->row, "group");
+	char a[16];
+	int r = 0;
+
+	if (nb->cfg.static_ip) {
+		pf_ipv4_format(nb->cfg.ip, a);
+		if (asprintf(&j->address, "%s/%u", a, nb->cfg.prefix) < 0)
+			return -ENOMEM;
+	}
+	if (nb->cfg.domain && asprintf(&j->fqdn, "%s.%s", nb->cfg.hostname, nb->cfg.domain) < 0)
+		return -ENOMEM;
+	r |= dup_str(&j->user, nb->plan->user);
+	r |= dup_str(&j->instance_id, nb->plan->instance_id);
+	if (group && *group)
+		r |= dup_str(&j->group, group);
+	if (r < 0)
+		return -ENOMEM;
+	j->host_keys = calloc(nb->n_host_keys + 1, sizeof(char *));
+	j->fingerprints = calloc(nb->n_host_keys + 1, sizeof(char *));
+	if (!j->host_keys || !j->fingerprints)
+		return -ENOMEM;
+	for (size_t i = 0; i < nb->n_host_keys; i++) {
+		const char *pub = nb->host_keys[i].public_line;
+
+		j->host_keys[i] = strndup(pub, strcspn(pub, "\n"));
+		j->fingerprints[i] = strdup(nb->host_keys[i].fingerprint);
+		if (!j->host_keys[i] || !j->fingerprints[i])
+			return -ENOMEM;
+		j->n_host_keys++;
+	}
+	return 0;
+}
+
+static int file_sha256(int dirfd, const char *name, char out[65])
+{
+	_cleanup_(closep) int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	unsigned char buf[65536];
+	ssize_t n;
+	Hash h;
+
+	if (fd < 0)
+		return -errno;
+	if (hash_begin(&h) < 0)
+		return -ENOMEM;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		EVP_DigestUpdate(h.ctx, buf, (size_t)n);
+	hash_end(&h, out);
+	return n < 0 ? -errno : 0;
+}
+
+static int set_str(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = NULL;
+	return dup_str(dst, src);
+}
+
+static const char *rec_str(json_object *rec, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(rec, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int64_t file_mtime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/*
+ * Fills j from its node's previous record (rec) when the record still describes the files in
+ * the out dir: the artifact with the recorded size and modification time, the bmap if any.
+ */
+static bool job_from_record(Batch *b, Job *j, json_object *rec)
+{
+	const char *artifact = rec_str(rec, "artifact"), *sha = rec_str(rec, "sha256");
+	const char *mtime = rec_str(rec, "mtime_ns"), *bmap = rec_str(rec, "bmap");
+	const char *inputs = rec_str(rec, "inputs");
+	json_object *v, *keys;
+	struct stat st;
+	char path[PATH_MAX];
+	size_t n_keys;
+
+	if (!artifact || !sha || strlen(sha) != 64 || !mtime || strchr(artifact, '/') ||
+	    !startswith(artifact, j->hostname))
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", b->out_dir, artifact);
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	if (!json_object_object_get_ex(rec, "size", &v) ||
+	    (uint64_t)json_object_get_int64(v) != (uint64_t)st.st_size)
+		return false;
+	if (strtoll(mtime, NULL, 10) != file_mtime_ns(&st))
+		return false;
+	if (bmap) {
+		if (strchr(bmap, '/') || !startswith(bmap, j->hostname))
+			return false;
+		snprintf(path, sizeof(path), "%s/%s", b->out_dir, bmap);
+		if (file_sha256(AT_FDCWD, path, j->bmap_sha256) < 0)
+			return false;
+	}
+	if (set_str(&j->artifact, artifact) < 0 || set_str(&j->bmap, bmap) < 0 ||
+	    set_str(&j->instance_id, rec_str(rec, "instance_id")) < 0 ||
+	    set_str(&j->address, rec_str(rec, "address")) < 0 ||
+	    set_str(&j->fqdn, rec_str(rec, "fqdn")) < 0 ||
+	    set_str(&j->group, rec_str(rec, "group")) < 0 ||
+	    set_str(&j->user, rec_str(rec, "user")) < 0)
+		return false;
+	memcpy(j->sha256, sha, 65);
+	snprintf(j->inputs, sizeof(j->inputs), "%s", inputs ?: "");
+	j->file_bytes = (uint64_t)st.st_size;
+	j->mtime_ns = file_mtime_ns(&st);
+	if (json_object_object_get_ex(rec, "image_size", &v))
+		j->image_bytes = (uint64_t)json_object_get_int64(v);
+
+	/* The host keys are those on the artifact, not this run's. */
+	for (size_t i = 0; i < j->n_host_keys; i++) {
+		free(j->host_keys[i]);
+		free(j->fingerprints[i]);
+	}
+	j->n_host_keys = 0;
+	if (!json_object_object_get_ex(rec, "host_keys", &keys) ||
+	    !json_object_is_type(keys, json_type_array))
+		return true;
+	n_keys = json_object_array_length(keys);
+	free(j->host_keys);
+	free(j->fingerprints);
+	j->host_keys = calloc(n_keys + 1, sizeof(char *));
+	j->fingerprints = calloc(n_keys + 1, sizeof(char *));
+	if (!j->host_keys || !j->fingerprints)
+		return false;
+	for (size_t i = 0; i < n_keys; i++) {
+		json_object *k = json_object_array_get_idx(keys, i);
+		const char *pub = rec_str(k, "public"), *fp = rec_str(k, "fingerprint");
+
+		if (!pub || !fp)
+			return false;
+		j->host_keys[i] = strdup(pub);
+		j->fingerprints[i] = strdup(fp);
+		if (!j->host_keys[i] || !j->fingerprints[i])
+			return false;
+		j->n_host_keys++;
+	}
+	return true;
+}
+
+/* Is the previous record of j's node, for the same inputs, still true of the files? */
+static bool job_reuse(Batch *b, Job *j)
+{
+	json_object *rec;
+	const char *inputs, *bmap, *artifact;
+
+	if (b->force || !b->previous || !json_object_object_get_ex(b->previous, j->hostname, &rec))
+		return false;
+	inputs = rec_str(rec, "inputs");
+	artifact = rec_str(rec, "artifact");
+	bmap = rec_str(rec, "bmap");
+	if (!inputs || !streq(inputs, j->inputs) || !artifact || !streq(artifact, j->artifact) ||
+	    !!bmap != b->bmap)
+		return false;
+	return job_from_record(b, j, rec);
+}
+
+/* Removes name from the out dir if it is there: an artifact that no longer is one. */
+static void remove_stale(const Batch *b, const char *name)
+{
+	_cleanup_(freep) char *path = NULL;
+
+	if (asprintf(&path, "%s/%s", b->out_dir, name) < 0)
+		return;
+	if (unlink(path) == 0)
+		log_info("Removed %s: it is from an earlier run, not from this one", path);
+}
+
+static int job_write(Batch *b, Job *j, NodeImage *ni)
+{
+	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
+	_cleanup_(freep) char *path = NULL, *bmap_path = NULL;
+	PfArtifactOptions ao = { .format = b->format,
+				 .threads = b->threads,
+				 .cancel = &interrupted };
+	PfArtifactResult res = { 0 };
+	struct stat st;
+	int r;
+
+	r = pf_ranges_compute(ni->img.ov, pf_source_fd(b->base.src), b->base.table, ni->img.tree,
+			      &ranges);
+	if (r < 0)
+		return pf_error_prefix(r, "cannot list the ranges to write");
+	r = pf_ranges_align(&ranges.all, PF_ARTIFACT_BLOCK_BYTES, pf_overlay_size(ni->img.ov));
+	if (r < 0)
+		return r;
+	if (asprintf(&path, "%s/%s", b->out_dir, j->artifact) < 0)
+		return -ENOMEM;
+	if (b->bmap) {
+		if (asprintf(&j->bmap, "%s.img.bmap", j->hostname) < 0)
+			return -ENOMEM;
+		if (asprintf(&bmap_path, "%s/%s", b->out_dir, j->bmap) < 0)
+			return -ENOMEM;
+		ao.bmap_path = bmap_path;
+	}
+	r = pf_artifact_write(path, ni->img.ov, &ranges.all, &ao, &res);
+	if (r < 0)
+		return r;
+	if (!b->bmap) {
+		_cleanup_(freep) char *stale = NULL;
+
+		if (asprintf(&stale, "%s.img.bmap", j->hostname) < 0)
+			return -ENOMEM;
+		remove_stale(b, stale);
+	}
+	if (stat(path, &st) < 0)
+		return pf_error_set(-errno, "'%s': %m", path);
+	memcpy(j->sha256, res.sha256, sizeof(j->sha256));
+	j->file_bytes = res.file_bytes;
+	j->image_bytes = res.image_bytes;
+	j->mtime_ns = file_mtime_ns(&st);
+	if (bmap_path) {
+		r = file_sha256(AT_FDCWD, bmap_path, j->bmap_sha256);
+		if (r < 0)
+			return pf_error_set(r, "'%s': %s", bmap_path, strerror(-r));
+	}
+	return 0;
+}
+
+static void job_run(Batch *b, Job *j)
+{
+	_cleanup_(node_image_done) NodeImage ni = { 0 };
+	double start = now_seconds();
+	char a[32], s[32];
+	int r;
+
+	if (asprintf(&j->artifact, "%s%s", j->hostname, pf_artifact_suffix(b->format)) < 0) {
+		job_fail(b, j, -ENOMEM, start);
+		return;
+	}
+	r = node_image_prepare(&b->base, b->no, b->inv, j->row, b->flavor, b->now, &ni);
+	if (r >= 0) {
+		hash_node(b, &ni.nb.cfg, j->inputs);
+		r = job_describe(b, j, &ni.nb);
+	}
+	if (r < 0) {
+		job_fail(b, j, r, start);
+		return;
+	}
+	if (job_reuse(b, j)) {
+		j->status = JOB_REUSED;
+		j->seconds = now_seconds() - start;
+		log_info("%s: %s is up to date", j->hostname, j->artifact);
+		return;
+	}
+	r = job_write(b, j, &ni);
+	if (r < 0) {
+		job_fail(b, j, r, start);
+		return;
+	}
+	j->status = JOB_OK;
+	j->seconds = now_seconds() - start;
+	log_info("%s: wrote %s (%s, %s image) in %.2f s [%zu/%zu]", j->hostname, j->artifact,
+		 pf_format_bytes(a, sizeof(a), j->file_bytes),
+		 pf_format_bytes(s, sizeof(s), j->image_bytes), j->seconds,
+		 atomic_fetch_add(&b->done, 1) + 1, b->n_selected);
+}
+
+static void *worker(void *userdata)
+{
+	Batch *b = userdata;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&b->next, 1);
+
+		if (i >= b->n_jobs || interrupted)
+			break;
+		if (b->jobs[i].status == JOB_PENDING)
+			job_run(b, &b->jobs[i]);
+	}
+	return NULL;
+}
+
+static void job_done(Job *j)
+{
+	free(j->error);
+	free(j->artifact);
+	free(j->bmap);
+	free(j->address);
+	free(j->fqdn);
+	free(j->user);
+	free(j->instance_id);
+	free(j->group);
+	for (size_t i = 0; i < j->n_host_keys; i++) {
+		free(j->host_keys[i]);
+		free(j->fingerprints[i]);
+	}
+	free(j->host_keys);
+	free(j->fingerprints);
+}
+
+/* ---- the files next to the artifacts ----------------------------------------------------- */
+
+/* Writes DIR/name from a memory stream's text, through a temporary file and a rename. */
+static int write_out(const Batch *b, const char *name, const char *text, size_t len)
+{
+	_cleanup_(freep) char *path = NULL, *tmp = NULL;
+	_cleanup_(closep) int fd = -1;
+	size_t done = 0;
+
+	if (asprintf(&path, "%s/%s", b->out_dir, name) < 0 ||
+	    asprintf(&tmp, "%s/.%s.XXXXXX", b->out_dir, name) < 0)
+		return -ENOMEM;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return pf_error_set(-errno, "'%s': %m", tmp);
+	while (done < len) {
+		ssize_t n = write(fd, text + done, len - done);
+
+		if (n < 0) {
+			int e = errno;
+
+			unlink(tmp);
+			return pf_error_set(-e, "'%s': %s", path, strerror(e));
+		}
+		done += (size_t)n;
+	}
+	if (fchmod(fd, 0644) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
+		int e = errno;
+
+		unlink(tmp);
+		return pf_error_set(-e, "'%s': %s", path, strerror(e));
+	}
+	return 0;
+}
+
+static bool job_listed(const Job *j)
+{
+	return j->status == JOB_OK || j->status == JOB_REUSED || j->status == JOB_KEPT;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(((const char *const *)a)[0], ((const char *const *)b)[0]);
+}
+
+/* "HASH  NAME" for every artifact and bmap, in name order: `sha256sum -c` reads it. */
+static int write_sums(const Batch *b)
+{
+	_cleanup_(freep) const char **lines = calloc(2 * b->n_jobs + 1, 2 * sizeof(char *));
+	_cleanup_(freep) char *text = NULL;
+	size_t n = 0, len = 0;
+	FILE *f;
+	int r;
+
+	if (!lines)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n_jobs; i++) {
+		const Job *j = &b->jobs[i];
+
+		if (!job_listed(j))
+			continue;
+		lines[2 * n] = j->artifact;
+		lines[2 * n++ + 1] = j->sha256;
+		if (j->bmap) {
+			lines[2 * n] = j->bmap;
+			lines[2 * n++ + 1] = j->bmap_sha256;
+		}
+	}
+	qsort(lines, n, 2 * sizeof(char *), cmp_name);
+	f = open_memstream(&text, &len);
+	if (!f)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s  %s\n", lines[2 * i + 1], lines[2 * i]);
+	if (fclose(f) != 0)
+		return -ENOMEM;
+	r = write_out(b, "SHA256SUMS", text, len);
+	return r;
+}
+
+static void addr_only(const Job *j, char out[16])
+{
+	size_t n = strcspn(j->address, "/");
+
+	memcpy(out, j->address, MIN(n, (size_t)15));
+	out[MIN(n, (size_t)15)] = 0;
+}
+
+/* The names a node answers to: "worker3.example.com,worker3,10.0.0.13". */
+static void names_of(const Job *j, char *out, size_t size, const char *sep)
+{
+	char a[16];
+	size_t o = 0;
+
+	out[0] = 0;
+	if (j->fqdn)
+		o += (size_t)snprintf(out + o, size - MIN(o, size), "%s%s", j->fqdn, sep);
+	o += (size_t)snprintf(out + o, size - MIN(o, size), "%s", j->hostname);
+	if (j->address) {
+		addr_only(j, a);
+		snprintf(out + o, size - MIN(o, size), "%s%s", sep, a);
+	}
+}
+
+static int write_hosts(const Batch *b, FILE *hosts, FILE *known)
+{
+	fprintf(hosts, "# Written by piflash batch from %s\n", b->inv->path);
+	fprintf(known, "# Written by piflash batch from %s: the host keys on the cards\n",
+		b->inv->path);
+	for (size_t i = 0; i < b->n_jobs; i++) {
+		const Job *j = &b->jobs[i];
+		char names[512], a[16];
+
+		if (!job_listed(j))
+			continue;
+		if (j->address) {
+			addr_only(j, a);
+			fprintf(hosts, "%s\t%s%s%s\n", a, j->fqdn ?: "", j->fqdn ? " " : "",
+				j->hostname);
+		} else
+			fprintf(hosts, "# %s: DHCP, no fixed address\n", j->hostname);
+		names_of(j, names, sizeof(names), ",");
+		for (size_t k = 0; k < j->n_host_keys; k++) {
+			const char *pub = j->host_keys[k];
+			size_t l = strcspn(pub, " ");
+
+			/* type and key, without the comment */
+			l += 1 + strcspn(pub + l + 1, " ");
+			fprintf(known, "%s %.*s\n", names, (int)l, pub);
+		}
+	}
+	return 0;
+}
+
+/* Ansible: ungrouped nodes first, then a section per group, in inventory order. */
+static int write_ansible(const Batch *b, FILE *f)
+{
+	_cleanup_(freep) char **groups = calloc(b->n_jobs * 8 + 1, sizeof(char *));
+	size_t n_groups = 0;
+
+	if (!groups)
+		return -ENOMEM;
+	fprintf(f, "# Written by piflash batch from %s\n", b->inv->path);
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < b->n_jobs; i++) {
+			const Job *j = &b->jobs[i];
+			char a[16];
+
+			if (!job_listed(j))
+				continue;
+			if (pass == 0 && !j->group) {
+				if (j->address)
+					addr_only(j, a);
+				fprintf(f, "%s ansible_host=%s ansible_user=%s\n", j->hostname,
+					j->address ? a : j->fqdn ?: j->hostname, j->user);
+			}
+			if (pass == 1 && j->group)
+				for (const char *p = j->group; *p;) {
+					size_t n = strcspn(p, " ,\t");
+					bool seen = false;
+
+					for (size_t g = 0; g < n_groups && !seen; g++)
+						seen = strlen(groups[g]) == n &&
+						       strncmp(groups[g], p, n) == 0;
+					if (n && !seen && n_groups < b->n_jobs * 8) {
+						groups[n_groups] = strndup(p, n);
+						if (!groups[n_groups])
+							return -ENOMEM;
+						n_groups++;
+					}
+					p += n;
+					p += strspn(p, " ,\t");
+				}
+		}
+	for (size_t g = 0; g < n_groups; g++) {
+		fprintf(f, "\n[%s]\n", groups[g]);
+		for (size_t i = 0; i < b->n_jobs; i++) {
+			const Job *j = &b->jobs[i];
+			bool in = false;
+			char a[16];
+
+			if (!job_listed(j) || !j->group)
+				continue;
+			for (const char *p = j->group; *p && !in;) {
+				size_t n = strcspn(p, " ,\t");
+
+				in = n == strlen(groups[g]) && strncmp(p, groups[g], n) == 0;
+				p += n;
+				p += strspn(p, " ,\t");
+			}
+			if (!in)
+				continue;
+			if (j->address)
+				addr_only(j, a);
+			fprintf(f, "%s ansible_host=%s ansible_user=%s\n", j->hostname,
+				j->address ? a : j->fqdn ?: j->hostname, j->user);
+		}
+	}
+	for (size_t g = 0; g < n_groups; g++)
+		free(groups[g]);
+	return 0;
+}
+
+static const char *status_name(JobStatus s)
+{
+	switch (s) {
+	case JOB_OK:
+		return "ok";
+	case JOB_REUSED:
+		return "up-to-date";
+	case JOB_FAILED:
+		return "failed";
+	case JOB_KEPT:
+		return "kept";
+	case JOB_PENDING:
+	case JOB_UNSELECTED:
+		break;
+	}
+	return "not-built";
+}
+
+static json_object *str_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *job_json(const Batch *b, const Job *j)
+{
+	json_object *o = json_object_new_object(), *keys = json_object_new_array();
+
+	json_object_object_add(o, "hostname", json_object_new_string(j->hostname));
+	json_object_object_add(o, "status", json_object_new_string(status_name(j->status)));
+	json_object_object_add(o, "error", str_or_null(j->error));
+	json_object_object_add(o, "address", str_or_null(j->address));
+	json_object_object_add(o, "fqdn", str_or_null(j->fqdn));
+	json_object_object_add(o, "group", str_or_null(j->group));
+	json_object_object_add(o, "user", str_or_null(j->user));
+	json_object_object_add(o, "flavor",
+			       json_object_new_string(pf_flavor_name(b->flavor->flavor)));
+	json_object_object_add(o, "artifact", job_listed(j) ? str_or_null(j->artifact) : NULL);
+	json_object_object_add(o, "bmap", job_listed(j) ? str_or_null(j->bmap) : NULL);
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)j->file_bytes));
+	json_object_object_add(o, "image_size", json_object_new_int64((int64_t)j->image_bytes));
+	json_object_object_add(o, "sha256",
+			       job_listed(j) ? json_object_new_string(j->sha256) : NULL);
+	json_object_object_add(o, "instance_id", str_or_null(j->instance_id));
+	for (size_t k = 0; k < j->n_host_keys; k++) {
+		json_object *hk = json_object_new_object();
+		const char *pub = j->host_keys[k];
+
+		json_object_object_add(hk, "type",
+				       json_object_new_string_len(pub, (int)strcspn(pub, " ")));
+		json_object_object_add(hk, "fingerprint",
+				       json_object_new_string(j->fingerprints[k]));
+		json_object_object_add(hk, "public", json_object_new_string(pub));
+		json_object_array_add(keys, hk);
+	}
+	json_object_object_add(o, "host_keys", keys);
+	json_object_object_add(o, "seconds", json_object_new_double(j->seconds));
+	json_object_object_add(o, "inputs",
+			       j->inputs[0] ? json_object_new_string(j->inputs) : NULL);
+	{
+		char mt[32];
+
+		/* A string: more digits than a double (jq's numbers) holds. */
+		snprintf(mt, sizeof(mt), "%" PRId64, j->mtime_ns);
+		json_object_object_add(o, "mtime_ns", json_object_new_string(mt));
+	}
+	return o;
+}
+
+static int write_report(const Batch *b, double seconds)
+{
+	json_object *root = json_object_new_object(), *nodes = json_object_new_array();
+	const char *text;
+	int r;
+
+	json_object_object_add(root, "piflash", json_object_new_string(PACKAGE_VERSION));
+	json_object_object_add(root, "image", json_object_new_string(b->base.path));
+	json_object_object_add(root, "inventory", json_object_new_string(b->inv->path));
+	json_object_object_add(root, "flavor",
+			       json_object_new_string(pf_flavor_name(b->flavor->flavor)));
+	json_object_object_add(root, "format",
+			       json_object_new_string(pf_artifact_suffix(b->format) + 1));
+	json_object_object_add(root, "seconds", json_object_new_double(seconds));
+	for (size_t i = 0; i < b->n_jobs; i++)
+		if (b->jobs[i].status != JOB_UNSELECTED)
+			json_object_array_add(nodes, job_json(b, &b->jobs[i]));
+	json_object_object_add(root, "nodes", nodes);
+	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+							    JSON_C_TO_STRING_NOSLASHESCAPE);
+	r = write_out(b, "report.json", text, strlen(text));
+	json_object_put(root);
+	return r;
+}
+
+static int write_all(const Batch *b, double seconds)
+{
+	_cleanup_(freep) char *hosts = NULL, *known = NULL, *ini = NULL;
+	size_t hl = 0, kl = 0, il = 0;
+	FILE *hf, *kf, *inf;
+	int r;
+
+	r = write_sums(b);
+	if (r < 0)
+		return r;
+	hf = open_memstream(&hosts, &hl);
+	kf = open_memstream(&known, &kl);
+	inf = open_memstream(&ini, &il);
+	if (hf && kf && inf) {
+		write_hosts(b, hf, kf);
+		r = write_ansible(b, inf);
+	}
+	if (hf)
+		fclose(hf);
+	if (kf)
+		fclose(kf);
+	if (inf)
+		fclose(inf);
+	if (!hf || !kf || !inf || r < 0)
+		return -ENOMEM;
+	r = write_out(b, "hosts", hosts, hl);
+	if (r >= 0)
+		r = write_out(b, "inventory.ini", ini, il);
+	if (r >= 0 && b->no->host_keys)
+		r = write_out(b, "known_hosts", known, kl);
+	if (r >= 0)
+		r = write_report(b, seconds);
+	return r;
+}
+
+/* The nodes of the last report.json in the out dir, by hostname. */
+static json_object *read_previous(const char *out_dir)
+{
+	_cleanup_(freep) char *path = NULL;
+	json_object *root, *nodes, *byname;
+
+	if (asprintf(&path, "%s/report.json", out_dir) < 0 || access(path, F_OK) < 0)
+		return NULL;
+	root = json_object_from_file(path);
+	if (!root)
+		return NULL;
+	byname = json_object_new_object();
+	if (json_object_object_get_ex(root, "nodes", &nodes) &&
+	    json_object_is_type(nodes, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+			json_object *n = json_object_array_get_idx(nodes, i), *h, *s;
+
+			if (json_object_object_get_ex(n, "hostname", &h) &&
+			    json_object_object_get_ex(n, "status", &s) &&
+			    json_object_is_type(h, json_type_string) &&
+			    (streq(json_object_get_string(s), "ok") ||
+			     streq(json_object_get_string(s), "up-to-date") ||
+			     streq(json_object_get_string(s), "kept")))
+				json_object_object_add(byname, json_object_get_string(h),
+						       json_object_get(n));
+		}
+	json_object_put(root);
+	return byname;
+}
+
+/* Nodes not chosen this time whose artifacts from an earlier run are intact stay listed. */
+static void keep_unselected(Batch *b)
+{
+	json_object *rec;
+
+	for (size_t i = 0; i < b->n_jobs; i++) {
+		Job *j = &b->jobs[i];
+
+		if (j->status != JOB_UNSELECTED || !b->previous ||
+		    !json_object_object_get_ex(b->previous, j->hostname, &rec))
+			continue;
+		j->host_keys = calloc(1, sizeof(char *));
+		j->fingerprints = calloc(1, sizeof(char *));
+		if (j->host_keys && j->fingerprints && job_from_record(b, j, rec))
+			j->status = JOB_KEPT;
+	}
+}
+
+/* ---- the command ------------------------------------------------------------------------- */
+
+static unsigned cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > (long)JOBS_MAX ? JOBS_MAX : (unsigned)n;
+}
+
+static int run_jobs(Batch *b, unsigned n_threads)
+{
+	pthread_t threads[JOBS_MAX];
+	unsigned started = 0;
+	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	for (unsigned t = 0; t < n_threads; t++) {
+		if (pthread_create(&threads[t], NULL, worker, b) != 0)
+			break;
+		started++;
+	}
+	if (started == 0)
+		worker(b);
+	for (unsigned t = 0; t < started; t++)
+		pthread_join(threads[t], NULL);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	return 0;
+}
+
+static void summary(const Batch *b, double seconds, size_t *ret_failed)
+{
+	size_t ok = 0, reused = 0, failed = 0, pending = 0, kept = 0;
+
+	for (size_t i = 0; i < b->n_jobs; i++)
+		switch (b->jobs[i].status) {
+		case JOB_UNSELECTED:
+			break;
+		case JOB_KEPT:
+			kept++;
+			break;
+		case JOB_OK:
+			ok++;
+			break;
+		case JOB_REUSED:
+			reused++;
+			break;
+		case JOB_FAILED:
+			failed++;
+			break;
+		case JOB_PENDING:
+			pending++;
+			break;
+		}
+	/* The summary is printed even with -q: it is the answer to the run. */
+	fprintf(stderr, "piflash batch: %zu node%s in %s: %zu built, %zu up to date, %zu failed",
+		b->n_selected, b->n_selected == 1 ? "" : "s", b->out_dir, ok, reused, failed);
+	if (pending)
+		fprintf(stderr, ", %zu not built (interrupted)", pending);
+	if (kept)
+		fprintf(stderr, "; %zu more kept from earlier runs", kept);
+	fprintf(stderr, " (%.1f s)\n", seconds);
+	for (size_t i = 0; i < b->n_jobs; i++)
+		if (b->jobs[i].status == JOB_FAILED)
+			fprintf(stderr, "  failed: %s: %s\n", b->jobs[i].hostname,
+				b->jobs[i].error ?: "unknown error");
+	*ret_failed = failed;
+}
+
+/* Only one batch at a time in an out dir: the report is the record of its artifacts. */
+static int lock_out_dir(const char *dir, int *ret_fd)
+{
+	_cleanup_(freep) char *path = NULL;
+	int fd;
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return pf_error_set(-errno, "cannot create '%s': %m", dir);
+	if (asprintf(&path, "%s/.piflash-batch.lock", dir) < 0)
+		return -ENOMEM;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return pf_error_set(-errno, "'%s': %m", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return pf_error_set(-EBUSY, "'%s' is in use by another piflash batch", dir);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int cmd_batch(int argc, char **argv)
+{
+	static const struct option own[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "out-dir", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "bmap", no_argument, NULL, 'b' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "only", required_argument, NULL, 'O' },
+		{ "exclude", required_argument, NULL, 'X' },
+		{ "shard", required_argument, NULL, 'S' },
+		{ "force", no_argument, NULL, 'F' },
+		{ "no-cache", no_argument, NULL, 'N' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{},
+	};
+	_cleanup_(freep) struct option *options = node_merge_options(own);
+	_cleanup_(node_options_done) NodeOptions no = { 0 };
+	_cleanup_(image_close) Image base = { 0 };
+	_cleanup_(pf_inventory_freep) PfInventory *inv = NULL;
+	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *flavor = NULL;
+	_cleanup_(freep) size_t *rows = NULL;
+	_cleanup_(closep) int lock_fd = -1;
+	Batch b = { .format = PF_ARTIFACT_IMG };
+	Selection sel = { 0 };
+	PfSourceOptions so = { 0 };
+	unsigned jobs = 0;
+	size_t n_rows = 0, failed = 0;
+	double start;
+	uint64_t v;
+	int c, r, ret = PF_EXIT_FAILURE;
+
+	if (!options)
+		return PF_EXIT_FAILURE;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hj:q", options, NULL)) >= 0) {
+		switch (c) {
+		case 'h':
+			help();
+			return PF_EXIT_OK;
+		case 'o':
+			b.out_dir = optarg;
+			break;
+		case 'f':
+			if (pf_artifact_format_from_name(optarg, &b.format) < 0)
+				return usage_error(
+					"batch",
+					"--format '%s': expected img, img.zst, img.xz or "
+					"img.gz",
+					optarg);
+			break;
+		case 'b':
+			b.bmap = true;
+			break;
+		case 'j':
+			if (pf_parse_u64(optarg, &v) < 0 || v < 1 || v > JOBS_MAX)
+				return usage_error("batch", "--jobs '%s': expected 1 to %u", optarg,
+						   JOBS_MAX);
+			jobs = (unsigned)v;
+			break;
+		case 'O':
+			sel.only = optarg;
+			break;
+		case 'X':
+			sel.exclude = optarg;
+			break;
+		case 'S':
+			if (selection_parse_shard(optarg, &sel) < 0)
+				return usage_error("batch",
+						   "--shard '%s': expected K/N with 1 <= K <= N",
+						   optarg);
+			break;
+		case 'F':
+			b.force = true;
+			break;
+		case 'N':
+			so.no_cache = true;
+			break;
+		case 'q':
+			arg_quiet = true;
+			break;
+		default:
+			if (c >= NODE_OPTION_BASE) {
+				r = node_option_parse(&no, c, optarg);
+				if (r != 0)
+					return r;
+				break;
+			}
+			return usage_error("batch", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 1)
+		return usage_error("batch",
+				   argc - optind < 1 ? "missing IMAGE" : "too many arguments");
+	if (!no.inventory)
+		return usage_error("batch", "--inventory FILE.csv is needed");
+	if (!b.out_dir)
+		return usage_error("batch", "--out-dir DIR is needed");
+	if (no.node)
+		return usage_error("batch",
+				   "--node is not used by batch: choose nodes with --only");
+	if (pf_timestamp(&b.now) < 0) {
+		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
+			  getenv("SOURCE_DATE_EPOCH"));
+		return PF_EXIT_FAILURE;
+	}
+
+	r = pf_inventory_load_flags(no.inventory, PF_INVENTORY_KEEP_BAD_ROWS, &inv);
+	if (r < 0) {
+		log_error_errno(r, "inventory '%s'", no.inventory);
+		return PF_EXIT_FAILURE;
+	}
+	ret = selection_apply(inv, &sel, &rows, &n_rows);
+	if (ret != PF_EXIT_OK)
+		return ret;
+	/* An empty slice is a normal outcome of --shard when there are more runners than
+	 * nodes; an empty --only/--exclude choice is a mistake. */
+	if (n_rows == 0 && !sel.shard_n) {
+		log_error("no node of '%s' is selected", no.inventory);
+		return PF_EXIT_FAILURE;
+	}
+
+	r = lock_out_dir(b.out_dir, &lock_fd);
+	if (r < 0) {
+		log_error_errno(r, "--out-dir");
+		return PF_EXIT_FAILURE;
+	}
+	if (image_open(&base, argv[optind], &so) < 0)
+		return PF_EXIT_FAILURE;
+	ret = node_flavor(&base, &no, &flavor);
+	if (ret != PF_EXIT_OK)
+		return ret;
+
+	b.base = base;
+	b.inv = inv;
+	b.flavor = flavor;
+	b.no = &no;
+	r = hash_common(&b, argv[optind]);
+	if (r < 0) {
+		log_error_errno(r, "cannot hash the inputs");
+		return PF_EXIT_FAILURE;
+	}
+	b.previous = read_previous(b.out_dir);
+	b.jobs = calloc(inv->n_rows, sizeof(Job));
+	if (!b.jobs) {
+		json_object_put(b.previous);
+		return PF_EXIT_FAILURE;
+	}
+	b.n_jobs = inv->n_rows;
+	b.n_selected = n_rows;
+	for (size_t i = 0; i < inv->n_rows; i++) {
+		b.jobs[i].row = &inv->rows[i];
+		b.jobs[i].hostname = row_hostname(inv, b.jobs[i].row);
+		b.jobs[i].status = JOB_UNSELECTED;
+	}
+	for (size_t i = 0; i < n_rows; i++)
+		b.jobs[rows[i]].status = JOB_PENDING;
+	keep_unselected(&b);
+	if (!jobs)
+		jobs = cpus();
+	jobs = (unsigned)MAX(1u, MIN((size_t)jobs, n_rows));
+	b.threads = MAX(1u, cpus() / jobs);
+
+	log_info("Building %zu node%s of '%s' from '%s' (%s image) into %s, %u at a time", n_rows,
+		 n_rows == 1 ? "" : "s", no.inventory, base.path, pf_flavor_name(flavor->flavor),
+		 b.out_dir, jobs);
+	start = now_seconds();
+	run_jobs(&b, jobs);
+
+	r = write_all(&b, now_seconds() - start);
+	if (r < 0)
+		log_error_errno(r, "'%s': cannot write the report files", b.out_dir);
+	summary(&b, now_seconds() - start, &failed);
+	ret = interrupted ? PF_EXIT_INTERRUPTED : r < 0 || failed ? PF_EXIT_FAILURE : PF_EXIT_OK;
+
+	for (size_t i = 0; i < b.n_jobs; i++)
+		job_done(&b.jobs[i]);
+	free(b.jobs);
+	json_object_put(b.previous);
+	/* base is closed by its cleanup; b borrowed it. */
+	return ret;
+}
