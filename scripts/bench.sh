@@ -12,7 +12,9 @@
 #   4. the floor: dd over exactly the ranges piflash writes (PIFLASH_DEBUG_RANGES), then dd
 #      reading them back from the device (O_DIRECT, to /dev/null: I/O only, no comparison);
 # and prints each time, piflash's ratio to each, piflash's peak RSS (/usr/bin/time -v), and
-# the time to add one file to a cached 1 GiB image written to an image file. Skips (with a
+# the time to add one file to a cached 1 GiB image written to an image file, and a cluster of
+# BENCH_NODES (100) nodes built by piflash batch from one cached image against as many
+# cp --sparse=always and zstd -T0 runs, with its peak RSS. Skips (with a
 # message) what it cannot do. Takes a few minutes.
 set -euo pipefail
 export LC_ALL=C TZ=UTC
@@ -141,3 +143,61 @@ t=$(now)
 "$PIFLASH" -q --no-verify --add "$W/note=1:/f" "$IMG1.xz" "$W/out2.img"
 T_ADD_NV=$(secs "$t")
 say "5. --add f=1:/f on a cached 1 GiB .xz to an image file: ${T_ADD} s (${T_ADD_NV} s with --no-verify)"
+
+# 6. a whole cluster as CI artifacts: N nodes from the cached 1 GiB image (128 MiB of data)
+N=${BENCH_NODES:-100}
+say ""
+say "6. $N nodes from one cached 1 GiB image (128 MiB of data), as files in $W"
+IMGC=$W/cluster-1g.img
+"$MKIMAGE" hypriot "$IMGC" --size 1024 --fill 128
+xz -T0 -1 -k "$IMGC"
+ssh-keygen -q -t ed25519 -N '' -f "$W/op" 2>/dev/null || true
+{
+	echo "hostname,ip,gateway,ssh_key"
+	for i in $(seq 1 "$N"); do
+		echo "node$i,10.1.$((i / 250)).$((i % 250 + 1))/16,10.1.255.254,op.pub"
+	done
+} >"$W/cluster.csv"
+"$PIFLASH" -q --add "$W/note=1:/f" "$IMGC.xz" "$W/warm.img" # fills the cache
+rm -f "$W/warm.img"
+mkdir -p "$W/cp"
+sync
+t=$(now)
+for i in $(seq 1 "$N"); do cp --sparse=always "$IMGC" "$W/cp/node$i.img"; done
+sync
+T_CP=$(secs "$t")
+rm -rf "$W/cp"
+say "   $N x cp --sparse=always IMG (the floor of writing $N copies):  ${T_CP} s"
+sync
+t=$(now)
+/usr/bin/time -v -o "$W/time-batch.txt" "$PIFLASH" batch -q --inventory "$W/cluster.csv" \
+	--host-keys --instance-id-seed bench --out-dir "$W/out" "$IMGC.xz" 2>"$W/batch.err" ||
+	{ cat "$W/batch.err"; die "piflash batch failed"; }
+sync
+T_BATCH=$(secs "$t")
+RSS_B=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$W/time-batch.txt")
+(cd "$W/out" && sha256sum -c --quiet SHA256SUMS) || die "SHA256SUMS does not check"
+say "   piflash batch, $N sparse .img + SHA256SUMS, report, known_hosts: ${T_BATCH} s" \
+	"(peak RSS $((RSS_B / 1024)) MiB, $(ratio "$T_BATCH" "$T_CP")x the cp floor)"
+rm -rf "$W/out"
+if command -v zstd >/dev/null; then
+	mkdir -p "$W/zst"
+	t=$(now)
+	for i in $(seq 1 "$N"); do zstd -q -T0 "$IMGC" -o "$W/zst/node$i.img.zst"; done
+	sync
+	T_ZSTD=$(secs "$t")
+	rm -rf "$W/zst"
+	say "   $N x zstd -T0 IMG:  ${T_ZSTD} s"
+	t=$(now)
+	/usr/bin/time -v -o "$W/time-zst.txt" "$PIFLASH" batch -q --format img.zst \
+		--inventory "$W/cluster.csv" --out-dir "$W/out" "$IMGC.xz" 2>"$W/batch.err" ||
+		{ cat "$W/batch.err"; die "piflash batch --format img.zst failed"; }
+	sync
+	T_BZ=$(secs "$t")
+	RSS_Z=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$W/time-zst.txt")
+	say "   piflash batch --format img.zst, $N nodes: ${T_BZ} s (peak RSS $((RSS_Z / 1024)) MiB," \
+		"$(ratio "$T_BZ" "$T_ZSTD")x the time of $N x zstd -T0)"
+	rm -rf "$W/out"
+else
+	say "   zstd: not installed, the compressed comparison is skipped"
+fi

@@ -789,63 +789,73 @@ static int write_hosts(const Batch *b, FILE *hosts, FILE *known)
 	return 0;
 }
 
-/* Ansible: ungrouped nodes first, then a section per group, in inventory order. */
+/* Does j belong to Ansible group g ("ungrouped": no group column value)? */
+static bool in_group(const Job *j, const char *g)
+{
+	if (!j->group)
+		return streq(g, "ungrouped");
+	for (const char *p = j->group; *p;) {
+		size_t n = strcspn(p, " ,\t");
+
+		if (n == strlen(g) && strncmp(p, g, n) == 0)
+			return true;
+		p += n;
+		p += strspn(p, " ,\t");
+	}
+	return false;
+}
+
+static int add_group(char ***groups, size_t *n, const char *g, size_t len)
+{
+	char **ng;
+
+	for (size_t i = 0; i < *n; i++)
+		if (strlen((*groups)[i]) == len && strncmp((*groups)[i], g, len) == 0)
+			return 0;
+	ng = reallocarray(*groups, *n + 1, sizeof(char *));
+	if (!ng)
+		return -ENOMEM;
+	*groups = ng;
+	ng[*n] = strndup(g, len);
+	if (!ng[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+/*
+ * Ansible: a section per group in order of first appearance, nodes without a group under an
+ * explicit [ungrouped], so that the files of several shards can simply be concatenated.
+ */
 static int write_ansible(const Batch *b, FILE *f)
 {
-	_cleanup_(freep) char **groups = calloc(b->n_jobs * 8 + 1, sizeof(char *));
+	char **groups = NULL;
 	size_t n_groups = 0;
+	int r = 0;
 
-	if (!groups)
-		return -ENOMEM;
-	fprintf(f, "# Written by piflash batch from %s\n", b->inv->path);
-	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < b->n_jobs; i++) {
-			const Job *j = &b->jobs[i];
-			char a[16];
+	for (size_t i = 0; i < b->n_jobs && r >= 0; i++) {
+		const Job *j = &b->jobs[i];
 
-			if (!job_listed(j))
-				continue;
-			if (pass == 0 && !j->group) {
-				if (j->address)
-					addr_only(j, a);
-				fprintf(f, "%s ansible_host=%s ansible_user=%s\n", j->hostname,
-					j->address ? a : j->fqdn ?: j->hostname, j->user);
-			}
-			if (pass == 1 && j->group)
-				for (const char *p = j->group; *p;) {
-					size_t n = strcspn(p, " ,\t");
-					bool seen = false;
+		if (!job_listed(j))
+			continue;
+		if (!j->group)
+			r = add_group(&groups, &n_groups, "ungrouped", strlen("ungrouped"));
+		for (const char *p = j->group; p && *p && r >= 0;) {
+			size_t n = strcspn(p, " ,\t");
 
-					for (size_t g = 0; g < n_groups && !seen; g++)
-						seen = strlen(groups[g]) == n &&
-						       strncmp(groups[g], p, n) == 0;
-					if (n && !seen && n_groups < b->n_jobs * 8) {
-						groups[n_groups] = strndup(p, n);
-						if (!groups[n_groups])
-							return -ENOMEM;
-						n_groups++;
-					}
-					p += n;
-					p += strspn(p, " ,\t");
-				}
+			r = add_group(&groups, &n_groups, p, n);
+			p += n;
+			p += strspn(p, " ,\t");
 		}
-	for (size_t g = 0; g < n_groups; g++) {
+	}
+	fprintf(f, "# Written by piflash batch from %s\n", b->inv->path);
+	for (size_t g = 0; g < n_groups && r >= 0; g++) {
 		fprintf(f, "\n[%s]\n", groups[g]);
 		for (size_t i = 0; i < b->n_jobs; i++) {
 			const Job *j = &b->jobs[i];
-			bool in = false;
 			char a[16];
 
-			if (!job_listed(j) || !j->group)
-				continue;
-			for (const char *p = j->group; *p && !in;) {
-				size_t n = strcspn(p, " ,\t");
-
-				in = n == strlen(groups[g]) && strncmp(p, groups[g], n) == 0;
-				p += n;
-				p += strspn(p, " ,\t");
-			}
-			if (!in)
+			if (!job_listed(j) || !in_group(j, groups[g]))
 				continue;
 			if (j->address)
 				addr_only(j, a);
@@ -855,7 +865,8 @@ static int write_ansible(const Batch *b, FILE *f)
 	}
 	for (size_t g = 0; g < n_groups; g++)
 		free(groups[g]);
-	return 0;
+	free(groups);
+	return r;
 }
 
 static const char *status_name(JobStatus s)
