@@ -1,8 +1,9 @@
 #!/bin/sh
 # The newcomer's first command: installs the dependencies, builds piflash, makes a small
 # HypriotOS-layout demo image with scripts/mkimage.sh, shows the plan for node worker3,
-# writes the customised image, reads back what landed, and — as root — flashes it to a
-# loop device standing in for a card and verifies it.
+# writes the customised image, reads back what landed, builds a three-node cluster's images
+# with piflash batch, and — as root — flashes worker3 to a loop device standing in for a card
+# and verifies it.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -40,6 +41,22 @@ echo
 echo "==> Read back with piflash cat (the seed link leads to the FAT partition):"
 $P cat "$DEMO/worker3.img" /var/lib/cloud/seed/nocloud-net/meta-data
 $P cat "$DEMO/worker3.img" root:/etc/hostname
+
+echo
+echo "==> piflash batch: a three-node cluster from $DEMO/cluster.csv into $DEMO/cluster/"
+cat >"$DEMO/cluster.csv" <<EOF
+hostname,ip,gateway,dns,ssh_key,group
+master1,192.168.1.10/24,192.168.1.1,192.168.1.1,id_ed25519.pub,masters
+worker1,192.168.1.11/24,192.168.1.1,192.168.1.1,id_ed25519.pub,workers
+worker2,,,,id_ed25519.pub,workers
+EOF
+$P batch --inventory "$DEMO/cluster.csv" --host-keys --bmap --out-dir "$DEMO/cluster" \
+	"$DEMO/hypriot.img.xz"
+(cd "$DEMO/cluster" && sha256sum -c SHA256SUMS)
+echo "--- $DEMO/cluster/known_hosts"
+cat "$DEMO/cluster/known_hosts"
+echo "--- $DEMO/cluster/inventory.ini"
+cat "$DEMO/cluster/inventory.ini"
 
 if [ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null 2>&1; then
 	CARD=$DEMO/card.bin

@@ -1236,9 +1236,9 @@ int cmd_batch(int argc, char **argv)
 		return usage_error("batch", "--inventory FILE.csv is needed");
 	if (!b.out_dir)
 		return usage_error("batch", "--out-dir DIR is needed");
-	if (no.node)
-		return usage_error("batch",
-				   "--node is not used by batch: choose nodes with --only");
+	r = cluster_check_overrides(&no, "batch");
+	if (r != PF_EXIT_OK)
+		return r;
 	if (pf_timestamp(&b.now) < 0) {
 		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
 			  getenv("SOURCE_DATE_EPOCH"));

@@ -219,6 +219,8 @@ typedef struct CardRecord {
 	const char *node;
 	const Reader *reader;
 	char model[128], serial[128]; /* "" when unknown */
+	char host_key[256];	      /* with --host-keys: the public key line */
+	char fingerprint[64];
 	char start[32], end[32];
 	uint64_t bytes;
 	int exit_code;
@@ -248,6 +250,11 @@ static void record_write(Cards *c, const CardRecord *cr)
 	json_object_object_add(o, "end", json_object_new_string(cr->end));
 	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)cr->bytes));
 	json_object_object_add(o, "verify", verify ? json_object_new_string(verify) : NULL);
+	if (cr->host_key[0]) {
+		json_object_object_add(o, "host_key", json_object_new_string(cr->host_key));
+		json_object_object_add(o, "host_key_fingerprint",
+				       json_object_new_string(cr->fingerprint));
+	}
 	json_object_object_add(o, "result", json_object_new_string(result));
 	pthread_mutex_lock(&c->lock);
 	fprintf(c->record, "%s\n",
@@ -347,6 +354,13 @@ static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
 		log_error_errno(e, "%s", n->hostname);
 		cr->exit_code = PF_EXIT_FAILURE;
 		return CARD_FAILED;
+	}
+	if (ni.nb.n_host_keys > 0) {
+		const PfHostKey *k = &ni.nb.host_keys[0];
+
+		snprintf(cr->host_key, sizeof(cr->host_key), "%.*s",
+			 (int)strcspn(k->public_line, "\n"), k->public_line);
+		snprintf(cr->fingerprint, sizeof(cr->fingerprint), "%s", k->fingerprint);
 	}
 	show(r, "wait-card", 0, 0);
 	log_info("%s: put in the card for %s", r->path, n->hostname);

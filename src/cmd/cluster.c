@@ -102,6 +102,18 @@ int selection_apply(const PfInventory *inv, const Selection *s, size_t **ret_row
 	return PF_EXIT_OK;
 }
 
+int cluster_check_overrides(const NodeOptions *no, const char *cmd)
+{
+	for (size_t i = 0; i < no->n_settings; i++)
+		if (streq(no->settings[i].key, "ip"))
+			return usage_error(cmd,
+					   "--ip would give every node the same address: put the "
+					   "addresses in the inventory's ip column");
+	if (no->node)
+		return usage_error(cmd, "--node is one node: choose nodes with --only");
+	return PF_EXIT_OK;
+}
+
 int node_image_prepare(const Image *base, const NodeOptions *no, const PfInventory *inv,
 		       const PfInventoryRow *row, const PfFlavorInfo *f, int64_t now, NodeImage *n)
 {

@@ -33,6 +33,12 @@ int selection_parse_shard(const char *arg, Selection *s);
  */
 int selection_apply(const PfInventory *inv, const Selection *s, size_t **ret_rows, size_t *ret_n);
 
+/*
+ * The node options of a whole-cluster command override every row: refuses those that cannot
+ * be the same for every node (--ip; --node). Prints the usage error; returns an exit code.
+ */
+int cluster_check_overrides(const NodeOptions *no, const char *cmd);
+
 /* One node's image: an overlay of its own over the shared base, with the node applied. */
 typedef struct NodeImage {
 	Image img; /* src and table borrowed from the base; ov and tree its own */

@@ -219,6 +219,8 @@ static int apply_add(Image *img, const Add *a, int64_t now)
 static int cards(CardsOptions *co, bool all, bool verify, size_t n_adds, NodeOptions *no,
 		 const OutputOptions *oo, const PfSourceOptions *so, int n_args, char **args)
 {
+	int r;
+
 	if (verify)
 		return usage_error("verify", "--all, --only and --record are for writing cards");
 	if (!all && !co->sel.only)
@@ -227,8 +229,9 @@ static int cards(CardsOptions *co, bool all, bool verify, size_t n_adds, NodeOpt
 		return usage_error(NULL, "--all and --only: choose one");
 	if (!no->inventory)
 		return usage_error(NULL, "--all and --only need --inventory FILE.csv");
-	if (no->node)
-		return usage_error(NULL, "--node is one node: with --all or --only, leave it out");
+	r = cluster_check_overrides(no, NULL);
+	if (r != PF_EXIT_OK)
+		return r;
 	if (n_adds)
 		return usage_error(NULL, "--add is not used with --all or --only");
 	if (n_args < 2)

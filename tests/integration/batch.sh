@@ -395,6 +395,11 @@ snap=$(snapshot)
 expect_fail 2 "nosuchnode" "$PIFLASH" batch "${common[@]}" --only alpha,nosuchnode --out-dir "$WORK/e1" "$IMG"
 [ ! -e "$WORK/e1" ] || fail "--only with an unknown name created the out dir"
 expect_fail 2 "out-dir" "$PIFLASH" batch "${common[@]}" "$IMG"
+expect_fail 2 "every node the same address" "$PIFLASH" batch "${common[@]}" --ip 10.0.0.9/24 \
+	--out-dir "$WORK/e1" "$IMG"
+expect_fail 2 "choose nodes with --only" "$PIFLASH" batch "${common[@]}" --node alpha \
+	--out-dir "$WORK/e1" "$IMG"
+[ ! -e "$WORK/e1" ] || fail "a usage error created the out dir"
 printf 'hostname,ip\nw1,10.0.0.1/24\nw2,"10.0.0.2/24\nw3,10.0.0.3/24\n' >"$WORK/unterminated.csv"
 expect_fail 1 "unterminated\.csv:3" "$PIFLASH" batch --inventory "$WORK/unterminated.csv" \
 	--out-dir "$WORK/e2" "$IMG"

@@ -146,7 +146,7 @@ reader d2
 RB=$NEW
 REC2=$WORK/two.jsonl
 "$PIFLASH" --inventory "$WORK/cluster.csv" --all --yes --record "$REC2" --progress=json \
-	"$IMG" "$RA" "$RB" </dev/null >"$WORK/two.out" 2>"$WORK/two.err" &
+	--host-keys "$IMG" "$RA" "$RB" </dev/null >"$WORK/two.out" 2>"$WORK/two.err" &
 PID=$!
 PIDS="$PIDS $PID"
 wait_for "$WORK/two.err" " done — take the card out of " 2
@@ -164,6 +164,16 @@ for c in d1 d2 d3 d4; do
 	node=$(jq -r --arg m "$WORK/$c.card" 'select(.model == $m) | .node' "$REC2")
 	[ -n "$node" ] || fail "no record of card $c"
 	check_card "$c" "$node"
+	e2_cat "$WORK/$c.card" "$ROOT" /etc/ssh/ssh_host_ed25519_key >"$WORK/hk"
+	chmod 600 "$WORK/hk"
+	assert_eq "$c: the record's host key is the one on the card" \
+		"$(jq -r --arg m "$WORK/$c.card" 'select(.model == $m) | .host_key' "$REC2" | cut -d' ' -f1,2)" \
+		"$(ssh-keygen -y -f "$WORK/hk" | cut -d' ' -f1,2)"
+	assert_eq "$c: the record's fingerprint is ssh-keygen's" \
+		"$(jq -r --arg m "$WORK/$c.card" 'select(.model == $m) | .host_key_fingerprint' "$REC2")" \
+		"$(ssh-keygen -l -f "$WORK/hk" | cut -d' ' -f2)"
+	grep -qF "$(sed -n 2p "$WORK/hk")" "$REC2" "$WORK/two.err" && fail "$c: the private key leaked"
+	rm -f "$WORK/hk"
 done
 assert_eq "the four cards hold four different nodes" 4 \
 	"$(jq -r .node "$REC2" | sort -u | wc -l)"
@@ -236,6 +246,8 @@ expect_fail 2 "are the same device" \
 expect_fail 2 "'nodeX' is not a hostname" \
 	"$PIFLASH" --inventory "$WORK/cluster.csv" --only node1,nodeX --yes "$IMG" "$RR"
 expect_fail 2 "need --inventory" "$PIFLASH" --all --yes "$IMG" "$RR"
+expect_fail 2 "every node the same address" \
+	"$PIFLASH" --inventory "$WORK/cluster.csv" --all --yes --ip 10.0.9.9/24 "$IMG" "$RR"
 printf 'hostname,ip\nnode1,10.0.9.1/24\nnode2,10.0.9.300/24\n' >"$WORK/bad.csv"
 expect_fail 1 "cannot be built; nothing written" \
 	"$PIFLASH" --inventory "$WORK/bad.csv" --all --yes "$IMG" "$RR"
