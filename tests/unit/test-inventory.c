@@ -249,6 +249,55 @@ static void test_row_errors(void **state)
 	    "cluster.csv:2:4: ssh_key:", "nope.pub");
 }
 
+/* For batch: a row's own errors stay on the row; the file's errors still fail it. */
+static void test_keep_bad_rows(void **state)
+{
+	const char *csv = "hostname,ip,group\n"
+			  "w1,10.0.0.1/24,workers\n"
+			  "w2,  10.0.0.256/24,workers\n"
+			  "w3,10.0.0.3/24,k8s-workers\n"
+			  "w4,10.0.0.1/24,workers\n";
+	PfInventory *inv = NULL;
+	int r;
+
+	(void)state;
+	/* Strict, the first bad row fails the file. */
+	ERR(parse(csv), -EINVAL, "cluster.csv:3:6: ip:");
+
+	/* w4 repeats w1's address: a duplicate among good rows still fails the file. */
+	r = pf_inventory_parse_flags(csv, strlen(csv), "cluster.csv", PF_INVENTORY_KEEP_BAD_ROWS,
+				     &inv);
+	check_err(r, -EEXIST, "cluster.csv:5:", "10.0.0.1", NULL);
+
+	/* Without it, the bad rows carry their messages and the good ones none. */
+	csv = "hostname,ip,group\n"
+	      "w1,10.0.0.1/24,workers\n"
+	      "w2,  10.0.0.256/24,workers\n"
+	      "w3,10.0.0.3/24,k8s-workers\n"
+	      "w4,10.0.0.256/24,workers\n";
+	r = pf_inventory_parse_flags(csv, strlen(csv), "cluster.csv", PF_INVENTORY_KEEP_BAD_ROWS,
+				     &inv);
+	assert_int_equal(r, 0);
+	assert_int_equal(inv->n_rows, 4);
+	assert_null(inv->rows[0].error);
+	assert_non_null(inv->rows[1].error);
+	assert_non_null(strstr(inv->rows[1].error, "cluster.csv:3:6: ip:"));
+	assert_non_null(inv->rows[2].error);
+	assert_non_null(strstr(inv->rows[2].error, "cluster.csv:4:"));
+	assert_non_null(strstr(inv->rows[2].error, "'k8s-workers'"));
+	/* Two rows with the same bad address are not duplicates of each other: both are bad. */
+	assert_non_null(inv->rows[3].error);
+	pf_inventory_free(inv);
+
+	/* A structural error is never a row's: a wrong field count fails the file. */
+	csv = "hostname,ip\nw1,10.0.0.1/24\nw2\n";
+	inv = NULL;
+	r = pf_inventory_parse_flags(csv, strlen(csv), "cluster.csv", PF_INVENTORY_KEEP_BAD_ROWS,
+				     &inv);
+	check_err(r, -EINVAL, "cluster.csv:3:", "1 field", NULL);
+	assert_null(inv);
+}
+
 static void test_duplicates(void **state)
 {
 	(void)state;
@@ -408,7 +457,7 @@ int main(void)
 		cmocka_unit_test(test_header_errors),  cmocka_unit_test(test_row_errors),
 		cmocka_unit_test(test_duplicates),     cmocka_unit_test(test_unknown_node),
 		cmocka_unit_test(test_override_order), cmocka_unit_test(test_load_relative_paths),
-		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_limits),	       cmocka_unit_test(test_keep_bad_rows),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
