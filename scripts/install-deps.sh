@@ -12,7 +12,7 @@ dosfstools mtools e2fsprogs fdisk util-linux
 gzip xz-utils zstd bzip2 zip unzip
 clang-format jq
 bmap-tools dmsetup time
-openssh-client cloud-init python3
+openssh-client cloud-init python3 openssl
 ansible-core
 "
 

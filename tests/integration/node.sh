@@ -209,6 +209,21 @@ if [ "$HAVE_CLOUD_INIT" = 1 ]; then
 fi
 pass "a YAML-breaking value stays one string"
 
+# A node of a cloud-init image can be verified later when its instance-id is derived from a
+# seed (and the times from SOURCE_DATE_EPOCH): the rebuilt image is the same, host key included.
+SEEDED=(--node worker3 --ip 10.0.0.13/24 --host-keys --instance-id-seed s3cr3t)
+SOURCE_DATE_EPOCH=1700000000 "$PIFLASH" -q "${SEEDED[@]}" "$WORK/hypriot.img" "$WORK/seeded.img"
+SOURCE_DATE_EPOCH=1700000000 "$PIFLASH" verify -q "${SEEDED[@]}" "$WORK/hypriot.img" \
+	"$WORK/seeded.img" || fail "piflash verify with the same seed: the image differs"
+pass "piflash verify --instance-id-seed: the seeded node rebuilds byte for byte"
+SOURCE_DATE_EPOCH=1700000000 expect_fail 3 "verification failed" \
+	"$PIFLASH" verify --node worker3 --ip 10.0.0.13/24 --host-keys --instance-id-seed other \
+	"$WORK/hypriot.img" "$WORK/seeded.img"
+assert_eq "the seeded instance-id is HMAC-SHA256(seed, hostname)" \
+	"instance-id: \"iid-piflash-worker3-$(printf worker3 | openssl dgst -sha256 -hmac s3cr3t -r | cut -c1-16)\"" \
+	"$(fat "$WORK/seeded.img" 1 /meta-data | grep '^instance-id')"
+rm -f "$WORK/seeded.img"
+
 # Bad input, each refused before anything is written.
 printf 'hostname,ip\nw1,"10.0.0.1/24\nw2,10.0.0.2/24\n' >"$WORK/unbalanced.csv"
 printf 'hostname,ip\nw1,10.0.0.1/24\nw2,10.0.0.1/24\n' >"$WORK/dup.csv"
