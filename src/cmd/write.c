@@ -20,6 +20,7 @@
 #include "cmd/node.h"
 #include "cmd/output.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/strutil.h"
 
 #define MAX_ADDS 1024
@@ -146,39 +147,9 @@ static int parse_add(const char *arg, Add *ret)
 	return 0;
 }
 
-static int read_local(const char *path, uint8_t **ret, size_t *ret_size)
-{
-	_cleanup_(closep) int fd = -1;
-	_cleanup_(freep) uint8_t *buf = NULL;
-	struct stat st;
-	size_t done = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return pf_error_set(-errno, "%m");
-	if (!S_ISREG(st.st_mode))
-		return pf_error_set(-EINVAL, "not a regular file");
-	if ((uint64_t)st.st_size > ADD_MAX_BYTES)
-		return pf_error_set(-EFBIG, "larger than %u MiB", ADD_MAX_BYTES / 1024 / 1024);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-		if (n < 0)
-			return pf_error_set(-errno, "%m");
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	*ret = TAKE_PTR(buf);
-	*ret_size = done;
-	return 0;
-}
-
 static int apply_add(Image *img, const Add *a, int64_t now)
 {
-	_cleanup_(freep) uint8_t *data = NULL;
+	_cleanup_(freep) char *data = NULL;
 	_cleanup_(freep) char *path = NULL;
 	const PfPartition *part;
 	PfAttr dir_attr = { .mode = 0755, .mtime = now };
@@ -188,9 +159,9 @@ static int apply_add(Image *img, const Add *a, int64_t now)
 	PfFs *fs;
 	int r;
 
-	r = read_local(a->local, &data, &size);
+	r = pf_read_file_at(AT_FDCWD, a->local, ADD_MAX_BYTES, &data, &size);
 	if (r < 0)
-		return log_error_errno(r, "--add: cannot read '%s'", a->local);
+		return log_error_errno(r, "--add: cannot read the local file");
 	r = image_lookup(img, a->dest, true, &part, &fs, &path);
 	if (r < 0)
 		return r;

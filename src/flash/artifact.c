@@ -18,6 +18,7 @@
 #include "flash/artifact.h"
 #include "flash/stream.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/macros.h"
 #include "util/strutil.h"
 
@@ -119,23 +120,6 @@ static int tmp_rename(TmpFile *t)
 	free(t->tmp);
 	t->tmp = NULL;
 	return 0;
-}
-
-/* Makes a rename in path's directory durable. Best effort: the data itself is flushed. */
-static void sync_dir_of(const char *path)
-{
-	_cleanup_(freep) char *dir = strdup(path);
-	_cleanup_(closep) int dfd = -1;
-	char *slash;
-
-	if (!dir)
-		return;
-	slash = strrchr(dir, '/');
-	if (slash)
-		slash[slash == dir ? 1 : 0] = 0;
-	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		(void)fsync(dfd);
 }
 
 static void tmp_done(TmpFile *t)
@@ -799,9 +783,9 @@ int pf_artifact_write(const char *path, PfOverlay *ov, const PfExtents *ranges,
 			(void)unlink(path);
 			return r;
 		}
-		sync_dir_of(o->bmap_path);
+		pf_fsync_dir_of(o->bmap_path);
 	}
-	sync_dir_of(path);
+	pf_fsync_dir_of(path);
 
 	result.image_bytes = a.image_bytes;
 	result.mapped_bytes = a.mapped_bytes;

@@ -19,6 +19,7 @@
 #include "flash/stream.h"
 #include "flash/target.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/strutil.h"
 
 /* Zero detection in a file target: blocks of this size that are all zero become holes. */
@@ -808,25 +809,13 @@ int pf_target_zero(PfTarget *t, PfExtents *table)
 
 int pf_target_commit(PfTarget *t)
 {
-	_cleanup_(freep) char *dir = NULL;
-	_cleanup_(closep) int dfd = -1;
-	char *slash;
-
 	if (t->info.kind != PF_TARGET_FILE || !t->tmp)
 		return 0;
 	if (rename(t->tmp, t->info.path) < 0)
 		return pf_error_set(-errno, "cannot rename '%s' to '%s': %m", t->tmp, t->info.path);
 	free(TAKE_PTR(t->tmp));
 	/* The rename itself is made durable too. */
-	dir = strdup(t->info.path);
-	if (!dir)
-		return 0;
-	slash = strrchr(dir, '/');
-	if (slash)
-		slash[slash == dir ? 1 : 0] = 0;
-	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		(void)fsync(dfd);
+	pf_fsync_dir_of(t->info.path);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "node/config.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/macros.h"
 #include "util/strutil.h"
 
@@ -1137,62 +1138,13 @@ char *pf_ssh_key_format(const PfSshKey *k)
 	return s;
 }
 
-/* Reads a small regular file whole; errors name the path. max_bytes bounds it. */
-static int read_small_file(const char *path, size_t max_bytes, char **ret, size_t *ret_len)
-{
-	_cleanup_(closep) int fd = -1;
-	struct stat st;
-	char *buf;
-	size_t got = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return pf_error_set(-errno, "'%s': %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0)
-		return pf_error_set(-errno, "'%s': %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return pf_error_set(-EINVAL, "'%s' is not a regular file", path);
-	if ((uint64_t)st.st_size > max_bytes)
-		return pf_error_set(-E2BIG, "'%s' is %jd bytes, more than expected (at most %zu)",
-				    path, (intmax_t)st.st_size, max_bytes);
-	buf = malloc(max_bytes + 1);
-	if (!buf)
-		return -ENOMEM;
-	/* Read up to the bound, whatever fstat said: the file may grow. */
-	for (;;) {
-		ssize_t l = read(fd, buf + got, max_bytes + 1 - got);
-
-		if (l < 0) {
-			int e = errno;
-
-			if (e == EINTR)
-				continue;
-			explicit_bzero(buf, got);
-			free(buf);
-			return pf_error_set(-e, "'%s': %s", path, strerror(e));
-		}
-		if (l == 0)
-			break;
-		got += (size_t)l;
-		if (got > max_bytes) {
-			explicit_bzero(buf, got);
-			free(buf);
-			return pf_error_set(-E2BIG, "'%s' is more than %zu bytes", path, max_bytes);
-		}
-	}
-	buf[got] = 0;
-	*ret = buf;
-	*ret_len = got;
-	return 0;
-}
-
 int pf_ssh_keys_load_file(const char *path, PfSshKey **ret, size_t *ret_n)
 {
 	char *text = NULL;
 	size_t len;
 	int r;
 
-	r = read_small_file(path, PF_SSH_KEYS_TEXT_MAX, &text, &len);
+	r = pf_read_file_at(AT_FDCWD, path, PF_SSH_KEYS_TEXT_MAX, &text, &len);
 	if (r < 0)
 		return r;
 	r = pf_ssh_keys_parse(text, len, path, ret, ret_n);
@@ -1210,7 +1162,7 @@ int pf_wifi_psk_load_file(const char *path, char **ret)
 	size_t len;
 	int r;
 
-	r = read_small_file(path, PSK_FILE_MAX, &text, &len);
+	r = pf_read_file_at(AT_FDCWD, path, PSK_FILE_MAX, &text, &len);
 	if (r < 0)
 		return r;
 	if (len > 0 && text[len - 1] == '\n')

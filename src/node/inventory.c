@@ -10,6 +10,7 @@
 
 #include "node/inventory.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/macros.h"
 #include "util/strutil.h"
 
@@ -618,39 +619,14 @@ int pf_inventory_load(const char *path, PfInventory **ret)
 
 int pf_inventory_load_flags(const char *path, unsigned flags, PfInventory **ret)
 {
-	_cleanup_(closep) int fd = -1;
 	_cleanup_(freep) char *buf = NULL;
-	struct stat st;
-	size_t got = 0;
+	size_t len = 0;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return pf_error_set(-errno, "'%s': %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0)
-		return pf_error_set(-errno, "'%s': %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return pf_error_set(-EINVAL, "'%s' is not a regular file", path);
-	if ((uint64_t)st.st_size > PF_INVENTORY_FILE_MAX)
-		return pf_error_set(-E2BIG, "'%s' is %jd bytes, more than an inventory may be (%u)",
-				    path, (intmax_t)st.st_size, PF_INVENTORY_FILE_MAX);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return -ENOMEM;
-	/* Read what fstat said, and not more: a file that grows meanwhile is cut there. */
-	while (got < (size_t)st.st_size) {
-		ssize_t l = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (l < 0) {
-			if (errno == EINTR)
-				continue;
-			return pf_error_set(-errno, "'%s': %s", path, strerror(errno));
-		}
-		if (l == 0)
-			break;
-		got += (size_t)l;
-	}
-	buf[got] = 0;
-	return pf_inventory_parse_flags(buf, got, path, flags, ret);
+	r = pf_read_file_at(AT_FDCWD, path, PF_INVENTORY_FILE_MAX, &buf, &len);
+	if (r < 0)
+		return r;
+	return pf_inventory_parse_flags(buf, len, path, flags, ret);
 }
 
 const PfInventoryRow *pf_inventory_find(const PfInventory *inv, const char *hostname)

@@ -12,6 +12,7 @@
 
 #include "node/template.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/macros.h"
 
 /* ---- context tree ---- */
@@ -862,54 +863,23 @@ const char *const *pf_template_builtin_names(size_t *ret_n)
 static int read_override(const char *template_dir, const char *name, char **ret_text,
 			 size_t *ret_len)
 {
-	_cleanup_(closep) int dfd = -1, fd = -1;
+	_cleanup_(closep) int dfd = -1;
 	_cleanup_(freep) char *buf = NULL;
-	struct stat st;
 	size_t len = 0;
+	int r;
 
 	dfd = open(template_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return pf_error_set(-errno, "template directory '%s': %s", template_dir,
 				    strerror(errno));
-	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return pf_error_set(-errno, "template '%s/%s': %s", template_dir, name,
-				    strerror(errno));
-	}
-	if (fstat(fd, &st) < 0)
-		return pf_error_set(-errno, "template '%s/%s': %s", template_dir, name,
-				    strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return pf_error_set(-EINVAL, "template '%s/%s' is not a regular file", template_dir,
-				    name);
-
-	/* Read one byte over the limit to tell "at the limit" from "over it"; the size from
-	 * fstat is not trusted. */
-	buf = malloc(PF_TPL_TEMPLATE_MAX + 2);
-	if (!buf)
-		return -ENOMEM;
-	while (len < PF_TPL_TEMPLATE_MAX + 1) {
-		ssize_t n = read(fd, buf + len, PF_TPL_TEMPLATE_MAX + 1 - len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return pf_error_set(-errno, "template '%s/%s': %s", template_dir, name,
-					    strerror(errno));
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	if (len > PF_TPL_TEMPLATE_MAX)
-		return pf_error_set(-EFBIG, "template '%s/%s' is over %d KiB", template_dir, name,
-				    PF_TPL_TEMPLATE_MAX / 1024);
+	r = pf_read_file_at(dfd, name, PF_TPL_TEMPLATE_MAX, &buf, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return pf_error_prefix(r, "template directory '%s'", template_dir);
 	if (memchr(buf, 0, len))
 		return pf_error_set(-EINVAL, "template '%s/%s' holds a NUL byte", template_dir,
 				    name);
-	buf[len] = 0;
 	*ret_len = len;
 	*ret_text = TAKE_PTR(buf);
 	return 1;

@@ -98,7 +98,7 @@ assert_eq "input image still unchanged" "$IN_SHA" "$(sha256 "$IMG")"
 expect_fail 1 "no partition 'nope'" "$PIFLASH" cat "$IMG" nope:/x
 expect_fail 1 "user-data" "$PIFLASH" cat "$IMG" HypriotOS:/no/such/user-data
 expect_fail 2 "expected LOCAL=PART:/path" "$PIFLASH" --add bogus "$IMG" "$WORK/x.img"
-expect_fail 1 "cannot read '$WORK/missing'" "$PIFLASH" --add "$WORK/missing=1:/x" "$IMG" "$WORK/x.img"
+expect_fail 1 "cannot read the local file: '$WORK/missing': No such file" "$PIFLASH" --add "$WORK/missing=1:/x" "$IMG" "$WORK/x.img"
 [ ! -e "$WORK/x.img" ] && pass "no output left after a failed run"
 
 finish

@@ -895,7 +895,7 @@ static void test_ssh_keys_load_file(void **state)
 		fwrite(big, 1, PF_SSH_KEYS_TEXT_MAX + 100, f);
 		fclose(f);
 		free(big);
-		ERR(pf_ssh_keys_load_file(path, &k, &n), -E2BIG, "bad.pub", "at most 65536");
+		ERR(pf_ssh_keys_load_file(path, &k, &n), -EFBIG, "bad.pub", "at most 65536");
 	}
 }
 

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Unit tests for util/fileio.c: small local files read whole. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "util/error.h"
+#include "util/fileio.h"
+
+static char dir[] = "/tmp/piflash-test-fileio-XXXXXX";
+
+static void put(const char *name, const char *data, size_t len)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int read_in_dir(const char *name, size_t max, char **ret, size_t *len)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+
+	assert_true(dfd >= 0);
+	r = pf_read_file_at(dfd, name, max, ret, len);
+	close(dfd);
+	return r;
+}
+
+static void test_whole_and_bounds(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	put("five", "12345", 5);
+	assert_int_equal(read_in_dir("five", 5, &buf, &len), 0);
+	assert_int_equal(len, 5);
+	assert_string_equal(buf, "12345"); /* NUL-terminated */
+	free(buf);
+	buf = NULL;
+
+	/* One byte over the bound: refused, naming the file and the bound. */
+	assert_int_equal(read_in_dir("five", 4, &buf, &len), -EFBIG);
+	assert_null(buf);
+	assert_non_null(strstr(pf_error_message(-EFBIG), "'five'"));
+	assert_non_null(strstr(pf_error_message(-EFBIG), "at most 4"));
+
+	put("empty", "", 0);
+	assert_int_equal(read_in_dir("empty", 10, &buf, &len), 0);
+	assert_int_equal(len, 0);
+	assert_string_equal(buf, "");
+	free(buf);
+	buf = NULL;
+}
+
+static void test_refusals(void **state)
+{
+	char path[256], *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(read_in_dir("missing", 10, &buf, &len), -ENOENT);
+	assert_non_null(strstr(pf_error_message(-ENOENT), "'missing'"));
+	snprintf(path, sizeof(path), "%s/sub", dir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(read_in_dir("sub", 10, &buf, &len), -EINVAL);
+	assert_non_null(strstr(pf_error_message(-EINVAL), "not a regular file"));
+	assert_null(buf);
+}
+
+/* A file whose size fstat does not tell (procfs says 0) is read by growing the buffer, and
+ * still stops at the bound. */
+static void test_size_not_trusted(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(pf_read_file_at(AT_FDCWD, "/proc/self/status", 1 << 20, &buf, &len), 0);
+	assert_true(len > 100);
+	assert_non_null(strstr(buf, "Name:"));
+	assert_int_equal(strlen(buf), len);
+	free(buf);
+	buf = NULL;
+	assert_int_equal(pf_read_file_at(AT_FDCWD, "/proc/self/status", 50, &buf, &len), -EFBIG);
+	assert_non_null(strstr(pf_error_message(-EFBIG), "grew past 50 bytes"));
+	assert_null(buf);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_whole_and_bounds),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_size_not_trusted),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
