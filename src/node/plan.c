@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include "node/plan.h"
 #include "node/template.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/strutil.h"
 
 #define MASK "********"
@@ -179,26 +181,9 @@ static int stat_path(PfTree *tree, unsigned part_no, const PfPtable *t, const ch
 /* --user-data FILE: a template of the user's, read whole (bounded like the built-in ones). */
 static int read_user_template(const char *path, char **ret, size_t *ret_len)
 {
-	_cleanup_(freep) char *buf = NULL;
-	FILE *f = fopen(path, "re");
-	size_t n;
+	int r = pf_read_file_at(AT_FDCWD, path, TEMPLATE_MAX_BYTES, ret, ret_len);
 
-	if (!f)
-		return pf_error_set(-errno, "--user-data '%s': %m", path);
-	buf = malloc(TEMPLATE_MAX_BYTES + 1);
-	if (!buf) {
-		fclose(f);
-		return -ENOMEM;
-	}
-	n = fread(buf, 1, TEMPLATE_MAX_BYTES + 1, f);
-	fclose(f);
-	if (n > TEMPLATE_MAX_BYTES)
-		return pf_error_set(-EFBIG, "--user-data '%s': larger than %u KiB", path,
-				    TEMPLATE_MAX_BYTES / 1024);
-	buf[n] = 0;
-	*ret = TAKE_PTR(buf);
-	*ret_len = n;
-	return 0;
+	return r < 0 ? pf_error_prefix(r, "--user-data") : 0;
 }
 
 /* Renders a template (builtin or from --template-dir) with ctx; YAML output is checked. */
