@@ -226,6 +226,34 @@ grep -q "  node2: not written" "$WORK/stop.err" || fail "the summary does not na
 pass "--on-error stop names the node not written"
 losetup -d "$RS"
 
+# On a terminal, the operator decides: here "s" (skip) typed ahead into script(1)'s pty.
+if command -v script >/dev/null 2>&1; then
+	card e3
+	REC4=$WORK/ask.jsonl
+	printf 's\n' | script -qfec "'$PIFLASH' --inventory '$WORK/cluster.csv' --only node1,node2 \
+		--yes --record '$REC4' '$IMG' '$RS'" "$WORK/ask.log" >/dev/null 2>&1 &
+	PID=$!
+	PIDS="$PIDS $PID"
+	wait_for "$WORK/ask.log" "put in the card for node1"
+	losetup "$RS" "$WORK/small.card"
+	wait_for "$WORK/ask.log" "node1: failed, skipped"
+	grep -q "the card for node1 failed. \[r\]etry it with another card, \[s\]kip node1, or \[q\]uit?" \
+		"$WORK/ask.log" || { cat "$WORK/ask.log" >&2; fail "no question on the terminal"; }
+	swap "$RS" e3
+	wait_for "$WORK/ask.log" "node2 done — take the card out of $RS"
+	losetup -d "$RS"
+	set +e
+	wait "$PID"
+	rc=$?
+	set -e
+	assert_eq "on a TTY, 's' skips the failed node and the run goes on (exit 1)" 1 "$rc"
+	assert_eq "the record after the answer: node1 failed, node2 ok" "node1 failed|node2 ok" \
+		"$(jq -r '"\(.node) \(.result)"' "$REC4" | paste -sd'|')"
+	check_card e3 node2 10.0.9.2/24
+else
+	echo "# SKIP part: script(1) is not installed: the question on a terminal is not tested" >&2
+fi
+
 # A card that is too small, in the reader from the start: refused before anything is written.
 losetup "$RS" "$WORK/small.card"
 expect_fail 4 "is too small" \
