@@ -1239,6 +1239,8 @@ int cmd_batch(int argc, char **argv)
 	r = cluster_check_overrides(&no, "batch");
 	if (r != PF_EXIT_OK)
 		return r;
+	if (no.known_hosts)
+		return usage_error("batch", "--known-hosts: batch writes DIR/known_hosts itself");
 	if (pf_timestamp(&b.now) < 0) {
 		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
 			  getenv("SOURCE_DATE_EPOCH"));

@@ -383,6 +383,15 @@ static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
 	log_info("%s: writing %s", r->path, n->hostname);
 	cr->verified = !c->o->out.no_verify;
 	cr->exit_code = output_flash(&ni.img, t, &c->o->out, flash_progress, r, &cr->bytes);
+	if (cr->exit_code == PF_EXIT_OK && c->o->no->known_hosts && ni.nb.n_host_keys > 0) {
+		pthread_mutex_lock(&c->lock);
+		e = node_known_hosts_update(c->o->no->known_hosts, &ni.nb);
+		pthread_mutex_unlock(&c->lock);
+		/* The card is good: its key is on record (--record) even if this failed. */
+		if (e < 0)
+			log_error_errno(e, "--known-hosts: %s's host key is not in it",
+					n->hostname);
+	}
 	if (cr->exit_code == PF_EXIT_INTERRUPTED)
 		return CARD_INTERRUPTED;
 	return cr->exit_code == PF_EXIT_OK ? CARD_OK : CARD_FAILED;

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +12,11 @@
 #include "cmd/node.h"
 #include "node/inventory.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/strutil.h"
+
+/* A known_hosts file is read whole; one of 4 MiB holds some 30000 keys. */
+#define KNOWN_HOSTS_MAX (4u * 1024 * 1024)
 
 enum {
 	OPT_NODE = NODE_OPTION_BASE,
@@ -20,6 +26,7 @@ enum {
 	OPT_USER_DATA,
 	OPT_SSH_PASSWORD,
 	OPT_HOST_KEYS,
+	OPT_KNOWN_HOSTS,
 	OPT_INSTANCE_ID_SEED,
 	OPT_SET,
 	/* Settings passed to pf_node_config_set() under the key in setting_keys[]. */
@@ -54,6 +61,7 @@ const struct option node_long_options[] = {
 	{ "user-data", required_argument, NULL, OPT_USER_DATA },
 	{ "ssh-password", no_argument, NULL, OPT_SSH_PASSWORD },
 	{ "host-keys", no_argument, NULL, OPT_HOST_KEYS },
+	{ "known-hosts", required_argument, NULL, OPT_KNOWN_HOSTS },
 	{ "instance-id-seed", required_argument, NULL, OPT_INSTANCE_ID_SEED },
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "domain", required_argument, NULL, OPT_SETTING_FIRST + 0 },
@@ -97,6 +105,8 @@ const char node_options_help[] =
 	"     --user-data FILE       The node's cloud-init user-data template\n"
 	"     --host-keys            Make the node's SSH host key (ed25519) now, so\n"
 	"                            known_hosts is right before its first boot\n"
+	"     --known-hosts FILE     With --host-keys, on writing a card or a file:\n"
+	"                            put the node's key in FILE (replacing its old one)\n"
 	"     --instance-id-seed S   Derive the cloud-init instance-id (and, with\n"
 	"                            --host-keys, the host key) from secret S: the same\n"
 	"                            inputs then give byte-identical images\n";
@@ -145,6 +155,9 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 		return 0;
 	case OPT_HOST_KEYS:
 		no->host_keys = true;
+		return 0;
+	case OPT_KNOWN_HOSTS:
+		no->known_hosts = arg;
 		return 0;
 	case OPT_INSTANCE_ID_SEED:
 		if (!*arg)
@@ -378,6 +391,104 @@ int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *r
 		return PF_EXIT_FAILURE;
 	}
 	return PF_EXIT_OK;
+}
+
+/* The names a node answers to, for known_hosts: "worker3,worker3.example.com,10.0.0.13". */
+static int node_names(const PfNodeConfig *c, char **ret)
+{
+	char fqdn[320] = "", addr[17] = "";
+
+	if (c->domain)
+		snprintf(fqdn, sizeof(fqdn), ",%s.%s", c->hostname, c->domain);
+	if (c->static_ip) {
+		addr[0] = ',';
+		pf_ipv4_format(c->ip, addr + 1);
+	}
+	return asprintf(ret, "%s%s%s", c->hostname, fqdn, addr) < 0 ? -ENOMEM : 0;
+}
+
+/* Does the host field of a known_hosts line name any of names (comma-separated)? */
+static bool names_any(const char *field, size_t len, const char *names)
+{
+	for (const char *p = field; p < field + len;) {
+		size_t n = strcspn(p, ",");
+
+		if (p + n > field + len)
+			n = (size_t)(field + len - p);
+		for (const char *q = names; *q;) {
+			size_t m = strcspn(q, ",");
+
+			if (m == n && strncmp(p, q, n) == 0)
+				return true;
+			q += m;
+			q += *q == ',';
+		}
+		p += n + 1;
+	}
+	return false;
+}
+
+static FILE *fclose_safe(FILE *f)
+{
+	if (f)
+		fclose(f);
+	return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose_safe);
+
+int node_known_hosts_update(const char *path, const NodeBuild *b)
+{
+	_cleanup_(freep) char *old = NULL, *names = NULL, *tmp = NULL;
+	_cleanup_(fclose_safep) FILE *f = NULL;
+	size_t len = 0;
+	int fd, r;
+
+	r = node_names(&b->cfg, &names);
+	if (r < 0)
+		return r;
+	r = pf_read_file_at(AT_FDCWD, path, KNOWN_HOSTS_MAX, &old, &len);
+	if (r == -ENOENT) {
+		old = strdup("");
+		r = old ? 0 : -ENOMEM;
+	}
+	if (r < 0)
+		return r;
+	if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
+		return -ENOMEM;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return pf_error_set(-errno, "'%s': %m", tmp);
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		return -ENOMEM;
+	}
+	for (const char *line = old; *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t l = nl ? (size_t)(nl - line) : strlen(line);
+		size_t host_len = strcspn(line, " \t");
+
+		/* Comments, markers (@cert-authority, @revoked) and hashed names stay. */
+		if (!(l && line[0] != '#' && line[0] != '@' && line[0] != '|' &&
+		      names_any(line, MIN(host_len, l), names)))
+			fprintf(f, "%.*s\n", (int)l, line);
+		line += l + (nl ? 1 : 0);
+	}
+	for (size_t i = 0; i < b->n_host_keys; i++) {
+		const char *pub = b->host_keys[i].public_line;
+		size_t l = strcspn(pub, " ");
+
+		l += 1 + strcspn(pub + l + 1, " \n"); /* type and key, not the comment */
+		fprintf(f, "%s %.*s\n", names, (int)l, pub);
+	}
+	if (fflush(f) != 0 || fsync(fileno(f)) < 0 || rename(tmp, path) < 0) {
+		r = pf_error_set(-errno, "'%s': %m", path);
+		unlink(tmp);
+		return r;
+	}
+	pf_fsync_dir_of(path);
+	return 0;
 }
 
 void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg)

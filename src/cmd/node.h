@@ -34,6 +34,7 @@ typedef struct NodeOptions {
 	const char *user_data;
 	bool ssh_password;
 	bool host_keys;		      /* --host-keys */
+	const char *known_hosts;      /* --known-hosts FILE */
 	const char *instance_id_seed; /* --instance-id-seed */
 	NodeSetting settings[NODE_SETTINGS_MAX];
 	size_t n_settings;
@@ -99,6 +100,14 @@ int node_build(Image *img, const NodeOptions *no, const PfInventory *inv, const 
  * builds the node. Prints errors; returns an exit code (PF_EXIT_OK with *ret filled).
  */
 int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *ret);
+
+/*
+ * --known-hosts FILE: puts the node's host keys into the operator's known_hosts, under its
+ * names (hostname, FQDN, static address), replacing the lines that named any of them before
+ * (as `ssh-keygen -R` would; hashed and @marker lines are left alone). Through a temporary
+ * file and a rename. Returns 0 or -errno with a detail.
+ */
+int node_known_hosts_update(const char *path, const NodeBuild *b);
 
 /* Prints a plan for people. */
 void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg);

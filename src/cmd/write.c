@@ -353,6 +353,10 @@ static int run(int argc, char **argv, bool verify)
 			goto out;
 		}
 	}
+	if (no.known_hosts && !no.host_keys) {
+		ret = usage_error(NULL, "--known-hosts goes with --host-keys");
+		goto out;
+	}
 	if (all || co.sel.only || co.sel.exclude || co.record) {
 		ret = cards(&co, all, verify, n_adds, &no, &oo, &so, argc - optind, argv + optind);
 		goto out;
@@ -411,6 +415,14 @@ static int run(int argc, char **argv, bool verify)
 	}
 
 	ret = verify ? output_verify(&img, out, &oo) : output_write(&img, out, &oo);
+	if (ret == PF_EXIT_OK && !verify && no.known_hosts && nb.n_host_keys > 0) {
+		r = node_known_hosts_update(no.known_hosts, &nb);
+		if (r < 0) {
+			log_error_errno(r, "--known-hosts");
+			ret = PF_EXIT_FAILURE;
+		} else
+			log_info("%s's host key is in %s", nb.cfg.hostname, no.known_hosts);
+	}
 out:
 	for (size_t i = 0; i < n_adds; i++) {
 		free(adds[i].local);

@@ -146,7 +146,7 @@ reader d2
 RB=$NEW
 REC2=$WORK/two.jsonl
 "$PIFLASH" --inventory "$WORK/cluster.csv" --all --yes --record "$REC2" --progress=json \
-	--host-keys "$IMG" "$RA" "$RB" </dev/null >"$WORK/two.out" 2>"$WORK/two.err" &
+	--host-keys --known-hosts "$WORK/known_hosts" "$IMG" "$RA" "$RB" </dev/null >"$WORK/two.out" 2>"$WORK/two.err" &
 PID=$!
 PIDS="$PIDS $PID"
 wait_for "$WORK/two.err" " done — take the card out of " 2
@@ -173,6 +173,9 @@ for c in d1 d2 d3 d4; do
 		"$(jq -r --arg m "$WORK/$c.card" 'select(.model == $m) | .host_key_fingerprint' "$REC2")" \
 		"$(ssh-keygen -l -f "$WORK/hk" | cut -d' ' -f2)"
 	grep -qF "$(sed -n 2p "$WORK/hk")" "$REC2" "$WORK/two.err" && fail "$c: the private key leaked"
+	assert_eq "$c: --known-hosts holds the card's key for $node" \
+		"$(ssh-keygen -y -f "$WORK/hk" | cut -d' ' -f1,2)" \
+		"$(ssh-keygen -F "$node" -f "$WORK/known_hosts" | grep -v '^#' | cut -d' ' -f2,3)"
 	rm -f "$WORK/hk"
 done
 assert_eq "the four cards hold four different nodes" 4 \

@@ -224,6 +224,24 @@ assert_eq "the seeded instance-id is HMAC-SHA256(seed, hostname)" \
 	"$(fat "$WORK/seeded.img" 1 /meta-data | grep '^instance-id')"
 rm -f "$WORK/seeded.img"
 
+# --known-hosts: the node's new key replaces the lines that named it; other lines stay.
+printf '# mine\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOTHERxx\nworker3,10.0.0.13 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOLDKEYxx\n' \
+	>"$WORK/known_hosts"
+"$PIFLASH" -q --node worker3 --ip 10.0.0.13/24 --host-keys --known-hosts "$WORK/known_hosts" \
+	"$WORK/hypriot.img" "$WORK/kh.img"
+pub=$(e2 "$WORK/kh.img" 2 "cat /etc/ssh/ssh_host_ed25519_key.pub" | cut -d' ' -f1,2)
+for h in worker3 10.0.0.13; do
+	assert_eq "known_hosts: $h has the key on the image" "$pub" \
+		"$(ssh-keygen -F "$h" -f "$WORK/known_hosts" | grep -v '^#' | cut -d' ' -f2,3)"
+done
+grep -q OLDKEY "$WORK/known_hosts" && fail "known_hosts: the old key of worker3 is still there"
+grep -q '^other.example .*OTHERxx$' "$WORK/known_hosts" && grep -q '^# mine$' "$WORK/known_hosts" ||
+	fail "known_hosts: other lines were lost: $(cat "$WORK/known_hosts")"
+pass "--known-hosts replaces the node's old key and keeps the other lines"
+expect_fail 2 "goes with --host-keys" "$PIFLASH" --node worker3 --known-hosts "$WORK/known_hosts" \
+	"$WORK/hypriot.img" "$WORK/kh2.img"
+rm -f "$WORK/kh.img"
+
 # Bad input, each refused before anything is written.
 printf 'hostname,ip\nw1,"10.0.0.1/24\nw2,10.0.0.2/24\n' >"$WORK/unbalanced.csv"
 printf 'hostname,ip\nw1,10.0.0.1/24\nw2,10.0.0.1/24\n' >"$WORK/dup.csv"
