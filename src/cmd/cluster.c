@@ -35,22 +35,6 @@ const char *row_hostname(const PfInventory *inv, const PfInventoryRow *row)
 	return row->fields[inv->hostname_column];
 }
 
-/* True if name is one of the comma-separated names in list. */
-static bool listed(const char *list, const char *name)
-{
-	size_t l = strlen(name);
-
-	for (const char *p = list; *p;) {
-		size_t n = strcspn(p, ",");
-
-		if (n == l && strncmp(p, name, n) == 0)
-			return true;
-		p += n;
-		p += *p == ',';
-	}
-	return false;
-}
-
 /* Every name of list must be a hostname of inv. */
 static int list_check(const PfInventory *inv, const char *list, const char *option)
 {
@@ -89,9 +73,9 @@ int selection_apply(const PfInventory *inv, const Selection *s, size_t **ret_row
 	for (size_t i = 0; i < inv->n_rows; i++) {
 		const char *h = row_hostname(inv, &inv->rows[i]);
 
-		if (s->only && !listed(s->only, h))
+		if (s->only && !pf_list_has(s->only, h, strlen(h)))
 			continue;
-		if (s->exclude && listed(s->exclude, h))
+		if (s->exclude && pf_list_has(s->exclude, h, strlen(h)))
 			continue;
 		if (s->shard_n && i % s->shard_n != s->shard_k - 1)
 			continue;

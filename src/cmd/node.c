@@ -410,19 +410,11 @@ static int node_names(const PfNodeConfig *c, char **ret)
 /* Does the host field of a known_hosts line name any of names (comma-separated)? */
 static bool names_any(const char *field, size_t len, const char *names)
 {
-	for (const char *p = field; p < field + len;) {
-		size_t n = strcspn(p, ",");
+	for (const char *p = field, *end = field + len; p < end;) {
+		size_t n = MIN(strcspn(p, ","), (size_t)(end - p));
 
-		if (p + n > field + len)
-			n = (size_t)(field + len - p);
-		for (const char *q = names; *q;) {
-			size_t m = strcspn(q, ",");
-
-			if (m == n && strncmp(p, q, n) == 0)
-				return true;
-			q += m;
-			q += *q == ',';
-		}
+		if (pf_list_has(names, p, n))
+			return true;
 		p += n + 1;
 	}
 	return false;

@@ -75,3 +75,16 @@ char *pf_strdup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
+
+bool pf_list_has(const char *list, const char *name, size_t n)
+{
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, ",");
+
+		if (l == n && strncmp(p, name, n) == 0)
+			return true;
+		p += l;
+		p += *p == ',';
+	}
+	return false;
+}

@@ -28,6 +28,9 @@ int pf_parse_u64(const char *s, uint64_t *ret);
  */
 int pf_timestamp(int64_t *ret_seconds);
 
+/* True if the n bytes at name are one of the comma-separated items of list. */
+bool pf_list_has(const char *list, const char *name, size_t n);
+
 /* True if all n bytes at p are zero (a hole candidate). */
 bool pf_is_zero(const void *p, size_t n);
 
