@@ -1117,24 +1117,38 @@ static void summary(const Batch *b, double seconds, size_t *ret_failed)
 }
 
 /* Only one batch at a time in an out dir: the report is the record of its artifacts. */
-static int lock_out_dir(const char *dir, int *ret_fd)
-{
-	_cleanup_(freep) char *path = NULL;
+typedef struct OutDirLock {
 	int fd;
+	char *path;
+} OutDirLock;
 
+static int lock_out_dir(const char *dir, OutDirLock *l)
+{
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return pf_error_set(-errno, "cannot create '%s': %m", dir);
-	if (asprintf(&path, "%s/.piflash-batch.lock", dir) < 0)
+	if (asprintf(&l->path, "%s/.piflash-batch.lock", dir) < 0) {
+		l->path = NULL;
 		return -ENOMEM;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return pf_error_set(-errno, "'%s': %m", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		close(fd);
+	}
+	l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (l->fd < 0)
+		return pf_error_set(-errno, "'%s': %m", l->path);
+	if (flock(l->fd, LOCK_EX | LOCK_NB) < 0) {
+		l->fd = safe_close(l->fd);
 		return pf_error_set(-EBUSY, "'%s' is in use by another piflash batch", dir);
 	}
-	*ret_fd = fd;
 	return 0;
+}
+
+/* The lock file goes with the lock, so the out dir holds only what the run made. */
+static void unlock_out_dir(OutDirLock *l)
+{
+	if (l->fd >= 0) {
+		(void)unlink(l->path);
+		l->fd = safe_close(l->fd);
+	}
+	free(l->path);
+	l->path = NULL;
 }
 
 int cmd_batch(int argc, char **argv)
@@ -1159,7 +1173,7 @@ int cmd_batch(int argc, char **argv)
 	_cleanup_(pf_inventory_freep) PfInventory *inv = NULL;
 	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *flavor = NULL;
 	_cleanup_(freep) size_t *rows = NULL;
-	_cleanup_(closep) int lock_fd = -1;
+	_cleanup_(unlock_out_dir) OutDirLock lock = { .fd = -1 };
 	Batch b = { .format = PF_ARTIFACT_IMG };
 	Selection sel = { 0 };
 	PfSourceOptions so = { 0 };
@@ -1262,7 +1276,7 @@ int cmd_batch(int argc, char **argv)
 		return PF_EXIT_FAILURE;
 	}
 
-	r = lock_out_dir(b.out_dir, &lock_fd);
+	r = lock_out_dir(b.out_dir, &lock);
 	if (r < 0) {
 		log_error_errno(r, "--out-dir");
 		return PF_EXIT_FAILURE;

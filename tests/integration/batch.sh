@@ -418,6 +418,14 @@ assert_eq "bad address: statuses" "foxtrot=failed golf=ok" "$(status "$WORK/e3")
 pass "a bad address in one row fails only that node"
 rm -rf "$WORK/e3"
 
+# One batch at a time in an out dir; the lock file goes with the lock.
+[ ! -e "$A/.piflash-batch.lock" ] || fail "a finished run left its lock file in the out dir"
+if command -v flock >/dev/null 2>&1; then
+	expect_fail 1 "in use by another piflash batch" flock "$A/.piflash-batch.lock" \
+		"$PIFLASH" batch "${common[@]}" --out-dir "$A" "$IMG"
+	rm -f "$A/.piflash-batch.lock"
+fi
+
 # ---- 10. what an out dir holds after runs that choose fewer nodes ---------------------------
 # More runners than nodes: an empty slice is a normal outcome, not an error.
 batch empty 0 "${common[@]}" --shard 9/9 --out-dir "$WORK/e4" "$IMG"
