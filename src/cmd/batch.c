@@ -353,13 +353,37 @@ static int dup_str(char **dst, const char *src)
 	return *dst ? 0 : -ENOMEM;
 }
 
+static void job_forget(Job *j);
+
+static void job_forget_keys(Job *j)
+{
+	for (size_t i = 0; i < j->n_host_keys; i++) {
+		free(j->host_keys[i]);
+		free(j->fingerprints[i]);
+	}
+	free(j->host_keys);
+	free(j->fingerprints);
+	j->host_keys = j->fingerprints = NULL;
+	j->n_host_keys = 0;
+}
+
+/* The node's Ansible groups, from the inventory as it is now; NULL for none. */
+static const char *row_group(const Batch *b, const Job *j)
+{
+	const char *group = pf_inventory_get(b->inv, j->row, "group");
+
+	return group && *group ? group : NULL;
+}
+
 /* What the report lists about a node, from its settings and plan. */
 static int job_describe(Batch *b, Job *j, const NodeBuild *nb)
 {
-	const char *group = pf_inventory_get(b->inv, j->row, "group");
+	const char *group = row_group(b, j);
 	char a[16];
 	int r = 0;
 
+	/* A record read by job_reuse() may have filled these already: this run's win. */
+	job_forget(j);
 	if (nb->cfg.static_ip) {
 		pf_ipv4_format(nb->cfg.ip, a);
 		if (asprintf(&j->address, "%s/%u", a, nb->cfg.prefix) < 0)
@@ -369,8 +393,7 @@ static int job_describe(Batch *b, Job *j, const NodeBuild *nb)
 		return -ENOMEM;
 	r |= dup_str(&j->user, nb->plan->user);
 	r |= dup_str(&j->instance_id, nb->plan->instance_id);
-	if (group && *group)
-		r |= dup_str(&j->group, group);
+	r |= dup_str(&j->group, group);
 	if (r < 0)
 		return -ENOMEM;
 	j->host_keys = calloc(nb->n_host_keys + 1, sizeof(char *));
@@ -463,8 +486,7 @@ static bool job_from_record(Batch *b, Job *j, json_object *rec)
 	    set_str(&j->instance_id, rec_str(rec, "instance_id")) < 0 ||
 	    set_str(&j->address, rec_str(rec, "address")) < 0 ||
 	    set_str(&j->fqdn, rec_str(rec, "fqdn")) < 0 ||
-	    set_str(&j->group, rec_str(rec, "group")) < 0 ||
-	    set_str(&j->user, rec_str(rec, "user")) < 0)
+	    set_str(&j->group, row_group(b, j)) < 0 || set_str(&j->user, rec_str(rec, "user")) < 0)
 		return false;
 	memcpy(j->sha256, sha, 65);
 	snprintf(j->inputs, sizeof(j->inputs), "%s", inputs ?: "");
@@ -474,17 +496,11 @@ static bool job_from_record(Batch *b, Job *j, json_object *rec)
 		j->image_bytes = (uint64_t)json_object_get_int64(v);
 
 	/* The host keys are those on the artifact, not this run's. */
-	for (size_t i = 0; i < j->n_host_keys; i++) {
-		free(j->host_keys[i]);
-		free(j->fingerprints[i]);
-	}
-	j->n_host_keys = 0;
+	job_forget_keys(j);
 	if (!json_object_object_get_ex(rec, "host_keys", &keys) ||
 	    !json_object_is_type(keys, json_type_array))
 		return true;
 	n_keys = json_object_array_length(keys);
-	free(j->host_keys);
-	free(j->fingerprints);
 	j->host_keys = calloc(n_keys + 1, sizeof(char *));
 	j->fingerprints = calloc(n_keys + 1, sizeof(char *));
 	if (!j->host_keys || !j->fingerprints)
@@ -497,9 +513,9 @@ static bool job_from_record(Batch *b, Job *j, json_object *rec)
 			return false;
 		j->host_keys[i] = strdup(pub);
 		j->fingerprints[i] = strdup(fp);
+		j->n_host_keys++; /* counted before the check: job_forget_keys() frees either */
 		if (!j->host_keys[i] || !j->fingerprints[i])
 			return false;
-		j->n_host_keys++;
 	}
 	return true;
 }
@@ -594,22 +610,24 @@ static void job_run(Batch *b, Job *j)
 		job_fail(b, j, -ENOMEM, start);
 		return;
 	}
-	r = node_image_prepare(&b->base, b->no, b->inv, j->row, b->flavor, b->now, &ni);
-	if (r >= 0) {
-		hash_node(b, &ni.nb.cfg, j->inputs);
-		r = job_describe(b, j, &ni.nb);
-	}
+	/* The settings alone tell whether the artifact is up to date: no image work then. */
+	r = node_settings(b->no, b->inv, j->row, &ni.nb.cfg);
 	if (r < 0) {
 		job_fail(b, j, r, start);
 		return;
 	}
+	hash_node(b, &ni.nb.cfg, j->inputs);
 	if (job_reuse(b, j)) {
 		j->status = JOB_REUSED;
 		j->seconds = now_seconds() - start;
 		log_info("%s: %s is up to date", j->hostname, j->artifact);
 		return;
 	}
-	r = job_write(b, j, &ni);
+	r = node_image_prepare(&b->base, b->no, b->flavor, b->now, &ni);
+	if (r >= 0)
+		r = job_describe(b, j, &ni.nb);
+	if (r >= 0)
+		r = job_write(b, j, &ni);
 	if (r < 0) {
 		job_fail(b, j, r, start);
 		return;
@@ -637,22 +655,24 @@ static void *worker(void *userdata)
 	return NULL;
 }
 
-static void job_done(Job *j)
+/* Frees what describes the node (not its artifact): address, names, keys. */
+static void job_forget(Job *j)
 {
-	free(j->error);
-	free(j->artifact);
-	free(j->bmap);
 	free(j->address);
 	free(j->fqdn);
 	free(j->user);
 	free(j->instance_id);
 	free(j->group);
-	for (size_t i = 0; i < j->n_host_keys; i++) {
-		free(j->host_keys[i]);
-		free(j->fingerprints[i]);
-	}
-	free(j->host_keys);
-	free(j->fingerprints);
+	j->address = j->fqdn = j->user = j->instance_id = j->group = NULL;
+	job_forget_keys(j);
+}
+
+static void job_done(Job *j)
+{
+	free(j->error);
+	free(j->artifact);
+	free(j->bmap);
+	job_forget(j);
 }
 
 /* ---- the files next to the artifacts ----------------------------------------------------- */
@@ -1038,9 +1058,7 @@ static void keep_unselected(Batch *b)
 		if (j->status != JOB_UNSELECTED || !b->previous ||
 		    !json_object_object_get_ex(b->previous, j->hostname, &rec))
 			continue;
-		j->host_keys = calloc(1, sizeof(char *));
-		j->fingerprints = calloc(1, sizeof(char *));
-		if (j->host_keys && j->fingerprints && job_from_record(b, j, rec))
+		if (job_from_record(b, j, rec))
 			j->status = JOB_KEPT;
 	}
 }

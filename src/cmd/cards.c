@@ -349,7 +349,9 @@ static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
 	const PfTargetInfo *info;
 	int e;
 
-	e = node_image_prepare(&c->base, c->o->no, c->inv, n->row, c->flavor, c->now, &ni);
+	e = node_settings(c->o->no, c->inv, n->row, &ni.nb.cfg);
+	if (e >= 0)
+		e = node_image_prepare(&c->base, c->o->no, c->flavor, c->now, &ni);
 	if (e < 0) {
 		log_error_errno(e, "%s", n->hostname);
 		cr->exit_code = PF_EXIT_FAILURE;

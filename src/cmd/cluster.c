@@ -98,8 +98,8 @@ int cluster_check_overrides(const NodeOptions *no, const char *cmd)
 	return PF_EXIT_OK;
 }
 
-int node_image_prepare(const Image *base, const NodeOptions *no, const PfInventory *inv,
-		       const PfInventoryRow *row, const PfFlavorInfo *f, int64_t now, NodeImage *n)
+int node_image_prepare(const Image *base, const NodeOptions *no, const PfFlavorInfo *f, int64_t now,
+		       NodeImage *n)
 {
 	Image *img = &n->img;
 	int r;
@@ -111,7 +111,7 @@ int node_image_prepare(const Image *base, const NodeOptions *no, const PfInvento
 	r = pf_tree_new(img->ov, img->table, &img->tree);
 	if (r < 0)
 		return r;
-	r = node_build(img, no, inv, row, f, false, &n->nb);
+	r = node_build(img, no, f, false, &n->nb);
 	if (r < 0)
 		return r;
 	r = pf_plan_apply(img->tree, img->table, n->nb.plan, now);

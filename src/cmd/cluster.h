@@ -46,13 +46,12 @@ typedef struct NodeImage {
 } NodeImage;
 
 /*
- * Builds node row of inv (with the overrides of no) on its own overlay over base, applies
- * its plan at time now and syncs the filesystems. Prints nothing: returns 0 or -errno with a
- * detail. Safe to call from several threads at once on the same base.
+ * Builds the node whose settings are in n->nb.cfg (node_settings()) on its own overlay over
+ * base, applies its plan at time now and syncs the filesystems. Prints nothing: returns 0 or
+ * -errno with a detail. Safe to call from several threads at once on the same base.
  */
-int node_image_prepare(const Image *base, const NodeOptions *no, const PfInventory *inv,
-		       const PfInventoryRow *row, const PfFlavorInfo *f, int64_t now,
-		       NodeImage *ret);
+int node_image_prepare(const Image *base, const NodeOptions *no, const PfFlavorInfo *f, int64_t now,
+		       NodeImage *n);
 void node_image_done(NodeImage *n);
 
 /* The hostname of a row. */

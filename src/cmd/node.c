@@ -216,8 +216,8 @@ static int append_keys(PfNodeConfig *cfg, const char *path, const char *option)
 	return 0;
 }
 
-static int node_config(const NodeOptions *no, const PfInventory *inv, const PfInventoryRow *row,
-		       PfNodeConfig *cfg)
+int node_settings(const NodeOptions *no, const PfInventory *inv, const PfInventoryRow *row,
+		  PfNodeConfig *cfg)
 {
 	bool keys_seen = false;
 	int r;
@@ -308,8 +308,8 @@ static int make_host_keys(const NodeOptions *no, NodeBuild *b)
 	return 0;
 }
 
-int node_build(Image *img, const NodeOptions *no, const PfInventory *inv, const PfInventoryRow *row,
-	       const PfFlavorInfo *f, bool mask_secrets, NodeBuild *b)
+int node_build(Image *img, const NodeOptions *no, const PfFlavorInfo *f, bool mask_secrets,
+	       NodeBuild *b)
 {
 	_cleanup_(freep) char *instance_id = NULL;
 	PfPlanHostKey keys[NODE_HOST_KEYS_MAX];
@@ -317,9 +317,6 @@ int node_build(Image *img, const NodeOptions *no, const PfInventory *inv, const 
 	int r;
 
 	b->flavor = f;
-	r = node_config(no, inv, row, &b->cfg);
-	if (r < 0)
-		return r;
 	if (b->cfg.board) {
 		r = pf_board_arch_ok(b->cfg.board, f->arch);
 		if (r < 0)
@@ -385,7 +382,9 @@ int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *r
 	r = node_flavor(img, no, &ret->own_flavor);
 	if (r != PF_EXIT_OK)
 		return r;
-	r = node_build(img, no, inv, row, ret->own_flavor, mask_secrets, ret);
+	r = node_settings(no, inv, row, &ret->cfg);
+	if (r >= 0)
+		r = node_build(img, no, ret->own_flavor, mask_secrets, ret);
 	if (r < 0) {
 		log_error_errno(r, "node '%s'", ret->cfg.hostname ?: no->node);
 		return PF_EXIT_FAILURE;

@@ -87,13 +87,19 @@ void node_build_done(NodeBuild *b);
 int node_flavor(Image *img, const NodeOptions *no, PfFlavorInfo **ret);
 
 /*
- * Builds the node's settings (from row of inv when given, else --node is the hostname; the
- * options override the row), its host keys (--host-keys) and its plan on img, whose flavor
- * is f. Prints nothing: returns 0 or -errno with a detail, for callers that report many
- * nodes.
+ * The node's settings: from row of inv when given, else --node is the hostname; the options
+ * override the row. Prints nothing: returns 0 or -errno with a detail.
  */
-int node_build(Image *img, const NodeOptions *no, const PfInventory *inv, const PfInventoryRow *row,
-	       const PfFlavorInfo *f, bool mask_secrets, NodeBuild *ret);
+int node_settings(const NodeOptions *no, const PfInventory *inv, const PfInventoryRow *row,
+		  PfNodeConfig *ret);
+
+/*
+ * Builds the node whose settings are in b->cfg (node_settings()): its host keys
+ * (--host-keys) and its plan on img, whose flavor is f. Prints nothing: returns 0 or -errno
+ * with a detail, for callers that report many nodes.
+ */
+int node_build(Image *img, const NodeOptions *no, const PfFlavorInfo *f, bool mask_secrets,
+	       NodeBuild *b);
 
 /*
  * For one node (--node, with --inventory or not): loads the inventory, detects the flavor and

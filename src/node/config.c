@@ -76,15 +76,26 @@ static int label_validate(const char *s, size_t n, const char *what, const char 
 	return 0;
 }
 
+/* The checks every name opens with: not empty, not longer than max bytes. */
+static int check_length(const char *s, const char *what, size_t max, size_t *ret_n)
+{
+	if (!s || !*s)
+		return pf_error_set(-EINVAL, "%s is empty", what);
+	*ret_n = strlen(s);
+	if (*ret_n > max)
+		return pf_error_set(-EINVAL, "%s is %zu bytes long (at most %zu)", what, *ret_n,
+				    max);
+	return 0;
+}
+
 int pf_hostname_validate(const char *s)
 {
 	size_t n;
+	int r;
 
-	if (!s || !*s)
-		return pf_error_set(-EINVAL, "hostname is empty");
-	n = strlen(s);
-	if (n > 63)
-		return pf_error_set(-EINVAL, "hostname is %zu bytes long (at most 63)", n);
+	r = check_length(s, "hostname", 63, &n);
+	if (r < 0)
+		return r;
 	if (memchr(s, '.', n))
 		return pf_error_set(
 			-EINVAL,
@@ -97,18 +108,17 @@ int pf_hostname_validate(const char *s)
 int pf_domain_validate(const char *s)
 {
 	size_t n;
+	int r;
 	const char *p;
 
-	if (!s || !*s)
-		return pf_error_set(-EINVAL, "domain is empty");
-	n = strlen(s);
-	if (n > 253)
-		return pf_error_set(-EINVAL, "domain is %zu bytes long (at most 253)", n);
+	r = check_length(s, "domain", 253, &n);
+	if (r < 0)
+		return r;
 	for (p = s;;) {
 		const char *dot = strchr(p, '.');
 		size_t l = dot ? (size_t)(dot - p) : strlen(p);
-		int r = label_validate(p, l, "domain", s);
 
+		r = label_validate(p, l, "domain", s);
 		if (r < 0)
 			return r;
 		if (!dot)
@@ -121,12 +131,11 @@ int pf_domain_validate(const char *s)
 int pf_username_validate(const char *s)
 {
 	size_t n;
+	int r;
 
-	if (!s || !*s)
-		return pf_error_set(-EINVAL, "user name is empty");
-	n = strlen(s);
-	if (n > 32)
-		return pf_error_set(-EINVAL, "user name is %zu bytes long (at most 32)", n);
+	r = check_length(s, "user name", 32, &n);
+	if (r < 0)
+		return r;
 	if (has_upper(s, n))
 		return pf_error_set(-EINVAL, "user name '%s' has upper case (a-z, 0-9, '_', '-')",
 				    s);
@@ -148,12 +157,11 @@ int pf_username_validate(const char *s)
 int pf_wifi_ssid_validate(const char *s)
 {
 	size_t n;
+	int r;
 
-	if (!s || !*s)
-		return pf_error_set(-EINVAL, "WiFi SSID is empty");
-	n = strlen(s);
-	if (n > 32)
-		return pf_error_set(-EINVAL, "WiFi SSID is %zu bytes long (at most 32)", n);
+	r = check_length(s, "WiFi SSID", 32, &n);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return pf_error_set(-EINVAL,
@@ -229,13 +237,12 @@ int pf_wifi_country_validate(const char *s)
 int pf_timezone_validate(const char *s)
 {
 	size_t n;
+	int r;
 	const char *p;
 
-	if (!s || !*s)
-		return pf_error_set(-EINVAL, "time zone is empty");
-	n = strlen(s);
-	if (n > 64)
-		return pf_error_set(-EINVAL, "time zone is %zu bytes long (at most 64)", n);
+	r = check_length(s, "time zone", 64, &n);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < n; i++)
 		if (!is_alpha(s[i]) && !is_digit(s[i]) && !strchr("_+-/", s[i]))
 			return pf_error_set(
@@ -261,12 +268,11 @@ int pf_timezone_validate(const char *s)
 int pf_locale_validate(const char *s)
 {
 	size_t n;
+	int r;
 
-	if (!s || !*s)
-		return pf_error_set(-EINVAL, "locale is empty");
-	n = strlen(s);
-	if (n > 64)
-		return pf_error_set(-EINVAL, "locale is %zu bytes long (at most 64)", n);
+	r = check_length(s, "locale", 64, &n);
+	if (r < 0)
+		return r;
 	if (!is_alpha(s[0]))
 		return pf_error_set(-EINVAL,
 				    "locale must start with a letter (like 'en_US.UTF-8')");
@@ -283,12 +289,11 @@ int pf_locale_validate(const char *s)
 int pf_iface_validate(const char *s)
 {
 	size_t n;
+	int r;
 
-	if (!s || !*s)
-		return pf_error_set(-EINVAL, "interface name is empty");
-	n = strlen(s);
-	if (n > 15)
-		return pf_error_set(-EINVAL, "interface name is %zu bytes long (at most 15)", n);
+	r = check_length(s, "interface name", 15, &n);
+	if (r < 0)
+		return r;
 	if (streq(s, ".") || streq(s, ".."))
 		return pf_error_set(-EINVAL, "interface name cannot be '%s'", s);
 	for (size_t i = 0; i < n; i++) {
