@@ -18,6 +18,7 @@
 
 #include "disk/source.h"
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/strutil.h"
 
 #define BLOCK 4096u
@@ -149,48 +150,6 @@ static int mkdir_parents(const char *dir)
 	}
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	return 0;
-}
-
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n > 0) {
-		ssize_t k = pwrite(fd, p, n, (off_t)off);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
-/* Writes buf at off, leaving holes for its all-zero 4 KiB blocks. */
-static int write_sparse(int fd, const uint8_t *buf, size_t n, uint64_t off)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		size_t run = i;
-
-		while (run < n) {
-			size_t b = MIN((size_t)BLOCK, n - run);
-			if (pf_is_zero(buf + run, b))
-				break;
-			run += b;
-		}
-		if (run > i) {
-			int r = pwrite_all(fd, buf + i, run - i, off + i);
-			if (r < 0)
-				return r;
-			i = run;
-		} else
-			i += MIN((size_t)BLOCK, n - i);
-	}
 	return 0;
 }
 
@@ -413,11 +372,9 @@ static int decompress(const char *path, PfSourceKind kind, const char *entry, in
 					 PF_SOURCE_MAX_BYTES / GIB);
 			goto out;
 		}
-		r = write_sparse(out_fd, buf, (size_t)n, done);
+		r = pf_pwrite_sparse(out_fd, buf, (size_t)n, done, BLOCK, NULL);
 		if (r < 0) {
-			r = pf_error_set(
-				r, "cannot write decompressed image at offset %" PRIu64 ": %s",
-				done, strerror(-r));
+			r = pf_error_prefix(r, "cannot write the decompressed image");
 			goto out;
 		}
 		done += (uint64_t)n;

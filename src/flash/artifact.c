@@ -153,8 +153,8 @@ typedef struct Artifact {
 	struct archive *archive;
 	bool archive_closed;
 	bool aborted; /* the stream is abandoned: nothing more reaches the file */
-	int io_error; /* of the archive's write callback, with the file offset it failed at */
-	uint64_t io_offset;
+	int io_error; /* of the archive's write callback, with its message */
+	char io_message[256];
 
 	TmpFile bmap;
 } Artifact;
@@ -266,8 +266,7 @@ static int archive_failed(Artifact *a, const char *what)
 	int e;
 
 	if (a->io_error < 0)
-		return pf_error_set(a->io_error, "cannot write '%s' at byte %" PRIu64 ": %s",
-				    a->path, a->io_offset, strerror(-a->io_error));
+		return pf_error_set(a->io_error, "cannot write '%s': %s", a->path, a->io_message);
 	e = archive_errno(a->archive);
 	msg = archive_error_string(a->archive);
 	return pf_error_set(e > 0 ? -e : -EIO, "cannot %s '%s': %s", what, a->path,
@@ -278,26 +277,19 @@ static int archive_failed(Artifact *a, const char *what)
 static la_ssize_t archive_out(struct archive *ar, void *userdata, const void *buf, size_t len)
 {
 	Artifact *a = userdata;
-	const uint8_t *p = buf;
-	size_t left = len;
+	int r;
 
 	if (a->aborted) {
 		archive_set_error(ar, ECANCELED, "abandoned");
 		return -1;
 	}
-	while (left > 0) {
-		ssize_t k = write(a->out.fd, p, left);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			a->io_error = k < 0 ? -errno : -EIO;
-			a->io_offset = a->file_bytes + (uint64_t)(p - (const uint8_t *)buf);
-			archive_set_error(ar, -a->io_error, "write failed");
-			return -1;
-		}
-		p += k;
-		left -= (size_t)k;
+	r = pf_write_all(a->out.fd, buf, len, a->file_bytes);
+	if (r < 0) {
+		/* libarchive's own error path may run before the message is read: keep it. */
+		a->io_error = r;
+		snprintf(a->io_message, sizeof(a->io_message), "%s", pf_error_message(r));
+		archive_set_error(ar, -r, "write failed");
+		return -1;
 	}
 	if (EVP_DigestUpdate(a->md, buf, len) != 1) {
 		archive_set_error(ar, EIO, "SHA-256 failed");
@@ -316,24 +308,6 @@ static int compress(Artifact *a, const uint8_t *p, size_t n)
 			return archive_failed(a, "compress");
 		p += k;
 		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int pwrite_all(Artifact *a, const uint8_t *p, size_t n, uint64_t offset_bytes)
-{
-	while (n > 0) {
-		ssize_t k = pwrite(a->out.fd, p, n, (off_t)offset_bytes);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return pf_error_set(k < 0 ? -errno : -EIO,
-					    "cannot write '%s' at byte %" PRIu64 ": %s", a->path,
-					    offset_bytes, k < 0 ? strerror(errno) : "short write");
-		p += k;
-		n -= (size_t)k;
-		offset_bytes += (uint64_t)k;
 	}
 	return 0;
 }
@@ -361,28 +335,9 @@ static int emit_zeros(Artifact *a, uint64_t end_bytes)
 /* Writes the blocks of buf that are not zero; zero blocks stay holes of the new file. */
 static int write_sparse(Artifact *a, const uint8_t *buf, size_t len)
 {
-	size_t i = 0;
+	int r = pf_pwrite_sparse(a->out.fd, buf, len, a->pos, BLOCK, NULL);
 
-	while (i < len) {
-		size_t run;
-
-		while (i < len && pf_is_zero(buf + i, MIN((size_t)BLOCK, len - i)))
-			i += BLOCK;
-		if (i >= len)
-			break;
-		run = i;
-		while (run < len && !pf_is_zero(buf + run, MIN((size_t)BLOCK, len - run)))
-			run += BLOCK;
-		run = MIN(run, len);
-		{
-			int r = pwrite_all(a, buf + i, run - i, a->pos + i);
-
-			if (r < 0)
-				return r;
-		}
-		i = run;
-	}
-	return 0;
+	return r < 0 ? pf_error_prefix(r, "cannot write '%s'", a->path) : 0;
 }
 
 static int write_chunk(void *userdata, uint64_t offset_bytes, const uint8_t *buf, size_t len)
@@ -510,19 +465,10 @@ static void bmap_flush(BmapWriter *b)
 		b->error = pf_error_set(-EIO, "SHA-256 failed");
 		return;
 	}
-	for (size_t done = 0; done < b->len;) {
-		ssize_t k = pwrite(b->a->bmap.fd, b->buf + done, b->len - done,
-				   (off_t)(b->offset + done));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			r = k < 0 ? -errno : -EIO;
-			b->error = pf_error_set(r, "cannot write '%s' at byte %" PRIu64 ": %s",
-						b->a->o->bmap_path, b->offset + done, strerror(-r));
-			return;
-		}
-		done += (size_t)k;
+	r = pf_pwrite_all(b->a->bmap.fd, b->buf, b->len, b->offset);
+	if (r < 0) {
+		b->error = pf_error_prefix(r, "cannot write '%s'", b->a->o->bmap_path);
+		return;
 	}
 	b->offset += b->len;
 	b->len = 0;
@@ -571,7 +517,7 @@ static int write_bmap(Artifact *a)
 	uint64_t mapped_blocks = 0;
 	uint8_t digest[SHA256_BYTES];
 	char size[32], mapped[32], hexbuf[SHA256_HEX + 1];
-	ssize_t k;
+	int r;
 
 	if (!b)
 		return -ENOMEM;
@@ -647,12 +593,8 @@ static int write_bmap(Artifact *a)
 		return b->error;
 
 	hex(digest, SHA256_BYTES, hexbuf);
-	k = pwrite(a->bmap.fd, hexbuf, SHA256_HEX, (off_t)b->checksum_offset);
-	if (k != SHA256_HEX)
-		return pf_error_set(k < 0 ? -errno : -EIO,
-				    "cannot write '%s' at byte %" PRIu64 ": %s", a->o->bmap_path,
-				    b->checksum_offset, k < 0 ? strerror(errno) : "short write");
-	return 0;
+	r = pf_pwrite_all(a->bmap.fd, hexbuf, SHA256_HEX, b->checksum_offset);
+	return r < 0 ? pf_error_prefix(r, "cannot write '%s'", a->o->bmap_path) : 0;
 }
 
 /* ---- the whole job --------------------------------------------------------------------- */

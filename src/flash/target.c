@@ -553,42 +553,6 @@ int pf_target_open(const char *path, const PfTargetOptions *o, PfTarget **ret)
 
 /* ---- writing -------------------------------------------------------------------------- */
 
-static int pwrite_all(PfTarget *t, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n > 0) {
-		ssize_t k = pwrite(t->fd, p, n, (off_t)off);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return pf_error_set(k < 0 ? -errno : -EIO,
-					    "write at byte offset %" PRIu64 " failed: %s", off,
-					    k < 0 ? strerror(errno) : "short write");
-		p += k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
-static int write_all_stream(PfTarget *t, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n > 0) {
-		ssize_t k = write(t->fd, p, n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return pf_error_set(k < 0 ? -errno : -EIO,
-					    "write at byte offset %" PRIu64 " failed: %s", off,
-					    k < 0 ? strerror(errno) : "short write");
-		p += k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
 static int sink_write(void *userdata, uint64_t off, const uint8_t *buf, size_t len)
 {
 	Sink *s = userdata;
@@ -596,29 +560,14 @@ static int sink_write(void *userdata, uint64_t off, const uint8_t *buf, size_t l
 
 	switch (s->t->info.kind) {
 	case PF_TARGET_STDOUT:
-		r = write_all_stream(s->t, buf, len, off);
+		r = pf_write_all(s->t->fd, buf, len, off);
 		break;
 	case PF_TARGET_BLOCK:
-		r = pwrite_all(s->t, buf, len, off);
+		r = pf_pwrite_all(s->t->fd, buf, len, off);
 		break;
 	default:
 		/* Runs of non-zero blocks are written; zero blocks stay holes. */
-		for (size_t k = 0; k < len;) {
-			size_t run = k;
-
-			while (run < len &&
-			       !pf_is_zero(buf + run, MIN((size_t)HOLE_BYTES, len - run)))
-				run += MIN((size_t)HOLE_BYTES, len - run);
-			if (run > k) {
-				r = pwrite_all(s->t, buf + k, run - k, off + k);
-				if (r < 0)
-					return r;
-				s->written += run - k;
-				k = run;
-			} else
-				k += MIN((size_t)HOLE_BYTES, len - k);
-		}
-		return 0;
+		return pf_pwrite_sparse(s->t->fd, buf, len, off, HOLE_BYTES, &s->written);
 	}
 	if (r >= 0)
 		s->written += len;
@@ -667,7 +616,7 @@ static int write_small(PfTarget *t, PfOverlay *ov, PfExtents *e, bool zero)
 				if (r < 0)
 					return r;
 			}
-			r = pwrite_all(t, buf, n, pos);
+			r = pf_pwrite_all(t->fd, buf, n, pos);
 			if (r < 0)
 				return r;
 			pos += n;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/macros.h"
+#include "util/strutil.h"
 
 static void wipe_free(char *buf, size_t len)
 {
@@ -102,4 +105,59 @@ void pf_fsync_dir_of(const char *path)
 	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0)
 		(void)fsync(dfd);
+}
+
+static int write_loop(int fd, const uint8_t *p, size_t n, uint64_t off, bool seek)
+{
+	while (n > 0) {
+		ssize_t k = seek ? pwrite(fd, p, n, (off_t)off) : write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			int e = k < 0 ? errno : EIO;
+
+			return pf_error_set(-e, "write at byte offset %" PRIu64 " failed: %s", off,
+					    k < 0 ? strerror(e) : "short write");
+		}
+		p += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+int pf_pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	return write_loop(fd, buf, n, off, true);
+}
+
+int pf_write_all(int fd, const void *buf, size_t n, uint64_t pos)
+{
+	return write_loop(fd, buf, n, pos, false);
+}
+
+int pf_pwrite_sparse(int fd, const void *buf, size_t n, uint64_t off, size_t block_bytes,
+		     uint64_t *ret_written)
+{
+	const uint8_t *p = buf;
+
+	for (size_t i = 0; i < n;) {
+		size_t run = i;
+		int r;
+
+		while (run < n && !pf_is_zero(p + run, MIN(block_bytes, n - run)))
+			run += MIN(block_bytes, n - run);
+		if (run == i) {
+			i += MIN(block_bytes, n - i); /* a zero block: a hole */
+			continue;
+		}
+		r = pf_pwrite_all(fd, p + i, run - i, off + i);
+		if (r < 0)
+			return r;
+		if (ret_written)
+			*ret_written += run - i;
+		i = run;
+	}
+	return 0;
 }

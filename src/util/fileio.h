@@ -7,6 +7,7 @@
  */
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Reads the regular file path (relative to dirfd, or AT_FDCWD) whole into a NUL-terminated
@@ -19,3 +20,22 @@ int pf_read_file_at(int dirfd, const char *path, size_t max_bytes, char **ret, s
 
 /* fsync()s the directory holding path, so a rename into it survives a crash. Best effort. */
 void pf_fsync_dir_of(const char *path);
+
+/*
+ * Writes all n bytes of buf at byte offset off of fd (pwrite; EINTR retried). Returns 0 or
+ * -errno (-EIO when the file takes nothing) with the detail "write at byte offset N failed:
+ * ...", N the offset of the first byte not written.
+ */
+int pf_pwrite_all(int fd, const void *buf, size_t n, uint64_t off);
+
+/* The same with write(), for pipes; pos is where the stream stands, for the detail. */
+int pf_write_all(int fd, const void *buf, size_t n, uint64_t pos);
+
+/*
+ * Writes the blocks of buf (block_bytes each, the last one maybe shorter) that are not all
+ * zero at off, so that the zero ones stay holes of a new sparse file; runs of non-zero
+ * blocks go in one pwrite. *ret_written (may be NULL) grows by the bytes written. Returns 0
+ * or as pf_pwrite_all().
+ */
+int pf_pwrite_sparse(int fd, const void *buf, size_t n, uint64_t off, size_t block_bytes,
+		     uint64_t *ret_written);

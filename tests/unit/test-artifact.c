@@ -770,7 +770,7 @@ static void test_write_error(void **state)
 
 	for (size_t i = 0; i < 2; i++) {
 		assert_int_equal(r[i], -EFBIG);
-		if (!strstr(msg[i], path[i]) || !strstr(msg[i], "at byte 2097152"))
+		if (!strstr(msg[i], path[i]) || !strstr(msg[i], "at byte offset 2097152"))
 			fail_msg("detail '%s' should name '%s' and the offset", msg[i], path[i]);
 	}
 	assert_dir_empty(f->dir);

@@ -102,6 +102,41 @@ static void test_size_not_trusted(void **state)
 	assert_null(buf);
 }
 
+/* Zero blocks stay holes; the rest lands where it belongs; the count says what was written. */
+static void test_pwrite_sparse(void **state)
+{
+	enum { B = 4096 };
+	static unsigned char buf[4 * B + 100], back[sizeof(buf)];
+	char path[256];
+	uint64_t written = 0;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	memset(buf, 0, sizeof(buf));
+	memset(buf, 'a', B);		   /* block 0: data */
+	memset(buf + 3 * B, 'b', B + 100); /* block 3 and the short tail: data */
+	snprintf(path, sizeof(path), "%s/sparse", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(pf_pwrite_sparse(fd, buf, sizeof(buf), 1 << 20, B, &written), 0);
+	assert_int_equal(written, 2 * B + 100);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, (1 << 20) + sizeof(buf));
+	assert_int_equal(pread(fd, back, sizeof(back), 1 << 20), sizeof(back));
+	assert_memory_equal(back, buf, sizeof(buf));
+	/* Blocks 1 and 2 were never written: a hole the file system reports. */
+	assert_int_equal(lseek(fd, (1 << 20) + B, SEEK_HOLE), (1 << 20) + B);
+
+	/* A failing write names the offset of the first byte not written. */
+	close(fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pf_pwrite_sparse(fd, buf, sizeof(buf), 8192, B, NULL), -EBADF);
+	assert_non_null(strstr(pf_error_message(-EBADF), "write at byte offset 8192 failed"));
+	close(fd);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -123,6 +158,7 @@ int main(void)
 		cmocka_unit_test(test_whole_and_bounds),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_size_not_trusted),
+		cmocka_unit_test(test_pwrite_sparse),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
