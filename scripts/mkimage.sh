@@ -24,6 +24,10 @@ usage: mkimage.sh FLAVOR OUT.img [--size MiB] [--fill MiB] [-v]
 
 Build a deterministic test image of FLAVOR into OUT.img (sparse).
   FLAVOR      hypriot | ubuntu | rpios-bookworm | rpios-trixie | raspbian-buster | plain
+              or a variant: one OS's mechanism under a plain Debian name (lookalike-hypriot,
+              lookalike-ubuntu, lookalike-trixie, lookalike-nm, lookalike-dhcpcd,
+              lookalike-ifupdown), or name and mechanism disagreeing (mismatch-rpiissue-dhcpcd,
+              mismatch-networkd-idle, mismatch-ci-disabled, mismatch-nonet)
   --size MiB  total image size (the root partition takes what the boot partition leaves)
   --fill MiB  add that many MiB of incompressible data under /var/lib/fill in the root
   -v          say what is being built
@@ -123,7 +127,19 @@ fi
 # spell "PIF" (0x50 0x49 0x46) and the flavor number, so a failing test shows at once which
 # image a value came from.
 P1_BOOTABLE=0
+# A variant is built on a base flavor's layout and files, then changed (variant_* below).
+VARIANT=
 case $FLAVOR in
+lookalike-hypriot) BASE=hypriot ;;
+lookalike-ubuntu | mismatch-ci-disabled) BASE=ubuntu ;;
+lookalike-trixie) BASE=rpios-trixie ;;
+lookalike-nm | mismatch-rpiissue-dhcpcd) BASE=rpios-bookworm ;;
+lookalike-dhcpcd) BASE=raspbian-buster ;;
+lookalike-ifupdown | mismatch-networkd-idle | mismatch-nonet) BASE=plain ;;
+*) BASE=$FLAVOR ;;
+esac
+[ "$BASE" = "$FLAVOR" ] || VARIANT=$FLAVOR
+case $BASE in
 hypriot)
 	TABLE=dos DISKID=0x50494601
 	NO=1 P1_START=2048 P1_MIB=64 FAT_BITS=16 FAT_SPC=4 P1_LABEL=HypriotOS P1_VOLID=50490101
@@ -432,6 +448,99 @@ EOF
 }
 
 
+# unit NAME [WANTEDBY] [UNIT_LINES] [EXEC]: a unit file in /lib/systemd/system that
+# `systemctl enable` would link into WANTEDBY.wants (default multi-user.target).
+unit() {
+	{
+		echo "[Unit]"
+		echo "Description=$1 (piflash test image)"
+		[ -z "${3:-}" ] || printf '%s\n' "$3"
+		echo
+		echo "[Service]"
+		echo "ExecStart=${4:-/bin/true}"
+		echo
+		echo "[Install]"
+		echo "WantedBy=${2:-multi-user.target}"
+		[ "$1" != ssh.service ] || echo "Alias=sshd.service"
+	} | put "$ROOT" "/lib/systemd/system/$1"
+}
+
+# enable NAME [WANTEDBY]: the links `systemctl enable NAME` makes.
+enable() {
+	link "/lib/systemd/system/$1" "/etc/systemd/system/${2:-multi-user.target}.wants/$1"
+	if [ "$1" = ssh.service ]; then
+		link /lib/systemd/system/ssh.service /etc/systemd/system/sshd.service
+	fi
+}
+
+# disable NAME [WANTEDBY]: remove what enable made.
+disable() {
+	rm -f "$ROOT/etc/systemd/system/${2:-multi-user.target}.wants/$1"
+}
+
+# mask NAME: the link `systemctl mask NAME` makes.
+mask() {
+	link /dev/null "/etc/systemd/system/$1"
+}
+
+# exe PATH: an executable stand-in (detection only asks whether it is there).
+exe() {
+	printf '#!/bin/sh\n' | put "$ROOT" "$1" 0755
+}
+
+# sshd [enabled]: OpenSSH's server and its unit, enabled or not.
+sshd() {
+	exe /usr/sbin/sshd
+	unit ssh.service
+	[ "${1:-}" != enabled ] || enable ssh.service
+}
+
+# sshswitch DIR: raspberrypi-sys-mods' unit that turns sshd on when DIR/ssh exists.
+sshswitch() {
+	unit sshswitch.service multi-user.target \
+		"ConditionPathExistsGlob=$1/ssh{,.txt}
+After=regenerate_ssh_host_keys.service" \
+		"/bin/sh -c \"systemctl enable --now ssh && rm -f $1/ssh ; rm -f $1/ssh.txt\""
+	enable sshswitch.service
+}
+
+# cloud_init_units: cloud-init's four stages, enabled as its package does.
+cloud_init_units() {
+	for u in cloud-init-local cloud-init cloud-config cloud-final; do
+		unit "$u.service" cloud-init.target
+		enable "$u.service" cloud-init.target
+	done
+}
+
+# ifupdown_base: ifupdown with only lo configured and interfaces.d sourced.
+ifupdown_base() {
+	exe /sbin/ifup
+	unit networking.service
+	cat <<'EOF' | put "$ROOT" /etc/network/interfaces
+# interfaces(5) file used by ifup(8) and ifdown(8)
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+EOF
+	dir /etc/network/interfaces.d
+}
+
+# debianize: a plain Debian name — no rpi-issue, no HypriotOS or Ubuntu in os-release.
+debianize() {
+	rm -f "$ROOT/etc/rpi-issue" "$BOOT/issue.txt" "$ROOT/usr/lib/os-release"
+	rm -f "$ROOT/etc/os-release"
+	cat <<'EOF' | put "$ROOT" /etc/os-release
+PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+HOME_URL="https://www.debian.org/"
+EOF
+}
+
 set_hostname() {
 	echo "$1" | put "$ROOT" /etc/hostname
 	printf '127.0.1.1\t%s\n' "$1" >>"$ROOT/etc/hosts"
@@ -710,6 +819,11 @@ slaac private
 # dhcpcd is masked on HypriotOS: eth0 is configured by cloud-init (network-config).
 denyinterfaces eth0
 EOF
+	# HypriotOS enables sshd; cloud-init renders eth0 for ifupdown (ENI).
+	sshd enabled
+	cloud_init_units
+	ifupdown_base
+	enable networking.service
 }
 
 flavor_ubuntu() {
@@ -1039,6 +1153,10 @@ network:
     version: 2
 EOF
 	dir /var/lib/cloud
+	# Ubuntu enables sshd; cloud-init renders netplan.
+	sshd enabled
+	cloud_init_units
+	exe /usr/sbin/netplan
 }
 
 flavor_rpios-bookworm() {
@@ -1155,8 +1273,8 @@ managed=false
 EOF
 	dir /etc/NetworkManager/system-connections 0700
 	dir /etc/NetworkManager/conf.d
-	link /lib/systemd/system/NetworkManager.service \
-		/etc/systemd/system/multi-user.target.wants/NetworkManager.service
+	unit NetworkManager.service
+	enable NetworkManager.service
 	cat <<'EOF' | put "$ROOT" /usr/lib/userconf-pi/userconf 0755
 #!/bin/sh -e
 
@@ -1167,6 +1285,8 @@ if [ -n "${SUDO_USER}" ] || [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 EOF
+	sshd
+	sshswitch /boot/firmware
 }
 
 flavor_rpios-trixie() {
@@ -1238,6 +1358,7 @@ enable_ssh: false
 EOF
 	cat <<'EOF' | put "$BOOT" /meta-data
 instance-id: rpios-image
+dsmode: local
 EOF
 	cat <<'EOF' | put "$BOOT" /network-config
 # netplan-style network configuration (version 2); netplan hands every device to
@@ -1284,8 +1405,8 @@ plugins=ifupdown,keyfile
 managed=false
 EOF
 	dir /etc/NetworkManager/system-connections 0700
-	link /usr/lib/systemd/system/NetworkManager.service \
-		/etc/systemd/system/multi-user.target.wants/NetworkManager.service
+	unit NetworkManager.service
+	enable NetworkManager.service
 	cat <<'EOF' | put "$ROOT" /usr/lib/netplan/00-network-manager-all.yaml
 # Let NetworkManager manage all devices on this system.
 network:
@@ -1431,6 +1552,11 @@ datasource:
 ssh_deletekeys: false
 EOF
 	dir /var/lib/cloud
+	# sshd stays off until sshswitch finds /boot/firmware/ssh; netplan hands devices to NM.
+	sshd
+	sshswitch /boot/firmware
+	cloud_init_units
+	exe /usr/sbin/netplan
 }
 
 flavor_raspbian-buster() {
@@ -1556,6 +1682,10 @@ slaac private
 #fallback static_eth0
 EOF
 	dir /etc/ssh
+	sshd
+	sshswitch /boot
+	unit dhcpcd.service
+	enable dhcpcd.service
 }
 
 flavor_plain() {
@@ -1599,10 +1729,77 @@ Name=eth0
 [Network]
 DHCP=yes
 EOF
-	link /lib/systemd/system/systemd-networkd.service \
-		/etc/systemd/system/multi-user.target.wants/systemd-networkd.service
+	unit systemd-networkd.service
+	enable systemd-networkd.service
 	dir /etc/ssh
 	dir /home/ops/.ssh 0700
+	sshd enabled
+}
+
+# ---- variants: one mechanism under another name ------------------------------------------------
+
+# HypriotOS's mechanism (cloud-init 0.7.9, seed links to the FAT, ENI) named Debian.
+variant_lookalike-hypriot() {
+	debianize
+}
+
+# Ubuntu's (NoCloud by fs_label, netplan) named Debian.
+variant_lookalike-ubuntu() {
+	debianize
+}
+
+# Trixie's (seed on bootfs, users: list, netplan -> NetworkManager) named Debian.
+variant_lookalike-trixie() {
+	debianize
+}
+
+# NetworkManager and sshswitch, named Debian, no first-boot user set-up.
+variant_lookalike-nm() {
+	debianize
+	sed -i 's| init=/usr/lib/raspberrypi-sys-mods/firstboot||' "$BOOT/cmdline.txt"
+	rm -rf "$ROOT/usr/lib/raspberrypi-sys-mods" "$ROOT/usr/lib/userconf-pi"
+	disable userconfig.service
+	rm -f "$ROOT/lib/systemd/system/userconfig.service"
+}
+
+# dhcpcd and sshswitch, named Debian.
+variant_lookalike-dhcpcd() {
+	debianize
+}
+
+# ifupdown in charge, no cloud-init, named Debian.
+variant_lookalike-ifupdown() {
+	disable systemd-networkd.service
+	rm -f "$ROOT/etc/systemd/network/10-eth0.network"
+	ifupdown_base
+	enable networking.service
+	printf 'allow-hotplug eth0\niface eth0 inet dhcp\n' | put "$ROOT" /etc/network/interfaces.d/eth0
+}
+
+# rpi-issue says Raspberry Pi OS, but NetworkManager is masked and dhcpcd runs.
+variant_mismatch-rpiissue-dhcpcd() {
+	disable NetworkManager.service
+	mask NetworkManager.service
+	exe /usr/sbin/dhcpcd
+	unit dhcpcd.service
+	enable dhcpcd.service
+	printf '# dhcpcd.conf\nhostname\nclientid\npersistent\n' | put "$ROOT" /etc/dhcpcd.conf
+}
+
+# systemd-networkd installed but not enabled; ifupdown in charge.
+variant_mismatch-networkd-idle() {
+	variant_lookalike-ifupdown
+}
+
+# cloud-init installed but disabled; netplan's own file brings eth0 up.
+variant_mismatch-ci-disabled() {
+	: | put "$ROOT" /etc/cloud/cloud-init.disabled
+	accounts ops 1001 1001 "Operations,,," sudo,users
+}
+
+# No network service at all.
+variant_mismatch-nonet() {
+	disable systemd-networkd.service
 }
 
 # fill MIB: incompressible, deterministic data (AES-CTR of zeros under a fixed key), 1 MiB a file.
@@ -1618,7 +1815,10 @@ fill() {
 
 say "building $FLAVOR: $TABLE, p1 ${P1_MIB} MiB FAT$FAT_BITS '$P1_LABEL'," \
 	"p2 ${P2_MIB} MiB ext4 '$P2_LABEL', ${SIZE_MIB} MiB in all"
-"flavor_$FLAVOR"
+"flavor_$BASE"
+if [ -n "$VARIANT" ]; then
+	"variant_$VARIANT"
+fi
 fill "$FILL_MIB"
 
 # Fixed times on everything staged: mcopy -m and mke2fs -d copy them.

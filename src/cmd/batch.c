@@ -272,6 +272,7 @@ static int hash_common(Batch *b, const char *image_path)
 	hash_field(&h, "instance-id-seed", b->no->instance_id_seed);
 	hash_fieldf(&h, "host-keys", "%d", b->no->host_keys);
 	hash_field(&h, "flavor-forced", b->no->flavor);
+	hash_field(&h, "network-forced", b->no->network);
 	if (b->no->template_dir)
 		hash_dir(&h, b->no->template_dir);
 	if (b->no->user_data)

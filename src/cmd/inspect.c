@@ -13,6 +13,8 @@
 #include "disk/ptable.h"
 #include "disk/source.h"
 #include "node/flavor.h"
+#include "node/mechanism.h"
+#include "node/plan.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
@@ -30,7 +32,9 @@ static void help(void)
 	       "     --json       Print one JSON object (fields documented in README.md)\n"
 	       "     --no-cache   Decompress to a temporary file instead of the cache\n"
 	       "     --flavor NAME  Take the flavor as given (hypriot, ubuntu, rpios-trixie,\n"
-	       "                  rpios-bookworm, raspbian, debian) and show what follows\n");
+	       "                  rpios-bookworm, raspbian, debian) and show what follows\n"
+	       "     --network NAME  Take the network service as given (cloud-init, netplan,\n"
+	       "                  ifupdown, networkmanager, networkd, dhcpcd)\n");
 }
 
 static json_object *json_str(const char *s)
@@ -45,6 +49,23 @@ static json_object *json_strv(char *const *v, size_t n)
 	for (size_t i = 0; v && i < n && v[i]; i++)
 		json_object_array_add(a, json_object_new_string(v[i]));
 	return a;
+}
+
+/* The decisions the plan follows (node/mechanism.c), each with its reason. */
+static json_object *json_mechanisms(const PfFlavorInfo *f)
+{
+	json_object *m = json_object_new_object();
+
+	json_object_object_add(m, "network", json_str(pf_plan_net_handler(f)));
+	json_object_object_add(m, "network_why", json_str(f->net_why));
+	json_object_object_add(m, "user", json_str(pf_user_way_name(f->user)));
+	json_object_object_add(m, "user_why", json_str(f->user_why));
+	json_object_object_add(m, "ssh", json_str(pf_ssh_way_name(f->ssh)));
+	json_object_object_add(m, "ssh_why", json_str(f->ssh_why));
+	json_object_object_add(m, "ssh_switch", json_str(f->ssh_switch_path));
+	json_object_object_add(m, "seed",
+			       json_str(f->user == PF_USER_CLOUD_INIT ? f->seed_dir : NULL));
+	return m;
 }
 
 static json_object *json_flavor(const PfFlavorInfo *f, const char *error)
@@ -68,7 +89,26 @@ static json_object *json_flavor(const PfFlavorInfo *f, const char *error)
 			       f->root ? json_object_new_int((int)f->root->number) : NULL);
 	json_object_object_add(o, "seed", json_str(f->seed_dir));
 	json_object_object_add(o, "seed_how", json_str(f->seed_how));
-	json_object_object_add(o, "network", json_str(error ? NULL : pf_net_stack_name(f->net)));
+	json_object_object_add(o, "network", json_str(error ? NULL : pf_plan_net_handler(f)));
+	json_object_object_add(o, "mechanisms", error ? NULL : json_mechanisms(f));
+	{
+		json_object *units = json_object_new_array();
+
+		for (size_t i = 0; i < f->n_units; i++) {
+			const PfUnit *u = &f->units[i];
+			json_object *ju;
+
+			if (u->state == PF_UNIT_ABSENT)
+				continue;
+			ju = json_object_new_object();
+			json_object_object_add(ju, "name", json_str(u->name));
+			json_object_object_add(ju, "state", json_str(pf_unit_state_name(u->state)));
+			json_object_object_add(ju, "file", json_str(u->file));
+			json_object_object_add(ju, "link", json_str(u->link));
+			json_object_array_add(units, ju);
+		}
+		json_object_object_add(o, "units", units);
+	}
 
 	os = json_object_new_object();
 	json_object_object_add(os, "id", json_str(f->os_id));
@@ -88,6 +128,9 @@ static json_object *json_flavor(const PfFlavorInfo *f, const char *error)
 		while (f->cloud_users && f->cloud_users[n_cloud])
 			n_cloud++;
 		json_object_object_add(ci, "version", json_str(f->cloud_init_version));
+		json_object_object_add(ci, "enabled",
+				       json_object_new_boolean(f->cloud_init_enabled));
+		json_object_object_add(ci, "renderer", json_str(f->cloud_init_renderer));
 		json_object_object_add(ci, "disabled",
 				       json_object_new_boolean(f->cloud_init_disabled));
 		json_object_object_add(ci, "nocloud_fs_label", json_str(f->nocloud_fs_label));
@@ -192,8 +235,11 @@ static void print_flavor(const PfFlavorInfo *f, const char *error)
 		       f->cloud_init_version ? f->cloud_init_version : "version unknown",
 		       f->seed_dir ? f->seed_dir : "not found", f->seed_how ? " (" : "",
 		       f->seed_how ? f->seed_how : "", f->seed_how ? ")" : "");
-	if (!error)
-		printf("Network: %s\n", pf_net_stack_name(f->net));
+	if (!error) {
+		printf("Network: %s (%s)\n", pf_plan_net_handler(f), f->net_why);
+		printf("SSH:     %s (%s)\n", pf_ssh_way_name(f->ssh), f->ssh_why);
+		printf("Set-up:  %s (%s)\n", pf_user_way_name(f->user), f->user_why);
+	}
 	printf("Evidence:\n");
 	for (size_t i = 0; i < f->n_evidence; i++)
 		printf("  %s\n", f->evidence[i]);
@@ -234,11 +280,12 @@ int cmd_inspect(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-cache", no_argument, NULL, 'N' },
 		{ "flavor", required_argument, NULL, 'F' },
+		{ "network", required_argument, NULL, 'W' },
 		{},
 	};
 	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *fi = NULL;
 	_cleanup_(freep) char *flavor_error = NULL;
-	PfFlavor forced = PF_FLAVOR_UNKNOWN;
+	PfDetectOptions o = { .allow_unknown = true };
 	PfSourceOptions so = { 0 };
 	bool json = false;
 	const char *path;
@@ -258,9 +305,14 @@ int cmd_inspect(int argc, char **argv)
 			so.no_cache = true;
 			break;
 		case 'F':
-			r = pf_flavor_from_name(optarg, &forced);
+			r = pf_flavor_from_name(optarg, &o.flavor);
 			if (r < 0)
 				return usage_error("inspect", "--flavor: %s", pf_error_message(r));
+			break;
+		case 'W':
+			r = pf_net_stack_from_name(optarg, &o.net);
+			if (r < 0)
+				return usage_error("inspect", "--network: %s", pf_error_message(r));
 			break;
 		case ':':
 			return usage_error("inspect", "option '%s' needs an argument",
@@ -281,17 +333,16 @@ int cmd_inspect(int argc, char **argv)
 	}
 
 	/* An unknown flavor is part of the answer, not a failure of inspect. */
-	if (forced != PF_FLAVOR_UNKNOWN)
-		r = pf_flavor_detect_as(img.tree, img.table, forced, &fi);
-	else
-		r = pf_flavor_detect(img.tree, img.table, &fi);
-	if (r < 0 && r != -ENOMEM) {
-		flavor_error = strdup(pf_error_message(r));
-		pf_error_clear();
-		if (!flavor_error)
-			r = -ENOMEM;
-		else
-			r = pf_flavor_detect_as(img.tree, img.table, PF_FLAVOR_UNKNOWN, &fi);
+	r = pf_flavor_detect_with(img.tree, img.table, &o, &fi);
+	if (r >= 0 && fi->flavor == PF_FLAVOR_UNKNOWN && o.flavor == PF_FLAVOR_UNKNOWN) {
+		_cleanup_(pf_flavor_info_freep) PfFlavorInfo *strict = NULL;
+
+		r = pf_flavor_detect(img.tree, img.table, &strict);
+		if (r < 0 && r != -ENOMEM) {
+			flavor_error = strdup(pf_error_message(r));
+			pf_error_clear();
+			r = flavor_error ? 0 : -ENOMEM;
+		}
 	}
 	if (r < 0) {
 		log_error_errno(r, "'%s': cannot read the image's flavor", path);

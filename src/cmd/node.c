@@ -22,6 +22,7 @@ enum {
 	OPT_NODE = NODE_OPTION_BASE,
 	OPT_INVENTORY,
 	OPT_FLAVOR,
+	OPT_NETWORK,
 	OPT_TEMPLATE_DIR,
 	OPT_USER_DATA,
 	OPT_SSH_PASSWORD,
@@ -57,6 +58,7 @@ const struct option node_long_options[] = {
 	{ "node", required_argument, NULL, OPT_NODE },
 	{ "inventory", required_argument, NULL, OPT_INVENTORY },
 	{ "flavor", required_argument, NULL, OPT_FLAVOR },
+	{ "network", required_argument, NULL, OPT_NETWORK },
 	{ "template-dir", required_argument, NULL, OPT_TEMPLATE_DIR },
 	{ "user-data", required_argument, NULL, OPT_USER_DATA },
 	{ "ssh-password", no_argument, NULL, OPT_SSH_PASSWORD },
@@ -100,7 +102,11 @@ const char node_options_help[] =
 	"     --board BOARD          pi3, pi4, pi5, zero, zero2, ...: checked against the image\n"
 	"     --set KEY=VALUE        Extra template variable; repeatable\n"
 	"     --flavor NAME          Override the detected flavor (hypriot, ubuntu,\n"
-	"                            rpios-trixie, rpios-bookworm, raspbian, debian)\n"
+	"                            rpios-trixie, rpios-bookworm, raspbian, debian):\n"
+	"                            a label and the defaults the image cannot tell\n"
+	"     --network NAME         The service that brings up the wired interface, where\n"
+	"                            the image cannot tell (cloud-init, netplan, ifupdown,\n"
+	"                            networkmanager, networkd, dhcpcd)\n"
 	"     --template-dir DIR     Templates that replace the built-in ones by name\n"
 	"     --user-data FILE       The node's cloud-init user-data template\n"
 	"     --host-keys            Make the node's SSH host key (ed25519) now, so\n"
@@ -113,8 +119,9 @@ const char node_options_help[] =
 
 bool node_options_given(const NodeOptions *no)
 {
-	return no->node || no->inventory || no->n_settings > 0 || no->flavor || no->template_dir ||
-	       no->user_data || no->ssh_password || no->host_keys || no->instance_id_seed;
+	return no->node || no->inventory || no->n_settings > 0 || no->flavor || no->network ||
+	       no->template_dir || no->user_data || no->ssh_password || no->host_keys ||
+	       no->instance_id_seed;
 }
 
 struct option *node_merge_options(const struct option *own)
@@ -143,6 +150,9 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 		return 0;
 	case OPT_FLAVOR:
 		no->flavor = arg;
+		return 0;
+	case OPT_NETWORK:
+		no->network = arg;
 		return 0;
 	case OPT_TEMPLATE_DIR:
 		no->template_dir = arg;
@@ -265,22 +275,31 @@ void node_build_done(NodeBuild *b)
 
 int node_flavor(Image *img, const NodeOptions *no, PfFlavorInfo **ret)
 {
+	/* The flavor is a label: an image none of its rules names still has mechanisms. */
+	PfDetectOptions o = { .allow_unknown = true };
 	int r;
 
-	if (no->flavor) {
-		PfFlavor forced;
-
-		if (pf_flavor_from_name(no->flavor, &forced) < 0)
-			return usage_error(NULL,
-					   "--flavor '%s': expected hypriot, ubuntu, rpios-trixie, "
-					   "rpios-bookworm, raspbian or debian",
-					   no->flavor);
-		r = pf_flavor_detect_as(img->tree, img->table, forced, ret);
-	} else
-		r = pf_flavor_detect(img->tree, img->table, ret);
+	if (no->flavor && pf_flavor_from_name(no->flavor, &o.flavor) < 0)
+		return usage_error(NULL,
+				   "--flavor '%s': expected hypriot, ubuntu, rpios-trixie, "
+				   "rpios-bookworm, raspbian or debian",
+				   no->flavor);
+	if (no->network && pf_net_stack_from_name(no->network, &o.net) < 0)
+		return usage_error(NULL,
+				   "--network '%s': expected cloud-init, netplan, ifupdown, "
+				   "networkmanager, networkd or dhcpcd",
+				   no->network);
+	r = pf_flavor_detect_with(img->tree, img->table, &o, ret);
+	if (r == -EOPNOTSUPP) {
+		log_error_errno(r, "'%s'", img->path);
+		return PF_EXIT_FAILURE;
+	}
+	if (r >= 0 && !(*ret)->root) {
+		*ret = pf_flavor_info_free(*ret);
+		r = pf_error_set(-ENOENT, "no root filesystem (no partition with /etc)");
+	}
 	if (r < 0) {
-		log_error_errno(r, "'%s': cannot tell which OS this image is (use --flavor)",
-				img->path);
+		log_error_errno(r, "'%s': cannot read the image's system", img->path);
 		return PF_EXIT_FAILURE;
 	}
 	return PF_EXIT_OK;

@@ -30,6 +30,7 @@ typedef struct NodeOptions {
 	const char *node;
 	const char *inventory;
 	const char *flavor;
+	const char *network; /* --network */
 	const char *template_dir;
 	const char *user_data;
 	bool ssh_password;

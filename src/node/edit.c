@@ -229,3 +229,95 @@ int pf_edit_shadow(const char *text, size_t len, const char *user, const char *h
 	}
 	return buf_finish(&b, ret, ret_len);
 }
+
+/* The words of an ENI line that start a stanza; anything else belongs to the stanza above. */
+static bool eni_keyword(const char *w, size_t n)
+{
+	static const char *const kw[] = {
+		"iface",	"mapping",    "auto",  "source", "source-directory",
+		"no-auto-down", "no-scripts", "rename"
+	};
+
+	if (n > 6 && memcmp(w, "allow-", 6) == 0)
+		return true;
+	for (size_t i = 0; i < ELEMENTSOF(kw); i++)
+		if (n == strlen(kw[i]) && memcmp(w, kw[i], n) == 0)
+			return true;
+	return false;
+}
+
+int pf_edit_ifupdown_drop(const char *text, size_t len, const char *iface, char **ret,
+			  size_t *ret_len)
+{
+	size_t pos = 0, n, ilen = strlen(iface);
+	bool has_nl, dropping = false;
+	const char *line;
+	Buf b = { 0 };
+
+	while (next_line(text, len, &pos, &line, &n, &has_nl)) {
+		const char *w = line, *end = line + n;
+		size_t wl;
+
+		while (w < end && (*w == ' ' || *w == '\t'))
+			w++;
+		wl = strcspn(w, " \t\n");
+		if (w + wl > end)
+			wl = (size_t)(end - w);
+		if (w < end && *w == '#') {
+			/* Comments stay, and piflash's own markers end what they follow. */
+			size_t left = (size_t)(end - w);
+
+			if ((left >= strlen(PF_EDIT_BEGIN) &&
+			     memcmp(w, PF_EDIT_BEGIN, strlen(PF_EDIT_BEGIN)) == 0) ||
+			    (left >= strlen(PF_EDIT_END) &&
+			     memcmp(w, PF_EDIT_END, strlen(PF_EDIT_END)) == 0))
+				dropping = false;
+			if (dropping)
+				continue;
+		} else if (wl && eni_keyword(w, wl)) {
+			const char *a = w + wl;
+
+			dropping = false;
+			if (wl == 5 && memcmp(w, "iface", 5) == 0) {
+				a += strspn(a, " \t");
+				if ((size_t)(end - a) > ilen && memcmp(a, iface, ilen) == 0 &&
+				    (a[ilen] == ' ' || a[ilen] == '\t')) {
+					dropping = true;
+					continue;
+				}
+			} else if ((wl == 4 && memcmp(w, "auto", 4) == 0) ||
+				   (wl > 6 && memcmp(w, "allow-", 6) == 0)) {
+				/* "auto eth0 wlan0": keep the others. */
+				Buf words = { 0 };
+				bool any = false;
+
+				while (a < end) {
+					size_t k;
+
+					a += strspn(a, " \t");
+					k = strcspn(a, " \t\n");
+					if (a + k > end)
+						k = (size_t)(end - a);
+					if (k && !(k == ilen && memcmp(a, iface, ilen) == 0)) {
+						buf_add(&words, " ", 1);
+						buf_add(&words, a, k);
+						any = true;
+					}
+					a += k;
+				}
+				if (any) {
+					buf_add(&b, w, wl);
+					buf_add(&b, words.data, words.len);
+					buf_add(&b, "\n", 1);
+				}
+				free(words.data);
+				continue;
+			}
+		} else if (dropping)
+			continue;
+		buf_add(&b, line, n);
+		if (has_nl)
+			buf_add(&b, "\n", 1);
+	}
+	return buf_finish(&b, ret, ret_len);
+}

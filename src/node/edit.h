@@ -38,3 +38,11 @@ int pf_edit_cmdline(const char *text, size_t len, const char *key, const char *v
 /* Replaces the password field of user's line in /etc/shadow text. -ENOENT if no such line. */
 int pf_edit_shadow(const char *text, size_t len, const char *user, const char *hash, char **ret,
 		   size_t *ret_len);
+
+/*
+ * Returns /etc/network/interfaces text without what configures iface: its `iface IFACE ...`
+ * stanzas (with their option lines) and its name on `auto`/`allow-*` lines (a line naming
+ * only it goes). Comments stay; piflash's marked block is left for pf_edit_replace_block().
+ */
+int pf_edit_ifupdown_drop(const char *text, size_t len, const char *iface, char **ret,
+			  size_t *ret_len);

@@ -10,6 +10,8 @@
 #include <yaml.h>
 
 #include "node/flavor.h"
+#include "node/mechanism.h"
+#include "node/yamlutil.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
@@ -39,6 +41,7 @@ static const char *const net_names[_PF_NET_MAX] = {
 	[PF_NET_DHCPCD] = "dhcpcd",
 	[PF_NET_NETWORKD] = "networkd",
 	[PF_NET_IFUPDOWN] = "ifupdown",
+	[PF_NET_NETPLAN] = "netplan",
 };
 
 const char *pf_flavor_name(PfFlavor f)
@@ -49,6 +52,23 @@ const char *pf_flavor_name(PfFlavor f)
 const char *pf_net_stack_name(PfNetStack n)
 {
 	return n >= 0 && n < _PF_NET_MAX ? net_names[n] : "none";
+}
+
+int pf_net_stack_from_name(const char *s, PfNetStack *ret)
+{
+	for (int n = PF_NET_NONE + 1; s && n < _PF_NET_MAX; n++)
+		if (strcasecmp(s, net_names[n]) == 0) {
+			*ret = (PfNetStack)n;
+			return 0;
+		}
+	if (s && strcasecmp(s, "nm") == 0) {
+		*ret = PF_NET_NETWORKMANAGER;
+		return 0;
+	}
+	return pf_error_set(-EINVAL,
+			    "unknown network service '%s' (known: cloud-init, netplan, ifupdown, "
+			    "networkmanager, networkd, dhcpcd)",
+			    s ? s : "");
 }
 
 int pf_flavor_from_name(const char *s, PfFlavor *ret)
@@ -135,6 +155,17 @@ static bool endswith(const char *s, const char *suffix)
 	return l >= k && streq(s + l - k, suffix);
 }
 
+static void cloud_user_done(PfCloudUser *u)
+{
+	free(u->name);
+	free(u->gecos);
+	free(u->groups);
+	free(u->shell);
+	free(u->sudo);
+	free(u->from);
+	*u = (PfCloudUser){ 0 };
+}
+
 PfFlavorInfo *pf_flavor_info_free(PfFlavorInfo *f)
 {
 	if (!f)
@@ -166,6 +197,24 @@ PfFlavorInfo *pf_flavor_info_free(PfFlavorInfo *f)
 		free(f->host_keys[i]);
 	free(f->host_keys);
 	free(f->keygen_unit_link);
+	for (size_t i = 0; i < f->n_units; i++)
+		pf_unit_done(&f->units[i]);
+	free(f->units);
+	strv_free(f->cloud_init_renderers);
+	free(f->cloud_init_renderer);
+	cloud_user_done(&f->cloud_user);
+	free(f->seed_user_data);
+	free(f->seed_meta_data);
+	free(f->netplan_file);
+	free(f->netplan_renderer);
+	free(f->ifupdown_file);
+	free(f->ssh_unit);
+	free(f->ssh_switch_unit);
+	free(f->ssh_switch_path);
+	free(f->ssh_switch_condition);
+	free(f->net_why);
+	free(f->ssh_why);
+	free(f->user_why);
 	free(f);
 	return NULL;
 }
@@ -313,6 +362,9 @@ int pf_cloud_init_version_parse(const char *text, size_t len, char **ret_version
 typedef struct CloudCfg {
 	bool users_set;
 	bool modules_set[3], modules_ssh[3];
+	PfCloudUser default_user; /* system_info.default_user */
+	PfCloudUser list_user;	  /* the first named entry of users: */
+	PfCloudUser seed_user;	  /* the first named entry of the seed's users: */
 } CloudCfg;
 
 typedef struct Ctx {
@@ -326,12 +378,11 @@ typedef struct Ctx {
 	char *shadow;
 	size_t shadow_len;
 	CloudCfg cc;
+	const char *cur_file; /* the cloud.cfg file being applied */
 } Ctx;
 
-static int evidence(Ctx *c, const char *fmt, ...) _printf_(2, 3);
-static int evidence(Ctx *c, const char *fmt, ...)
+int pf_flavor_add_evidence(PfFlavorInfo *f, const char *fmt, ...)
 {
-	PfFlavorInfo *f = c->f;
 	char **n, *s;
 	va_list ap;
 	int r;
@@ -350,6 +401,8 @@ static int evidence(Ctx *c, const char *fmt, ...)
 	f->evidence[f->n_evidence++] = s;
 	return 0;
 }
+
+#define evidence(c, ...) pf_flavor_add_evidence((c)->f, __VA_ARGS__)
 
 /* Errors of a lookup that mean "not there" for detection; the rest is noted and ignored. */
 static int absent(Ctx *c, int r, const char *path)
@@ -760,45 +813,10 @@ out:
 
 /* ---- cloud-init configuration (libyaml document API: aliases are never expanded) ---- */
 
-static const char *yscalar(yaml_node_t *n)
-{
-	if (!n || n->type != YAML_SCALAR_NODE)
-		return NULL;
-	/* A NUL inside the value (an escape) makes it no value we understand. */
-	if (strlen((const char *)n->data.scalar.value) != n->data.scalar.length)
-		return NULL;
-	return (const char *)n->data.scalar.value;
-}
-
-static yaml_node_t *ymap_get(yaml_document_t *doc, yaml_node_t *map, const char *key)
-{
-	if (!map || map->type != YAML_MAPPING_NODE)
-		return NULL;
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-	     p++) {
-		const char *k = yscalar(yaml_document_get_node(doc, p->key));
-
-		if (k && streq(k, key))
-			return yaml_document_get_node(doc, p->value);
-	}
-	return NULL;
-}
-
-/* YAML 1.1 booleans as PyYAML reads them: 1 true, 0 false, -1 neither. */
-static int ybool(yaml_node_t *n)
-{
-	static const char *const yes[] = { "true", "yes", "on", "y" };
-	static const char *const no[] = { "false", "no", "off", "n" };
-	const char *s = yscalar(n);
-
-	for (size_t i = 0; s && i < ELEMENTSOF(yes); i++) {
-		if (strcasecmp(s, yes[i]) == 0)
-			return 1;
-		if (strcasecmp(s, no[i]) == 0)
-			return 0;
-	}
-	return -1;
-}
+#define yscalar pf_yaml_scalar
+#define ymap_get pf_yaml_map_get
+#define ybool pf_yaml_bool
+#define yaml_load pf_yaml_load
 
 static int set_str(char **dst, const char *s)
 {
@@ -824,6 +842,61 @@ static int cloud_user_string(PfFlavorInfo *f, const char *s, size_t *n)
 			f->cloud_users_default = true;
 		else if (strv_push(&f->cloud_users, n, w) < 0)
 			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* A user's attributes from a users: entry or system_info.default_user; name may be NULL (then
+ * the entry's own name: key). Later configuration files replace earlier ones whole. */
+static int cloud_user_read(yaml_document_t *doc, yaml_node_t *map, const char *name,
+			   const char *from, PfCloudUser *ret)
+{
+	PfCloudUser u = { 0 };
+	int r = 0;
+
+	if (!map || map->type != YAML_MAPPING_NODE)
+		return 0;
+	if (!name)
+		name = yscalar(ymap_get(doc, map, "name"));
+	if (!name)
+		return 0;
+	u.name = strdup(name);
+	u.from = strdup(from);
+	if (!u.name || !u.from)
+		r = -ENOMEM;
+	if (r >= 0)
+		r = pf_yaml_join(doc, ymap_get(doc, map, "gecos"), ",", true, &u.gecos);
+	if (r >= 0)
+		r = pf_yaml_join(doc, ymap_get(doc, map, "groups"), ",", false, &u.groups);
+	if (r >= 0)
+		r = pf_yaml_join(doc, ymap_get(doc, map, "shell"), ",", true, &u.shell);
+	/* sudo: a string, or a list whose first rule is kept (cloud-init 22.4 wants a string). */
+	if (r >= 0)
+		r = pf_yaml_join(doc, ymap_get(doc, map, "sudo"), ",", true, &u.sudo);
+	if (r < 0) {
+		free(u.name), free(u.from), free(u.gecos), free(u.groups), free(u.shell),
+			free(u.sudo);
+		return -ENOMEM;
+	}
+	free(ret->name), free(ret->from), free(ret->gecos), free(ret->groups), free(ret->shell),
+		free(ret->sudo);
+	*ret = u;
+	return 0;
+}
+
+/* The first named entry of a users: list (the user a node's keys go to). */
+static int first_list_user(yaml_document_t *doc, yaml_node_t *users, const char *from,
+			   PfCloudUser *ret)
+{
+	if (!users || users->type != YAML_SEQUENCE_NODE)
+		return 0;
+	for (yaml_node_item_t *i = users->data.sequence.items.start;
+	     i < users->data.sequence.items.top; i++) {
+		yaml_node_t *u = yaml_document_get_node(doc, *i);
+		const char *name = yscalar(ymap_get(doc, u, "name"));
+
+		if (name && !streq(name, "default"))
+			return cloud_user_read(doc, u, NULL, from, ret);
 	}
 	return 0;
 }
@@ -870,7 +943,7 @@ static int cloud_users(Ctx *c, yaml_document_t *doc, yaml_node_t *users)
 		else if (name && strv_push(&f->cloud_users, &n, name) < 0)
 			return -ENOMEM;
 	}
-	return 0;
+	return first_list_user(doc, users, c->cur_file, &c->cc.list_user);
 }
 
 static bool is_ssh_module(const char *s)
@@ -912,10 +985,35 @@ static int cloud_apply(Ctx *c, yaml_document_t *doc)
 	n = ymap_get(doc, root, "users");
 	if (n && (r = cloud_users(c, doc, n)) < 0)
 		return r;
-	n = ymap_get(doc, ymap_get(doc, ymap_get(doc, root, "system_info"), "default_user"),
-		     "name");
+	nc = ymap_get(doc, ymap_get(doc, root, "system_info"), "default_user");
+	n = ymap_get(doc, nc, "name");
 	if (yscalar(n) && (r = set_str(&f->cloud_default_user, yscalar(n))) < 0)
 		return r;
+	if (yscalar(n)) {
+		char from[PF_PATH_MAX + 32];
+
+		snprintf(from, sizeof(from), "%s (system_info.default_user)", c->cur_file);
+		r = cloud_user_read(doc, nc, yscalar(n), from, &c->cc.default_user);
+		if (r < 0)
+			return r;
+	}
+	n = ymap_get(doc, ymap_get(doc, ymap_get(doc, root, "system_info"), "network"),
+		     "renderers");
+	if (n && n->type == YAML_SEQUENCE_NODE) {
+		size_t k = 0;
+
+		strv_free(f->cloud_init_renderers);
+		f->cloud_init_renderers = calloc(1, sizeof(char *));
+		if (!f->cloud_init_renderers)
+			return -ENOMEM;
+		for (yaml_node_item_t *i = n->data.sequence.items.start;
+		     i < n->data.sequence.items.top; i++) {
+			const char *s = yscalar(yaml_document_get_node(doc, *i));
+
+			if (s && strv_push(&f->cloud_init_renderers, &k, s) < 0)
+				return -ENOMEM;
+		}
+	}
 	n = ymap_get(doc, root, "datasource_list");
 	if (n) {
 		size_t k = 0;
@@ -956,26 +1054,6 @@ static int cloud_apply(Ctx *c, yaml_document_t *doc)
 	return 0;
 }
 
-/* Loads the first YAML document of text: 0, -EBADMSG (with a detail) or -ENOMEM. */
-static int yaml_load(const char *text, size_t len, yaml_document_t *doc)
-{
-	yaml_parser_t parser;
-	int r = 0;
-
-	if (!yaml_parser_initialize(&parser))
-		return -ENOMEM;
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	if (!yaml_parser_load(&parser, doc)) {
-		if (parser.error == YAML_MEMORY_ERROR)
-			r = -ENOMEM;
-		else
-			r = pf_error_set(-EBADMSG, "line %zu: %s", parser.problem_mark.line + 1,
-					 parser.problem ? parser.problem : "invalid YAML");
-	}
-	yaml_parser_delete(&parser);
-	return r;
-}
-
 static int cloud_cfg_file(Ctx *c, const char *path)
 {
 	_cleanup_(freep) char *text = NULL;
@@ -995,7 +1073,9 @@ static int cloud_cfg_file(Ctx *c, const char *path)
 		pf_error_clear();
 		return r;
 	}
+	c->cur_file = path;
 	r = cloud_apply(c, &doc);
+	c->cur_file = NULL;
 	yaml_document_delete(&doc);
 	return r;
 }
@@ -1143,6 +1223,17 @@ static int seed_from_path(Ctx *c, const char *seedfrom, char **ret)
 	return format_location(part, inner, ret);
 }
 
+/* datasource_list unset (every datasource) or naming NoCloud. */
+static bool nocloud_listed(const PfFlavorInfo *f)
+{
+	if (!f->datasource_list)
+		return true;
+	for (size_t i = 0; f->datasource_list[i]; i++)
+		if (strcasecmp(f->datasource_list[i], "NoCloud") == 0)
+			return true;
+	return false;
+}
+
 static int detect_seed(Ctx *c)
 {
 	static const char *const seed_dirs[] = { "/var/lib/cloud/seed/nocloud-net",
@@ -1230,6 +1321,15 @@ static int detect_seed(Ctx *c)
 			return -ENOMEM;
 	}
 
+	/* 5. NoCloud always looks in its seed directory on the root filesystem: where cloud-init
+	 * runs, lists NoCloud and has no other seed, piflash puts the seed there. */
+	if (!f->seed_dir && f->cloud_init_enabled && f->root && nocloud_listed(f)) {
+		if (format_location(f->root, "/var/lib/cloud/seed/nocloud", &f->seed_dir) < 0 ||
+		    asprintf(&f->seed_how, "NoCloud's seed directory on the root filesystem "
+					   "(none there yet)") < 0)
+			return -ENOMEM;
+	}
+
 	if (!f->seed_dir)
 		return evidence(c,
 				"cloud-init seed: none found (no seed links, seedfrom or "
@@ -1241,7 +1341,8 @@ static int detect_seed(Ctx *c)
 
 	/* What the seed holds now: the instance-id and the network-config version. */
 	{
-		_cleanup_(freep) char *meta = NULL, *net = NULL, *p1 = NULL, *p2 = NULL;
+		_cleanup_(freep) char *meta = NULL, *net = NULL, *user = NULL, *p1 = NULL,
+				      *p2 = NULL, *p3 = NULL;
 		const char *colon = strchr(f->seed_dir, ':'), *dir = colon + 1;
 		const PfPartition *part = NULL;
 		yaml_document_t doc;
@@ -1256,7 +1357,8 @@ static int detect_seed(Ctx *c)
 			return 0;
 		}
 		if (asprintf(&p1, "%s%smeta-data", dir, streq(dir, "/") ? "" : "/") < 0 ||
-		    asprintf(&p2, "%s%snetwork-config", dir, streq(dir, "/") ? "" : "/") < 0)
+		    asprintf(&p2, "%s%snetwork-config", dir, streq(dir, "/") ? "" : "/") < 0 ||
+		    asprintf(&p3, "%s%suser-data", dir, streq(dir, "/") ? "" : "/") < 0)
 			return -ENOMEM;
 		r = read_fs_text(c, fs, p1, "seed meta-data", TEXT_MAX, &meta, &len);
 		if (r == -ENOMEM)
@@ -1269,6 +1371,31 @@ static int detect_seed(Ctx *c)
 			yaml_document_delete(&doc);
 			if (r < 0)
 				return r;
+		}
+		if (meta) {
+			f->seed_meta_data = TAKE_PTR(meta);
+			f->seed_meta_data_len = len;
+		}
+		pf_error_clear();
+
+		/* The seed's user-data: kept when piflash edits it; its user is the node's. */
+		r = read_fs_text(c, fs, p3, "seed user-data", TEXT_MAX, &user, &len);
+		if (r == -ENOMEM)
+			return r;
+		if (r >= 0 && yaml_load(user, len, &doc) >= 0) {
+			char from[PF_PATH_MAX + 32];
+
+			snprintf(from, sizeof(from), "%s/user-data (the seed)", f->seed_dir);
+			r = first_list_user(
+				&doc, ymap_get(&doc, yaml_document_get_root_node(&doc), "users"),
+				from, &c->cc.seed_user);
+			yaml_document_delete(&doc);
+			if (r < 0)
+				return r;
+		}
+		if (user) {
+			f->seed_user_data = TAKE_PTR(user);
+			f->seed_user_data_len = len;
 		}
 		pf_error_clear();
 		r = read_fs_text(c, fs, p2, "seed network-config", TEXT_MAX, &net, &len);
@@ -1638,45 +1765,32 @@ static PfFlavor classify(Ctx *c)
 		if (f->has_dhcpcd)
 			return PF_FLAVOR_RASPBIAN;
 	}
-	if (like_debian(c) &&
-	    (f->has_networkd || f->has_networkmanager || f->has_ifupdown || f->has_dhcpcd))
+	/* Only a label now: the mechanisms are decided from the image's files. */
+	if (like_debian(c))
 		return PF_FLAVOR_DEBIAN;
 	return PF_FLAVOR_UNKNOWN;
 }
 
-static bool cloud_flavor(PfFlavor fl)
+/* The account cloud-init will make for the node: the seed's own users: entry first (it is what
+ * cloud-init would apply), then the configuration's users: list, then its default user. */
+static int pick_cloud_user(Ctx *c)
 {
-	return fl == PF_FLAVOR_HYPRIOT || fl == PF_FLAVOR_UBUNTU || fl == PF_FLAVOR_RPIOS_TRIXIE;
-}
+	PfFlavorInfo *f = c->f;
+	PfCloudUser *u = NULL;
 
-static PfNetStack pick_net(const PfFlavorInfo *f)
-{
-	if (cloud_flavor(f->flavor) && f->has_cloud_init && !f->cloud_init_disabled &&
-	    !f->cloud_init_network_disabled)
-		return PF_NET_CLOUD_INIT;
-	switch (f->flavor) {
-	case PF_FLAVOR_RPIOS_BOOKWORM:
-		if (f->has_networkmanager)
-			return PF_NET_NETWORKMANAGER;
-		break;
-	case PF_FLAVOR_RASPBIAN:
-		if (f->has_dhcpcd && !f->dhcpcd_masked)
-			return PF_NET_DHCPCD;
-		break;
-	default:
-		break;
-	}
-	if (f->networkd_enabled)
-		return PF_NET_NETWORKD;
-	if (f->has_networkmanager)
-		return PF_NET_NETWORKMANAGER;
-	if (f->has_ifupdown)
-		return PF_NET_IFUPDOWN;
-	if (f->has_networkd)
-		return PF_NET_NETWORKD;
-	if (f->has_dhcpcd && !f->dhcpcd_masked)
-		return PF_NET_DHCPCD;
-	return PF_NET_NONE;
+	if (c->cc.seed_user.name)
+		u = &c->cc.seed_user;
+	else if (f->cloud_users_default && c->cc.default_user.name)
+		u = &c->cc.default_user;
+	else if (c->cc.list_user.name)
+		u = &c->cc.list_user;
+	else if (c->cc.default_user.name)
+		u = &c->cc.default_user;
+	if (!u)
+		return 0;
+	f->cloud_user = *u;
+	*u = (PfCloudUser){ 0 };
+	return evidence(c, "cloud-init user: %s (from %s)", f->cloud_user.name, f->cloud_user.from);
 }
 
 static int pick_default_user(Ctx *c)
@@ -1684,18 +1798,21 @@ static int pick_default_user(Ctx *c)
 	PfFlavorInfo *f = c->f;
 	const char *u = NULL;
 
-	if (cloud_flavor(f->flavor) && f->has_cloud_init) {
-		if (f->cloud_users_default && f->cloud_default_user)
-			u = f->cloud_default_user;
-		else if (f->cloud_users && f->cloud_users[0])
-			u = f->cloud_users[0];
-	}
-	if (!u && f->flavor != PF_FLAVOR_RPIOS_BOOKWORM) {
+	switch (f->user) {
+	case PF_USER_CLOUD_INIT:
+		u = f->cloud_user.name;
+		break;
+	case PF_USER_CUSTOM_TOML:
+	case PF_USER_USERCONF:
+		break; /* named at first boot: the uid-1000 account is renamed */
+	case PF_USER_PASSWD:
+	default:
 		if (f->n_users == 1)
 			u = f->users[0].name;
 		for (size_t i = 0; !u && i < f->n_users; i++)
 			if (streq(f->users[i].name, "pi"))
 				u = "pi";
+		break;
 	}
 	free(f->default_user);
 	f->default_user = NULL;
@@ -1740,11 +1857,19 @@ static int unknown_detail(Ctx *c)
 			    f->cloud_init_version ? f->cloud_init_version : "");
 }
 
-static int detect(PfTree *tree, const PfPtable *t, bool force, PfFlavor forced, PfFlavorInfo **ret)
+static void cloud_cfg_done(CloudCfg *cc)
+{
+	cloud_user_done(&cc->default_user);
+	cloud_user_done(&cc->list_user);
+	cloud_user_done(&cc->seed_user);
+}
+
+static int detect(PfTree *tree, const PfPtable *t, bool force, const PfDetectOptions *o,
+		  PfFlavorInfo **ret)
 {
 	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *f = calloc(1, sizeof(*f));
 	Ctx c = { .tree = tree, .t = t, .f = f };
-	PfFlavor detected;
+	PfFlavor forced = o ? o->flavor : PF_FLAVOR_UNKNOWN, detected;
 	int r;
 
 	if (!f)
@@ -1764,7 +1889,11 @@ static int detect(PfTree *tree, const PfPtable *t, bool force, PfFlavor forced, 
 	if (r >= 0 && f->root)
 		r = detect_network(&c);
 	if (r >= 0 && f->root)
+		r = pf_mechanism_facts(tree, f);
+	if (r >= 0 && f->root)
 		r = detect_seed(&c);
+	if (r >= 0 && f->root && f->has_cloud_init)
+		r = pick_cloud_user(&c);
 	if (r >= 0 && f->root)
 		r = detect_accounts(&c);
 	if (r >= 0 && f->root)
@@ -1776,7 +1905,9 @@ static int detect(PfTree *tree, const PfPtable *t, bool force, PfFlavor forced, 
 
 	if (f->has_cloud_init && !f->network_config_version)
 		f->network_config_version = f->has_netplan ? 2 : 1;
-	f->ssh_file_enables = f->rpi_issue || (f->os_id && streq(f->os_id, "raspbian"));
+	/* cloud-init before 18 reads version 1 only. */
+	if (f->cloud_init_major >= 0 && f->cloud_init_major < 18)
+		f->network_config_version = 1;
 
 	detected = classify(&c);
 	f->flavor = force && forced != PF_FLAVOR_UNKNOWN ? forced : detected;
@@ -1789,10 +1920,10 @@ static int detect(PfTree *tree, const PfPtable *t, bool force, PfFlavor forced, 
 			     pf_flavor_name(forced), pf_flavor_name(detected));
 	else
 		r = evidence(&c, "flavor: %s", pf_flavor_name(f->flavor));
-	if (r < 0)
-		goto out;
-	f->net = pick_net(f);
-	r = pick_default_user(&c);
+	if (r >= 0 && f->root)
+		r = pf_mechanism_decide(f, o);
+	if (r >= 0)
+		r = pick_default_user(&c);
 	if (r < 0)
 		goto out;
 	*ret = TAKE_PTR(f);
@@ -1803,15 +1934,24 @@ out:
 	pf_strv_free(c.shells);
 	pf_passwd_free(c.pw);
 	free(c.shadow);
+	cloud_cfg_done(&c.cc);
 	return r;
 }
 
 int pf_flavor_detect(PfTree *tree, const PfPtable *t, PfFlavorInfo **ret)
 {
-	return detect(tree, t, false, PF_FLAVOR_UNKNOWN, ret);
+	return detect(tree, t, false, NULL, ret);
 }
 
 int pf_flavor_detect_as(PfTree *tree, const PfPtable *t, PfFlavor forced, PfFlavorInfo **ret)
 {
-	return detect(tree, t, true, forced, ret);
+	PfDetectOptions o = { .flavor = forced };
+
+	return detect(tree, t, true, &o, ret);
+}
+
+int pf_flavor_detect_with(PfTree *tree, const PfPtable *t, const PfDetectOptions *o,
+			  PfFlavorInfo **ret)
+{
+	return detect(tree, t, o && (o->allow_unknown || o->flavor != PF_FLAVOR_UNKNOWN), o, ret);
 }

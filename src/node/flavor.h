@@ -53,7 +53,7 @@ const char *pf_flavor_name(PfFlavor f);
  * not accepted. */
 int pf_flavor_from_name(const char *s, PfFlavor *ret);
 
-/* Which stack applies a static address on the image. */
+/* Which service applies the node's address at boot (see mechanism.h for the rules). */
 typedef enum PfNetStack {
 	PF_NET_NONE,
 	PF_NET_CLOUD_INIT, /* network-config in the seed (v1 or v2, see network_config_version) */
@@ -61,11 +61,47 @@ typedef enum PfNetStack {
 	PF_NET_DHCPCD,
 	PF_NET_NETWORKD,
 	PF_NET_IFUPDOWN,
+	PF_NET_NETPLAN,
 	_PF_NET_MAX,
 } PfNetStack;
 
-/* "none", "cloud-init", "networkmanager", "dhcpcd", "networkd", "ifupdown". */
+/* "none", "cloud-init", "networkmanager", "dhcpcd", "networkd", "ifupdown", "netplan". */
 const char *pf_net_stack_name(PfNetStack n);
+/* The names above less "none" (any case): 0 or -EINVAL with a detail listing them. */
+int pf_net_stack_from_name(const char *s, PfNetStack *ret);
+
+/* How the SSH server comes to run at boot. */
+typedef enum PfSshWay {
+	PF_SSH_NO_SERVER,   /* no sshd in the image */
+	PF_SSH_ENABLED,	    /* its unit is enabled already: nothing to do */
+	PF_SSH_SWITCH,	    /* an enabled unit turns it on when a file exists (ssh_switch_path) */
+	PF_SSH_FIRSTBOOT,   /* custom.toml's [ssh] enabled, applied by init_config */
+	PF_SSH_ENABLE_UNIT, /* nothing turns it on: piflash makes systemctl enable's links */
+	PF_SSH_MASKED,	    /* masked by the image: piflash will not unmask it */
+	_PF_SSH_WAY_MAX,
+} PfSshWay;
+
+const char *pf_ssh_way_name(PfSshWay w);
+
+/* Who makes the user and installs its keys. */
+typedef enum PfUserWay {
+	PF_USER_PASSWD,	     /* the image's /etc/passwd: keys into ~user/.ssh */
+	PF_USER_CLOUD_INIT,  /* cloud-init's users: in the seed's user-data */
+	PF_USER_CUSTOM_TOML, /* raspberrypi-sys-mods' init_config reads custom.toml at first boot */
+	PF_USER_USERCONF,    /* userconf-pi renames the uid-1000 user (userconf.txt) */
+	_PF_USER_WAY_MAX,
+} PfUserWay;
+
+const char *pf_user_way_name(PfUserWay w);
+
+/* The account cloud-init makes, as the image describes it (any field may be NULL). */
+typedef struct PfCloudUser {
+	char *name, *gecos, *groups, *shell, *sudo;
+	char *from; /* where it was read: "/etc/cloud/cloud.cfg (system_info.default_user)" */
+} PfCloudUser;
+
+/* A systemd unit that matters to piflash's decisions, with its state and evidence. */
+#include "node/units.h"
 
 typedef struct PfFlavorInfo {
 	PfFlavor flavor;
@@ -105,13 +141,44 @@ typedef struct PfFlavorInfo {
 	int network_config_version; /* cloud-init: 1 or 2 (the seed's, else 2 with netplan);
 				     * 0 without cloud-init */
 
+	/* ---- mechanisms: facts ---- */
+	PfUnit *units; /* the units piflash looks at (see pf_flavor_unit()) */
+	size_t n_units;
+	bool cloud_init_enabled;     /* installed, its units enabled, not disabled */
+	char **cloud_init_renderers; /* system_info.network.renderers, NULL if not set */
+	char *cloud_init_renderer;   /* what cloud-init renders the network for, or NULL */
+	PfCloudUser cloud_user;	     /* the user cloud-init makes (seed or config), or empty */
+	char *seed_user_data;	     /* the seed's user-data now (NUL-terminated), or NULL */
+	size_t seed_user_data_len;
+	char *seed_meta_data; /* the seed's meta-data now, or NULL */
+	size_t seed_meta_data_len;
+	bool netplan_ethernets;	    /* a netplan file defines ethernets (netplan applies it) */
+	char *netplan_file;	    /* that file */
+	char *netplan_renderer;	    /* "networkd" (netplan's default) or "NetworkManager" */
+	bool ifupdown_configures;   /* /etc/network/interfaces (and what it sources) has an iface */
+	char *ifupdown_file;	    /* the file with the first non-loopback iface stanza */
+	bool ifupdown_sources_d;    /* it sources /etc/network/interfaces.d */
+	bool has_resolvconf;	    /* /sbin/resolvconf: ifupdown's dns-nameservers work */
+	bool has_sshd;		    /* an SSH server: /usr/sbin/sshd */
+	char *ssh_unit;		    /* "ssh.service" or "sshd.service" (the installed unit) */
+	char *ssh_switch_unit;	    /* an enabled unit that turns sshd on when a file exists */
+	char *ssh_switch_path;	    /* that file in the booted system ("/boot/firmware/ssh") */
+	char *ssh_switch_condition; /* the condition line, for the evidence */
+
+	/* ---- mechanisms: decisions (mechanism.c, the one place they are made) ---- */
 	PfNetStack net;
+	bool net_forced; /* --network */
+	char *net_why;	 /* one line: why this service, or why none */
+	PfSshWay ssh;
+	char *ssh_why;
+	PfUserWay user;
+	char *user_why;
+
 	bool has_networkmanager, has_dhcpcd, dhcpcd_masked, has_networkd, networkd_enabled,
 		has_ifupdown, has_netplan, netplan_to_networkmanager;
 	bool has_userconf;	   /* /usr/lib/userconf-pi/userconf */
 	bool has_custom_toml;	   /* /usr/lib/raspberrypi-sys-mods/init_config reads custom.toml */
 	bool firstboot_in_cmdline; /* cmdline.txt runs raspberrypi-sys-mods' firstboot */
-	bool ssh_file_enables;	   /* Raspberry Pi OS: an `ssh` file on the boot FAT starts sshd */
 
 	char *default_user;	     /* see pf_flavor_detect() */
 	bool default_user_in_passwd; /* the image's /etc/passwd has it (else cloud-init makes it) */
@@ -150,6 +217,21 @@ int pf_flavor_detect(PfTree *tree, const PfPtable *t, PfFlavorInfo **ret);
  * what was detected (or unknown). Fails only on -ENOMEM and broken reads.
  */
 int pf_flavor_detect_as(PfTree *tree, const PfPtable *t, PfFlavor forced, PfFlavorInfo **ret);
+
+/* What the operator decided for the image (--flavor, --network): the rest is detected. */
+typedef struct PfDetectOptions {
+	PfFlavor flavor;    /* PF_FLAVOR_UNKNOWN: detect */
+	PfNetStack net;	    /* PF_NET_NONE: decide from the facts */
+	bool allow_unknown; /* an image whose flavor matches no rule is not an error */
+} PfDetectOptions;
+
+/* pf_flavor_detect_as() with the options above; a forced network service must be installed
+ * (-EOPNOTSUPP with a detail otherwise). */
+int pf_flavor_detect_with(PfTree *tree, const PfPtable *t, const PfDetectOptions *o,
+			  PfFlavorInfo **ret);
+
+/* The unit name as detected (state PF_UNIT_ABSENT if piflash did not look at it). */
+const PfUnit *pf_flavor_unit(const PfFlavorInfo *f, const char *name);
 
 PfFlavorInfo *pf_flavor_info_free(PfFlavorInfo *f);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PfFlavorInfo *, pf_flavor_info_free);

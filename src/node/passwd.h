@@ -92,6 +92,10 @@ int pf_group_gid(const PfGroup *g, const char *name, gid_t *ret);
  */
 int pf_shells_parse(const char *text, size_t len, char ***ret);
 void pf_strv_free(char **v);
+static inline void pf_strv_freep(char ***v)
+{
+	pf_strv_free(*v);
+}
 
 /*
  * Whether shell is one a person logs in with. With shells (the image's /etc/shells, a

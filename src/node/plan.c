@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include "node/edit.h"
+#include "node/handler.h"
+#include "node/units.h"
 #include "node/passwd.h"
 #include "node/plan.h"
 #include "node/template.h"
@@ -79,8 +81,8 @@ static PfOp *add_op(PfPlan *p, PfOpKind kind, unsigned part, const char *path, c
 	return op;
 }
 
-static int add_write(PfPlan *p, unsigned part, const char *path, const char *data, size_t size,
-		     mode_t mode, uid_t uid, gid_t gid, bool secret, const char *why)
+int pf_plan_add_write(PfPlan *p, unsigned part, const char *path, const char *data, size_t size,
+		      mode_t mode, uid_t uid, gid_t gid, bool secret, const char *why)
 {
 	PfOp *op = add_op(p, PF_OP_WRITE, part, path, why);
 
@@ -99,8 +101,8 @@ static int add_write(PfPlan *p, unsigned part, const char *path, const char *dat
 	return 0;
 }
 
-static int add_simple(PfPlan *p, PfOpKind kind, unsigned part, const char *path, const char *target,
-		      mode_t mode, uid_t uid, gid_t gid, const char *why)
+int pf_plan_add_simple(PfPlan *p, PfOpKind kind, unsigned part, const char *path,
+		       const char *target, mode_t mode, uid_t uid, gid_t gid, const char *why)
 {
 	PfOp *op = add_op(p, kind, part, path, why);
 
@@ -117,8 +119,7 @@ static int add_simple(PfPlan *p, PfOpKind kind, unsigned part, const char *path,
 	return 0;
 }
 
-static int add_note(PfPlan *p, const char *fmt, ...) _printf_(2, 3);
-static int add_note(PfPlan *p, const char *fmt, ...)
+int pf_plan_add_note(PfPlan *p, const char *fmt, ...)
 {
 	char **n = reallocarray(p->notes, p->n_notes + 1, sizeof(char *));
 	va_list ap;
@@ -136,8 +137,7 @@ static int add_note(PfPlan *p, const char *fmt, ...)
 	return 0;
 }
 
-/* Reads a text file of the image (the booted view); *ret NULL with 0 if it does not exist. */
-static int read_text(PfTree *tree, const char *path, char **ret, size_t *ret_len)
+int pf_plan_read_text(PfTree *tree, const char *path, char **ret, size_t *ret_len)
 {
 	int r;
 
@@ -151,6 +151,13 @@ static int read_text(PfTree *tree, const char *path, char **ret, size_t *ret_len
 	if (r < 0)
 		return pf_error_prefix(r, "cannot read '%s'", path);
 	return 0;
+}
+
+static int stat_path(PfTree *tree, unsigned part_no, const PfPtable *t, const char *path,
+		     bool follow, PfStat *ret);
+int pf_plan_stat(PfTree *tree, const PfPtable *t, const char *path, PfStat *ret)
+{
+	return stat_path(tree, 0, t, path, true, ret);
 }
 
 static int stat_path(PfTree *tree, unsigned part_no, const PfPtable *t, const char *path,
@@ -305,6 +312,9 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 	const PfNodeConfig *c = in->cfg;
 	_cleanup_(pf_tpl_ctx_freep) PfTplCtx *ctx = pf_tpl_ctx_new();
 	UserDefaults ud = user_defaults(in->flavor->flavor);
+	const PfCloudUser *cu = &in->flavor->cloud_user;
+	/* The account as the image describes it (its seed or cloud.cfg), else the defaults. */
+	bool same = cu->name && streq(cu->name, user);
 	char buf[256], addr[16], dnsbuf[8 * 17], dns_sp[8 * 17], dns_semi[8 * 17];
 	_cleanup_(freep) char *fqdn = NULL, *toml = NULL;
 	size_t toml_len = 0;
@@ -319,10 +329,10 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 		r |= pf_tpl_set(ctx, "fqdn", fqdn);
 	}
 	r |= pf_tpl_set(ctx, "user", user);
-	r |= pf_tpl_set(ctx, "gecos", ud.gecos);
-	r |= pf_tpl_set(ctx, "groups", ud.groups);
-	r |= pf_tpl_set(ctx, "shell", ud.shell);
-	r |= pf_tpl_set(ctx, "sudo", SUDO_ALL);
+	r |= pf_tpl_set(ctx, "gecos", same && cu->gecos ? cu->gecos : ud.gecos);
+	r |= pf_tpl_set(ctx, "groups", same && cu->groups ? cu->groups : ud.groups);
+	r |= pf_tpl_set(ctx, "shell", same && cu->shell ? cu->shell : ud.shell);
+	r |= pf_tpl_set(ctx, "sudo", same && cu->sudo ? cu->sudo : SUDO_ALL);
 	r |= pf_tpl_set(ctx, "lock_passwd", c->password_hash ? "false" : "true");
 	if (c->password_hash)
 		r |= pf_tpl_set(ctx, "password_hash", in->mask_secrets ? MASK : c->password_hash);
@@ -431,215 +441,86 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 	return 0;
 }
 
-static int write_rendered(PfPlan *p, const PfPlanInput *in, const PfTplCtx *ctx, const char *tmpl,
-			  const char *override_path, PfTplMode mode, unsigned part,
-			  const char *path, mode_t m, uid_t uid, gid_t gid, bool secret,
-			  const char *why)
+/* ---- shared by the handlers ---- */
+
+int pf_plan_render(PfPlanCtx *c, const char *name, const char *override_path, PfTplMode mode,
+		   char **ret, size_t *ret_len)
+{
+	return render(c->in, name, override_path, c->tpl, mode, ret, ret_len);
+}
+
+int pf_plan_write_rendered(PfPlanCtx *c, const char *tmpl, PfTplMode mode, unsigned part,
+			   const char *path, mode_t m, bool secret, const char *why)
 {
 	_cleanup_(freep) char *text = NULL;
 	size_t len = 0;
 	int r;
 
-	r = render(in, tmpl, override_path, ctx, mode, &text, &len);
+	r = pf_plan_render(c, tmpl, NULL, mode, &text, &len);
 	if (r < 0)
 		return r;
-	r = add_write(p, part, path, text, len, m, uid, gid, secret, why);
+	r = pf_plan_add_write(c->plan, part, path, text, len, m, 0, 0, secret, why);
 	if (secret && text)
 		explicit_bzero(text, len);
 	return r;
 }
 
-/* /etc/hostname and the 127.0.1.1 line of /etc/hosts: every flavor. */
-static int plan_hostname(PfPlan *p, PfTree *tree, const PfNodeConfig *c)
+int pf_plan_marked_block(PfPlanCtx *c, const char *tmpl, const char *path, const char *why)
 {
-	_cleanup_(freep) char *line = NULL, *hosts = NULL, *edited = NULL, *names = NULL;
-	size_t len = 0, elen = 0;
+	_cleanup_(freep) char *old = NULL, *block = NULL, *edited = NULL;
+	size_t len = 0, blen = 0, elen = 0;
 	int r;
 
-	if (asprintf(&line, "%s\n", c->hostname) < 0)
-		return -ENOMEM;
-	r = add_write(p, 0, "/etc/hostname", line, strlen(line), 0644, 0, 0, false,
-		      "the hostname, in place before anything else runs at boot");
+	r = pf_plan_read_text(c->tree, path, &old, &len);
 	if (r < 0)
 		return r;
-
-	r = read_text(tree, "/etc/hosts", &hosts, &len);
+	r = pf_plan_render(c, tmpl, NULL, PF_TPL_TEXT, &block, &blen);
 	if (r < 0)
 		return r;
-	if (c->domain)
-		r = asprintf(&names, "%s.%s %s", c->hostname, c->domain, c->hostname);
-	else
-		r = asprintf(&names, "%s", c->hostname);
+	r = pf_edit_replace_block(old ? old : "", len, block, &edited, &elen);
 	if (r < 0)
-		return -ENOMEM;
-	r = pf_edit_hosts(hosts ? hosts : "", len, names, &edited, &elen);
-	if (r < 0)
-		return pf_error_prefix(r, "/etc/hosts");
-	return add_write(p, 0, "/etc/hosts", edited, elen, 0644, 0, 0, false,
-			 "the 127.0.1.1 line names this node");
+		return pf_error_prefix(r, "%s", path);
+	return pf_plan_add_write(c->plan, 0, path, edited, elen, 0644, 0, 0, false, why);
 }
 
-static bool writes_host_key(const PfPlanInput *in, const char *path)
+int pf_plan_enable_unit(PfPlanCtx *c, const char *unit, const char *why)
 {
-	char own[PF_PATH_MAX];
-
-	for (size_t i = 0; i < in->n_host_keys; i++) {
-		snprintf(own, sizeof(own), "/etc/ssh/ssh_host_%s_key", in->host_keys[i].name);
-		if (streq(path, own))
-			return true;
-		strcat(own, ".pub");
-		if (streq(path, own))
-			return true;
-	}
-	return false;
-}
-
-/* Host keys made by piflash: the operator's known_hosts is right before the first boot. */
-static int plan_host_keys(PfPlan *p, const PfPlanInput *in)
-{
-	const PfFlavorInfo *f = in->flavor;
-	char path[PF_PATH_MAX];
+	const PfUnit *u = pf_flavor_unit(c->f, unit);
+	_cleanup_(freep) char *text = NULL;
+	_cleanup_(pf_strv_freep) char **links = NULL;
+	size_t len = 0;
 	int r;
 
-	for (size_t i = 0; i < in->n_host_keys; i++) {
-		const PfPlanHostKey *k = &in->host_keys[i];
-
-		snprintf(path, sizeof(path), "/etc/ssh/ssh_host_%s_key", k->name);
-		r = add_write(p, 0, path, k->private_key, strlen(k->private_key), 0600, 0, 0, true,
-			      "this node's own SSH host key, made by piflash (--host-keys)");
-		if (r < 0)
-			return r;
-		strcat(path, ".pub");
-		r = add_write(p, 0, path, k->public_line, strlen(k->public_line), 0644, 0, 0, false,
-			      "its public half, listed in the operator's known_hosts");
-		if (r < 0)
-			return r;
-	}
-	if (f->keygen_unit_link) {
-		r = add_simple(p, PF_OP_REMOVE, 0, f->keygen_unit_link, NULL, 0, 0, 0,
-			       "this unit would replace the pre-generated host keys at first boot");
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* A baked machine-id, D-Bus's copy of it and baked SSH host keys: every flavor. */
-static int plan_identity(PfPlan *p, const PfPlanInput *in)
-{
-	const PfFlavorInfo *f = in->flavor;
-	size_t removed = 0;
-	int r;
-
-	if (f->machine_id_baked) {
-		r = add_write(p, 0, "/etc/machine-id", "", 0, 0444, 0, 0, false,
-			      "emptied: systemd makes this node's own id at first boot");
-		if (r < 0)
-			return r;
-	}
-	if (f->dbus_machine_id_copy) {
-		r = add_simple(p, PF_OP_REMOVE, 0, "/var/lib/dbus/machine-id", NULL, 0, 0, 0,
-			       "a copy would give every card the same D-Bus id");
-		if (r >= 0)
-			r = add_simple(p, PF_OP_SYMLINK, 0, "/var/lib/dbus/machine-id",
-				       "/etc/machine-id", 0777, 0, 0,
-				       "D-Bus reads the node's own machine-id");
-		if (r < 0)
-			return r;
-	}
-	for (size_t i = 0; i < f->n_host_keys; i++) {
-		if (writes_host_key(in, f->host_keys[i]))
-			continue; /* replaced below */
-		r = add_simple(p, PF_OP_REMOVE, 0, f->host_keys[i], NULL, 0, 0, 0,
-			       "baked SSH host key: each node must have its own");
-		if (r < 0)
-			return r;
-		removed++;
-	}
-	if (in->n_host_keys > 0)
-		return plan_host_keys(p, in);
-	if (removed > 0 && !f->regenerates_host_keys) {
-		_cleanup_(freep) char *unit = NULL, *origin = NULL;
-		size_t len = 0;
-
-		r = pf_template_get(NULL, "piflash-ssh-keygen.service", &unit, &len, &origin);
-		if (r < 0)
-			return r;
-		r = add_write(p, 0, "/etc/systemd/system/piflash-ssh-keygen.service", unit, len,
-			      0644, 0, 0, false,
-			      "nothing in this image makes missing host keys; sshd needs them");
-		if (r >= 0)
-			r = add_simple(
-				p, PF_OP_SYMLINK, 0,
-				"/etc/systemd/system/ssh.service.wants/piflash-ssh-keygen.service",
-				"/etc/systemd/system/piflash-ssh-keygen.service", 0777, 0, 0,
-				"runs before ssh.service");
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* The seed directory "N:/dir" of a cloud-init flavor. */
-static int seed_location(const PfFlavorInfo *f, unsigned *ret_part, const char **ret_dir)
-{
-	const char *colon;
-	uint64_t n;
-	char num[16];
-
-	if (!f->seed_dir || !(colon = strchr(f->seed_dir, ':')) ||
-	    (size_t)(colon - f->seed_dir) >= sizeof(num))
-		return pf_error_set(-ENOENT, "the image's cloud-init seed location is unknown");
-	memcpy(num, f->seed_dir, (size_t)(colon - f->seed_dir));
-	num[colon - f->seed_dir] = 0;
-	if (pf_parse_u64(num, &n) < 0 || n == 0 || n > 128)
-		return pf_error_set(-EINVAL, "bad seed location '%s'", f->seed_dir);
-	*ret_part = (unsigned)n;
-	*ret_dir = colon + 1;
-	return 0;
-}
-
-static int plan_cloud_init(PfPlan *p, const PfPlanInput *in, const PfTplCtx *ctx)
-{
-	const PfFlavorInfo *f = in->flavor;
-	char path[PF_PATH_MAX], why[256];
-	const char *dir = "/";
-	unsigned part = 0;
-	bool v1 = f->network_config_version == 1;
-	int r;
-
-	r = seed_location(f, &part, &dir);
+	if (u->state == PF_UNIT_ENABLED)
+		return 0;
+	if (u->state == PF_UNIT_MASKED)
+		return pf_error_set(-EPERM,
+				    "%s is masked in the image (%s); piflash does not unmask it",
+				    unit, u->link);
+	if (!u->file)
+		return pf_error_set(-ENOENT, "the image has no unit file for %s", unit);
+	r = pf_plan_read_text(c->tree, u->file, &text, &len);
 	if (r < 0)
 		return r;
-	if (in->cfg->wifi_ssid && v1)
-		return pf_error_set(-EOPNOTSUPP,
-				    "WiFi: cloud-init %s reads network-config version 1, which has "
-				    "no WiFi; piflash cannot configure WiFi on this image",
-				    f->cloud_init_version ? f->cloud_init_version : "0.7");
-
-	snprintf(why, sizeof(why), "cloud-init %s reads the NoCloud seed here",
-		 f->cloud_init_version ? f->cloud_init_version : "");
-	snprintf(path, sizeof(path), "%s%suser-data", dir, streq(dir, "/") ? "" : "/");
-	r = write_rendered(p, in, ctx, "user-data.yaml", in->user_data_path, PF_TPL_YAML, part,
-			   path, 0644, 0, 0, in->cfg->password_hash != NULL, why);
+	if (!text)
+		return pf_error_set(-ENOENT, "cannot read the unit file '%s'", u->file);
+	r = pf_unit_enable_links(unit, text, &links);
 	if (r < 0)
 		return r;
-	snprintf(path, sizeof(path), "%s%smeta-data", dir, streq(dir, "/") ? "" : "/");
-	r = write_rendered(p, in, ctx, "meta-data.yaml", NULL, PF_TPL_YAML, part, path, 0644, 0, 0,
-			   false, "a new instance-id makes cloud-init set this node up");
-	if (r < 0)
-		return r;
-	snprintf(path, sizeof(path), "%s%snetwork-config", dir, streq(dir, "/") ? "" : "/");
-	snprintf(why, sizeof(why), "network-config version %d, the one cloud-init %s reads",
-		 v1 ? 1 : 2, f->cloud_init_version ? f->cloud_init_version : "");
-	return write_rendered(p, in, ctx, v1 ? "network-config-v1.yaml" : "network-config-v2.yaml",
-			      NULL, PF_TPL_YAML, part, path, 0600, 0, 0, in->cfg->wifi_ssid != NULL,
-			      why);
+	for (size_t i = 0; links[i]; i++) {
+		r = pf_plan_add_simple(c->plan, PF_OP_SYMLINK, 0, links[i], u->file, 0777, 0, 0,
+				       why);
+		if (r < 0)
+			return r;
+	}
+	return pf_plan_add_note(c->plan, "%s is enabled (%s)", unit, why);
 }
 
 /* ~user/.ssh/authorized_keys, owned as the image's passwd and group say. */
-static int plan_keys(PfPlan *p, const PfNodeConfig *c, const PfPasswdEntry *u)
+int pf_plan_keys(PfPlanCtx *ctx, const PfPasswdEntry *u)
 {
+	const PfNodeConfig *c = ctx->cfg;
+	PfPlan *p = ctx->plan;
 	_cleanup_(freep) char *dir = NULL, *file = NULL, *text = NULL;
 	size_t len = 0;
 
@@ -660,108 +541,103 @@ static int plan_keys(PfPlan *p, const PfNodeConfig *c, const PfPasswdEntry *u)
 		text = n;
 		len += (size_t)sprintf(text + len, "%s\n", line);
 	}
-	if (add_simple(p, PF_OP_MKDIR, 0, dir, NULL, 0700, u->uid, u->gid,
-		       "sshd wants the directory private to the user") < 0)
+	if (pf_plan_add_simple(p, PF_OP_MKDIR, 0, dir, NULL, 0700, u->uid, u->gid,
+			       "sshd wants the directory private to the user") < 0)
 		return -ENOMEM;
-	return add_write(p, 0, file, text, len, 0600, u->uid, u->gid, false,
-			 "the operator's keys; owner from the image's /etc/passwd");
+	return pf_plan_add_write(p, 0, file, text, len, 0600, u->uid, u->gid, false,
+				 "the operator's keys; owner from the image's /etc/passwd");
 }
 
-static int plan_marked_block(PfPlan *p, PfTree *tree, const PfPlanInput *in, const PfTplCtx *ctx,
-			     const char *tmpl, const char *path, const char *why)
+int pf_plan_wifi_country_cmdline(PfPlanCtx *c)
 {
-	_cleanup_(freep) char *old = NULL, *block = NULL, *edited = NULL;
-	size_t len = 0, blen = 0, elen = 0;
-	int r;
-
-	r = read_text(tree, path, &old, &len);
-	if (r < 0)
-		return r;
-	r = render(in, tmpl, NULL, ctx, PF_TPL_TEXT, &block, &blen);
-	if (r < 0)
-		return r;
-	r = pf_edit_replace_block(old ? old : "", len, block, &edited, &elen);
-	if (r < 0)
-		return pf_error_prefix(r, "%s", path);
-	return add_write(p, 0, path, edited, elen, 0644, 0, 0, false, why);
-}
-
-static int plan_shadow(PfPlan *p, PfTree *tree, const PfPtable *t, const PfNodeConfig *c,
-		       const char *user)
-{
-	_cleanup_(freep) char *old = NULL, *edited = NULL;
+	const PfFlavorInfo *f = c->f;
+	_cleanup_(freep) char *cmd = NULL, *edited = NULL;
 	size_t len = 0, elen = 0;
-	PfStat st;
+	char path[PF_PATH_MAX];
 	int r;
 
-	if (!c->password_hash)
+	/* The regulatory domain as a kernel argument, where the boot partition has cmdline.txt. */
+	if (!f->boot || !f->cmdline)
 		return 0;
-	r = read_text(tree, "/etc/shadow", &old, &len);
+	snprintf(path, sizeof(path), "%s/cmdline.txt",
+		 f->boot_mount ? f->boot_mount : "/boot/firmware");
+	r = pf_plan_read_text(c->tree, path, &cmd, &len);
 	if (r < 0)
 		return r;
-	if (!old)
-		return pf_error_set(-ENOENT, "the image has no /etc/shadow for --password-hash");
-	r = stat_path(tree, 0, t, "/etc/shadow", true, &st);
+	r = pf_edit_cmdline(cmd ? cmd : f->cmdline, cmd ? len : strlen(f->cmdline),
+			    "cfg80211.ieee80211_regdom", c->cfg->wifi_country, &edited, &elen);
 	if (r < 0)
 		return r;
-	r = pf_edit_shadow(old, len, user, c->password_hash, &edited, &elen);
-	if (r < 0)
-		return r;
-	r = add_write(p, 0, "/etc/shadow", edited, elen, st.mode & 07777, st.uid, st.gid, true,
-		      "the password hash given with --password-hash");
-	explicit_bzero(edited, elen);
-	return r;
+	return pf_plan_add_write(c->plan, f->boot->number, "/cmdline.txt", edited, elen, 0644, 0, 0,
+				 false, "the WiFi country is a kernel argument");
 }
 
-static int plan_timezone(PfPlan *p, const PfNodeConfig *c)
+int pf_plan_resolv_conf(PfPlanCtx *c, const char *why)
 {
-	_cleanup_(freep) char *tz = NULL, *zone = NULL, *loc = NULL;
+	_cleanup_(freep) char *inner = NULL, *text = NULL;
+	const PfPartition *part;
+	char addr[16];
+	size_t len = 0;
+	PfStat st;
+	PfFs *fs;
+	FILE *m;
 	int r;
 
-	if (c->timezone) {
-		if (asprintf(&tz, "%s\n", c->timezone) < 0 ||
-		    asprintf(&zone, "/usr/share/zoneinfo/%s", c->timezone) < 0)
-			return -ENOMEM;
-		r = add_write(p, 0, "/etc/timezone", tz, strlen(tz), 0644, 0, 0, false,
-			      "--timezone");
-		if (r >= 0)
-			r = add_simple(p, PF_OP_REMOVE, 0, "/etc/localtime", NULL, 0, 0, 0,
-				       "replaced by a link to the zone");
-		if (r >= 0)
-			r = add_simple(p, PF_OP_SYMLINK, 0, "/etc/localtime", zone, 0777, 0, 0,
-				       "--timezone");
-		if (r < 0)
-			return r;
+	if (!c->cfg->static_ip || c->cfg->n_dns == 0)
+		return 0;
+	/* A link means something manages the file (resolved's stub, resolvconf): leave it. */
+	r = pf_tree_resolve(c->tree, NULL, "/etc/resolv.conf", false, &part, &inner);
+	if (r >= 0)
+		r = pf_tree_fs(c->tree, part, &fs);
+	if (r >= 0)
+		r = pf_fs_stat(fs, inner, &st);
+	if (r >= 0 && S_ISLNK(st.mode))
+		return pf_plan_add_note(c->plan,
+					"/etc/resolv.conf is a link: the DNS servers reach it "
+					"through what manages it");
+	pf_error_clear();
+	m = open_memstream(&text, &len);
+	if (!m)
+		return -ENOMEM;
+	fprintf(m, "# Written by piflash for %s.\n", c->cfg->hostname);
+	for (size_t i = 0; i < c->cfg->n_dns; i++) {
+		pf_ipv4_format(c->cfg->dns[i], addr);
+		fprintf(m, "nameserver %s\n", addr);
 	}
-	if (c->locale) {
-		if (asprintf(&loc, "LANG=%s\n", c->locale) < 0)
-			return -ENOMEM;
-		r = add_write(p, 0, "/etc/default/locale", loc, strlen(loc), 0644, 0, 0, false,
-			      "--locale (the locale must exist in the image)");
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	if (fclose(m) != 0)
+		return -ENOMEM;
+	return pf_plan_add_write(c->plan, 0, "/etc/resolv.conf", text, len, 0644, 0, 0, false, why);
 }
 
-static int plan_nm(PfPlan *p, const PfPlanInput *in, const PfTplCtx *ctx)
+/* ---- composing the plan from the mechanisms ---- */
+
+static const PfHandler *const net_handlers[_PF_NET_MAX] = {
+	[PF_NET_CLOUD_INIT] = &pf_handler_net_cloud_init,
+	[PF_NET_NETWORKMANAGER] = &pf_handler_net_networkmanager,
+	[PF_NET_DHCPCD] = &pf_handler_net_dhcpcd,
+	[PF_NET_NETWORKD] = &pf_handler_net_networkd,
+	[PF_NET_IFUPDOWN] = &pf_handler_net_ifupdown,
+	[PF_NET_NETPLAN] = &pf_handler_net_netplan,
+};
+
+static const PfHandler *const user_handlers[_PF_USER_WAY_MAX] = {
+	[PF_USER_PASSWD] = &pf_handler_user_passwd,
+	[PF_USER_CLOUD_INIT] = &pf_handler_seed, /* users: in the seed's user-data */
+	[PF_USER_CUSTOM_TOML] = &pf_handler_user_custom_toml,
+	[PF_USER_USERCONF] = &pf_handler_user_userconf,
+};
+
+static const PfHandler *const ssh_handlers[_PF_SSH_WAY_MAX] = {
+	[PF_SSH_SWITCH] = &pf_handler_ssh_switch,
+	[PF_SSH_ENABLE_UNIT] = &pf_handler_ssh_enable_unit,
+};
+
+const char *pf_plan_net_handler(const PfFlavorInfo *f)
 {
-	int r = 0;
-
-	if (in->cfg->static_ip)
-		r = write_rendered(
-			p, in, ctx, "nm-ethernet.nmconnection", NULL, PF_TPL_TEXT, 0,
-			"/etc/NetworkManager/system-connections/piflash-eth.nmconnection", 0600, 0,
-			0, false, "NetworkManager keyfile: read only when 0600 and owned by root");
-	if (r >= 0 && in->cfg->wifi_ssid)
-		r = write_rendered(
-			p, in, ctx, "nm-wifi.nmconnection", NULL, PF_TPL_TEXT, 0,
-			"/etc/NetworkManager/system-connections/piflash-wifi.nmconnection", 0600, 0,
-			0, true, "WiFi for NetworkManager (a secret: 0600)");
-	return r;
+	return net_handlers[f->net] ? net_handlers[f->net]->name : "none";
 }
 
-/* The user the keys go to, and their passwd entry where the image has one. */
+/* The user the keys go to: --user, the image's default, or the name a first boot will give. */
 static int pick_user(const PfPlanInput *in, const char **ret_user)
 {
 	const PfFlavorInfo *f = in->flavor;
@@ -774,35 +650,103 @@ static int pick_user(const PfPlanInput *in, const char **ret_user)
 		*ret_user = f->default_user;
 		return 0;
 	}
-	if (f->flavor == PF_FLAVOR_RPIOS_BOOKWORM) {
-		/* No default user: the one made at first boot is named here. */
+	if (f->user == PF_USER_CUSTOM_TOML || f->user == PF_USER_USERCONF) {
 		*ret_user = "pi";
 		return 1;
 	}
-	return pf_error_set(-ENOENT, "the image has no default user%s; name one with --user",
-			    f->n_users > 1 ? " and several regular users" : "");
+	return pf_error_set(-ENOENT, "the image has no default user (%s)%s; name one with --user",
+			    f->user_why ? f->user_why : "",
+			    f->n_users > 1 ? ", and several regular users" : "");
 }
 
-static int plan_ssh_file(PfPlan *p, const PfFlavorInfo *f)
+static int new_instance_id(const PfPlanInput *in, char **ret)
 {
-	if (!f->boot)
-		return pf_error_set(-ENOENT, "no boot partition to put the 'ssh' file on");
-	return add_write(p, f->boot->number, "/ssh", "", 0, 0644, 0, 0, false,
-			 "Raspberry Pi OS turns the SSH server on when this file is on the boot "
-			 "partition");
+	unsigned char rnd[8];
+	char h[17];
+
+	if (in->instance_id) {
+		*ret = strdup(in->instance_id);
+		return *ret ? 0 : -ENOMEM;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return pf_error_set(-EIO, "no random bytes for the instance-id");
+	hex(rnd, sizeof(rnd), h);
+	return asprintf(ret, "iid-piflash-%s-%s", in->cfg->hostname, h) < 0 ? -ENOMEM : 0;
+}
+
+static int run(PfPlanCtx *c, const PfHandler *h)
+{
+	int r = h->plan(c);
+
+	if (r < 0 && r != -ENOMEM)
+		return pf_error_prefix(r, "%s", h->name);
+	return r;
+}
+
+static int plan_network(PfPlanCtx *c)
+{
+	const PfFlavorInfo *f = c->f;
+	const char *iface = pf_node_config_iface(c->cfg);
+	int r;
+
+	if (f->net == PF_NET_NONE) {
+		if (!c->cfg->static_ip && !c->cfg->wifi_ssid)
+			return 0;
+		return pf_error_set(-EOPNOTSUPP,
+				    "%s: %s; name the service that brings up %s with --network "
+				    "cloud-init|netplan|ifupdown|networkmanager|networkd|dhcpcd",
+				    c->cfg->static_ip ? "--ip" : "WiFi", f->net_why, iface);
+	}
+	r = run(c, net_handlers[f->net]);
+	if (r < 0)
+		return r;
+	if (f->net_forced) {
+		static const char *const units[_PF_NET_MAX] = {
+			[PF_NET_NETWORKMANAGER] = "NetworkManager.service",
+			[PF_NET_NETWORKD] = "systemd-networkd.service",
+			[PF_NET_IFUPDOWN] = "networking.service",
+		};
+		const char *unit =
+			f->net == PF_NET_DHCPCD
+				? (pf_flavor_unit(f, "dhcpcd5.service")->file &&
+						   !pf_flavor_unit(f, "dhcpcd.service")->file
+					   ? "dhcpcd5.service"
+					   : "dhcpcd.service")
+				: units[f->net];
+
+		if (unit)
+			r = pf_plan_enable_unit(c, unit, "--network: the service must run at boot");
+	}
+	return r;
+}
+
+static int plan_ssh(PfPlanCtx *c)
+{
+	const PfFlavorInfo *f = c->f;
+
+	switch (f->ssh) {
+	case PF_SSH_MASKED:
+		return pf_error_set(-EPERM,
+				    "SSH: %s; the node could not be reached, and piflash does not "
+				    "unmask what the image masked",
+				    f->ssh_why);
+	case PF_SSH_NO_SERVER:
+		return pf_plan_add_note(c->plan, "the image has no SSH server: %s", f->ssh_why);
+	default:
+		return ssh_handlers[f->ssh] ? run(c, ssh_handlers[f->ssh]) : 0;
+	}
 }
 
 int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan **ret)
 {
 	_cleanup_(pf_plan_freep) PfPlan *p = calloc(1, sizeof(PfPlan));
-	_cleanup_(pf_tpl_ctx_freep) PfTplCtx *ctx = NULL;
+	_cleanup_(pf_tpl_ctx_freep) PfTplCtx *tpl = NULL;
 	_cleanup_(pf_passwd_freep) PfPasswd *pw = NULL;
-	const PfNodeConfig *c = in->cfg;
 	const PfFlavorInfo *f = in->flavor;
-	const PfPasswdEntry *u = NULL;
+	bool cloud = f->user == PF_USER_CLOUD_INIT;
 	const char *user = NULL;
-	bool cloud = f->flavor == PF_FLAVOR_HYPRIOT || f->flavor == PF_FLAVOR_UBUNTU ||
-		     f->flavor == PF_FLAVOR_RPIOS_TRIXIE;
+	PfPlanCtx c;
+	char uuid[37], name[128];
 	int r;
 
 	if (!p)
@@ -810,212 +754,59 @@ int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan
 	r = pick_user(in, &user);
 	if (r < 0)
 		return r;
-	if (r > 0 && add_note(p,
-			      "the image has no default user: the first user is named '%s' "
-			      "(choose another with --user)",
-			      user) < 0)
+	if (r > 0 && pf_plan_add_note(p,
+				      "the image has no default user: the first user is named '%s' "
+				      "(choose another with --user)",
+				      user) < 0)
 		return -ENOMEM;
 	p->user = strdup(user);
 	if (!p->user)
 		return -ENOMEM;
+	if (cloud && new_instance_id(in, &p->instance_id) < 0)
+		return -ENOMEM;
 
-	if (cloud) {
-		if (in->instance_id)
-			p->instance_id = strdup(in->instance_id);
-		else {
-			unsigned char rnd[8];
-			char h[17];
-
-			if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-				return pf_error_set(-EIO, "no random bytes for the instance-id");
-			hex(rnd, sizeof(rnd), h);
-			if (asprintf(&p->instance_id, "iid-piflash-%s-%s", c->hostname, h) < 0)
-				p->instance_id = NULL;
-		}
-		if (!p->instance_id)
-			return -ENOMEM;
-	}
-
-	r = build_ctx(in, user, p->instance_id, &ctx);
+	r = build_ctx(in, user, p->instance_id, &tpl);
 	if (r < 0)
 		return r;
-	{
-		char uuid[37], name[128];
-
-		snprintf(name, sizeof(name), "piflash:%s:%s", c->hostname, pf_node_config_iface(c));
-		name_uuid(name, uuid);
-		r = pf_tpl_set(ctx, "uuid", uuid);
-		if (r < 0)
-			return r;
-	}
-
-	r = plan_hostname(p, tree, c);
+	snprintf(name, sizeof(name), "piflash:%s:%s", in->cfg->hostname,
+		 pf_node_config_iface(in->cfg));
+	name_uuid(name, uuid);
+	r = pf_tpl_set(tpl, "uuid", uuid);
 	if (r < 0)
 		return r;
-
-	if (cloud) {
-		r = plan_cloud_init(p, in, ctx);
-		if (r < 0)
-			return r;
-		if (f->flavor == PF_FLAVOR_RPIOS_TRIXIE) {
-			r = plan_ssh_file(p, f);
-			if (r < 0)
-				return r;
-		}
-	} else {
-		r = pf_passwd_load(tree, &pw);
-		if (r < 0)
-			return r;
-		u = pf_passwd_find(pw, user);
-
-		switch (f->flavor) {
-		case PF_FLAVOR_RPIOS_BOOKWORM:
-			r = plan_ssh_file(p, f);
-			if (r < 0)
-				return r;
-			if (f->has_custom_toml) {
-				r = write_rendered(p, in, ctx, "custom.toml", NULL, PF_TPL_TEXT,
-						   f->boot->number, "/custom.toml", 0644, 0, 0,
-						   c->password_hash != NULL,
-						   "init_config makes the user, its keys and the "
-						   "hostname at first boot");
-				if (r < 0)
-					return r;
-			} else {
-				_cleanup_(freep) char *uc = NULL;
-				const PfPasswdEntry *first = pf_passwd_find_uid(pw, 1000);
-
-				if (asprintf(&uc, "%s:%s\n", user,
-					     c->password_hash
-						     ? (in->mask_secrets ? MASK : c->password_hash)
-						     : "!") < 0)
-					return -ENOMEM;
-				r = add_write(p, f->boot->number, "/userconf.txt", uc, strlen(uc),
-					      0644, 0, 0, c->password_hash != NULL,
-					      "userconf-pi names the first user at first boot");
-				if (r < 0)
-					return r;
-				if (first)
-					u = first; /* renamed, home and all, at first boot */
-				if (!u)
-					return pf_error_set(
-						-ENOENT,
-						"the image has no user with uid 1000 for "
-						"userconf to rename to '%s'",
-						user);
-				r = plan_keys(p, c, u);
-				if (r < 0)
-					return r;
-			}
-			r = plan_nm(p, in, ctx);
-			if (r < 0)
-				return r;
-			if (c->wifi_country) {
-				_cleanup_(freep) char *cmd = NULL, *edited = NULL;
-				size_t len = 0, elen = 0;
-				char path[PF_PATH_MAX];
-
-				/* The regulatory domain is a kernel argument on bookworm. */
-				snprintf(path, sizeof(path), "%s/cmdline.txt",
-					 f->boot_mount ? f->boot_mount : "/boot/firmware");
-				r = read_text(tree, path, &cmd, &len);
-				if (r < 0)
-					return r;
-				r = pf_edit_cmdline(cmd ? cmd : "", len,
-						    "cfg80211.ieee80211_regdom", c->wifi_country,
-						    &edited, &elen);
-				if (r >= 0)
-					r = add_write(p, f->boot->number, "/cmdline.txt", edited,
-						      elen, 0644, 0, 0, false,
-						      "the WiFi country is a kernel argument here");
-				if (r < 0)
-					return r;
-			}
-			break;
-
-		case PF_FLAVOR_RASPBIAN:
-			r = plan_ssh_file(p, f);
-			if (r < 0)
-				return r;
-			if (!u)
-				return pf_error_set(
-					-ENOENT, "no user '%s' in the image's /etc/passwd", user);
-			r = plan_keys(p, c, u);
-			if (r >= 0 && c->static_ip)
-				r = plan_marked_block(
-					p, tree, in, ctx, "dhcpcd.conf", "/etc/dhcpcd.conf",
-					"dhcpcd applies static lines under 'interface'");
-			if (r >= 0 && c->wifi_ssid)
-				r = write_rendered(
-					p, in, ctx, "wpa_supplicant.conf", NULL, PF_TPL_TEXT, 0,
-					"/etc/wpa_supplicant/wpa_supplicant.conf", 0600, 0, 0, true,
-					"WiFi for wpa_supplicant (a secret: 0600)");
-			if (r >= 0)
-				r = plan_shadow(p, tree, t, c, user);
-			if (r < 0)
-				return r;
-			break;
-
-		default: /* plain Debian-style */
-			if (!u)
-				return pf_error_set(
-					-ENOENT, "no user '%s' in the image's /etc/passwd", user);
-			r = plan_keys(p, c, u);
-			if (r < 0)
-				return r;
-			if (c->static_ip) {
-				if (f->has_networkd)
-					r = write_rendered(
-						p, in, ctx, "networkd.network", NULL, PF_TPL_TEXT,
-						0, "/etc/systemd/network/10-piflash.network", 0644,
-						0, 0, false,
-						"systemd-networkd reads it; 10- sorts before "
-						"the image's own");
-				else if (f->has_networkmanager)
-					r = plan_nm(p, in, ctx);
-				else if (f->has_ifupdown)
-					r = write_rendered(
-						p, in, ctx, "ifupdown.interfaces", NULL,
-						PF_TPL_TEXT, 0, "/etc/network/interfaces.d/piflash",
-						0644, 0, 0, false, "ifupdown reads interfaces.d");
-				else
-					r = pf_error_set(
-						-EOPNOTSUPP,
-						"--ip: the image has no network stack piflash "
-						"knows (networkd, NetworkManager, ifupdown)");
-				if (r < 0)
-					return r;
-			}
-			if (c->wifi_ssid) {
-				if (!f->has_networkmanager)
-					return pf_error_set(
-						-EOPNOTSUPP,
-						"WiFi: piflash configures WiFi on plain "
-						"Debian images through NetworkManager, which "
-						"this image lacks");
-				r = write_rendered(p, in, ctx, "nm-wifi.nmconnection", NULL,
-						   PF_TPL_TEXT, 0,
-						   "/etc/NetworkManager/system-connections/"
-						   "piflash-wifi.nmconnection",
-						   0600, 0, 0, true,
-						   "WiFi for NetworkManager (a secret: 0600)");
-				if (r < 0)
-					return r;
-			}
-			r = plan_shadow(p, tree, t, c, user);
-			if (r < 0)
-				return r;
-			break;
-		}
-		r = plan_timezone(p, c);
-		if (r < 0)
-			return r;
-	}
-
-	r = plan_identity(p, in);
-	if (r < 0)
+	r = pf_passwd_load(tree, &pw);
+	if (r == -ENOENT)
+		pf_error_clear(); /* cloud-init or a first boot makes the user */
+	else if (r < 0)
 		return r;
 
+	c = (PfPlanCtx){ .plan = p,
+			 .tree = tree,
+			 .t = t,
+			 .in = in,
+			 .cfg = in->cfg,
+			 .f = f,
+			 .tpl = tpl,
+			 .user = user,
+			 .pw = pw,
+			 .pw_user = pw ? pf_passwd_find(pw, user) : NULL };
+	p->mech_net = pf_plan_net_handler(f);
+	p->mech_user = pf_user_way_name(f->user);
+	p->mech_ssh = pf_ssh_way_name(f->ssh);
+
+	r = run(&c, &pf_handler_hostname);
+	if (r >= 0)
+		r = run(&c, user_handlers[f->user]);
+	if (r >= 0)
+		r = plan_network(&c);
+	if (r >= 0)
+		r = plan_ssh(&c);
+	if (r >= 0 && !cloud)
+		r = run(&c, &pf_handler_locale);
+	if (r >= 0)
+		r = run(&c, &pf_handler_identity);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(p);
 	return 0;
 }
@@ -1149,6 +940,17 @@ json_object *pf_plan_to_json(const PfPlan *p)
 	json_object_object_add(root, "user", json_object_new_string(p->user));
 	json_object_object_add(root, "instance_id",
 			       p->instance_id ? json_object_new_string(p->instance_id) : NULL);
+	{
+		json_object *m = json_object_new_object();
+
+		json_object_object_add(m, "network",
+				       p->mech_net ? json_object_new_string(p->mech_net) : NULL);
+		json_object_object_add(m, "user",
+				       p->mech_user ? json_object_new_string(p->mech_user) : NULL);
+		json_object_object_add(m, "ssh",
+				       p->mech_ssh ? json_object_new_string(p->mech_ssh) : NULL);
+		json_object_object_add(root, "mechanisms", m);
+	}
 	json_object_object_add(root, "operations", ops);
 	json_object_object_add(root, "notes", notes);
 	return root;

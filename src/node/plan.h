@@ -50,6 +50,8 @@ typedef struct PfPlan {
 	size_t n_notes;
 	char *instance_id; /* cloud-init flavors */
 	char *user;	   /* the user the keys went to */
+	/* The mechanisms the plan used, named as inspect names them (static strings). */
+	const char *mech_net, *mech_user, *mech_ssh;
 } PfPlan;
 
 /* An SSH host key made for the node before its first boot (see node/hostkey.h). */
@@ -78,6 +80,10 @@ typedef struct PfPlanInput {
  * gives the same id, so a rebuilt image is byte-identical and a card can be verified later.
  */
 int pf_plan_instance_id_from_seed(const char *seed, const char *hostname, char **ret);
+
+/* The name of the network handler f's decision selects ("none" without one): what inspect
+ * prints and the plan uses. */
+const char *pf_plan_net_handler(const PfFlavorInfo *f);
 
 int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan **ret);
 PfPlan *pf_plan_free(PfPlan *p);

@@ -149,7 +149,7 @@ for flavor in hypriot ubuntu rpios-trixie rpios-bookworm raspbian-buster plain; 
 		# The user's uid is read from the image, never assumed to be 1000.
 		assert_eq "plain: authorized_keys owned by ops (1500)" "0600 1500 1500" \
 			"$(e2_stat "$OUT" 2 /home/ops/.ssh/authorized_keys)"
-		e2 "$OUT" 2 'cat /etc/systemd/network/10-piflash.network' >"$WORK/net"
+		e2 "$OUT" 2 'cat /etc/systemd/network/00-piflash.network' >"$WORK/net"
 		grep -q '^Address=192.168.1.13/24$' "$WORK/net" && grep -q '^Gateway=192.168.1.1$' "$WORK/net" ||
 			fail "plain: networkd file"
 		pass "plain: systemd-networkd file"

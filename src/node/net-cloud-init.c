@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Network through cloud-init: network-config in the seed, in the version the image's
+ * cloud-init reads (1 for 0.7.x, which HypriotOS ships; 2, netplan's schema, where the seed
+ * already uses it or netplan is installed). cloud-init renders it for the image's own stack.
+ * With neither a static address nor WiFi to set, the image's network-config is left alone.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "node/handler.h"
+#include "util/error.h"
+
+static int plan_net_cloud_init(PfPlanCtx *c)
+{
+	const PfFlavorInfo *f = c->f;
+	bool v1 = f->network_config_version == 1;
+	char path[PF_PATH_MAX], why[256];
+	unsigned part;
+	int r;
+
+	if (c->cfg->wifi_ssid && v1)
+		return pf_error_set(-EOPNOTSUPP,
+				    "WiFi: cloud-init %s reads network-config version 1, which has "
+				    "no WiFi; piflash cannot configure WiFi on this image",
+				    f->cloud_init_version ? f->cloud_init_version : "0.7");
+	if (!c->cfg->static_ip && !c->cfg->wifi_ssid)
+		return 0;
+	r = pf_plan_seed_path(f, "network-config", &part, path, sizeof(path));
+	if (r < 0)
+		return r;
+	snprintf(why, sizeof(why),
+		 "network-config version %d, the one cloud-init %s reads; it renders it for %s",
+		 v1 ? 1 : 2, f->cloud_init_version ? f->cloud_init_version : "",
+		 f->cloud_init_renderer ? f->cloud_init_renderer : "the image's network stack");
+	return pf_plan_write_rendered(c, v1 ? "network-config-v1.yaml" : "network-config-v2.yaml",
+				      PF_TPL_YAML, part, path, 0600, c->cfg->wifi_ssid != NULL,
+				      why);
+}
+
+const PfHandler pf_handler_net_cloud_init = { "cloud-init", plan_net_cloud_init };
