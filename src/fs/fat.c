@@ -1511,7 +1511,7 @@ typedef struct LinkOwner {
 typedef struct LinkScan {
 	LinkOwner *owners; /* every entry with a cluster: the directories are scanned in turn */
 	size_t n, allocated;
-	uint8_t *seen; /* one bit per cluster: some entry starts there */
+	uint32_t *owner_of; /* per cluster: 1 + the index of the entry whose chain holds it */
 } LinkScan;
 
 static void link_scan_done(LinkScan *ls)
@@ -1519,11 +1519,30 @@ static void link_scan_done(LinkScan *ls)
 	for (size_t i = 0; i < ls->n; i++)
 		free(ls->owners[i].path);
 	free(ls->owners);
-	free(ls->seen);
+	free(ls->owner_of);
 }
 
-static int link_scan_add(LinkScan *ls, uint32_t cluster, char *path, bool is_dir)
+/* The error for a cluster found in the chains of two entries. */
+static int link_scan_crossed(const LinkScan *ls, uint32_t c, const char *path)
 {
+	const LinkOwner *o = &ls->owners[ls->owner_of[c] - 1];
+
+	if (o->cluster == c)
+		return CORRUPT("'%s' and '%s' are cross-linked: both start at cluster %u", o->path,
+			       path, c);
+	return CORRUPT("'%s' and '%s' are cross-linked at cluster %u", o->path, path, c);
+}
+
+/*
+ * Adds an entry (taking path) and marks the clusters of its chain as its own; a cluster
+ * already another entry's is a cross-link. Anything else wrong with the chain (a loop, a
+ * free or bad cluster, a link out of the data area) just ends the walk here: it is an
+ * error naming the file when the chain is used.
+ */
+static int link_scan_add(PfFat *f, LinkScan *ls, uint32_t first, char *path, bool is_dir)
+{
+	uint32_t c = first, mine;
+
 	if (ls->n == ls->allocated) {
 		size_t na = ls->allocated ? ls->allocated * 2 : 64;
 		LinkOwner *p = reallocarray(ls->owners, na, sizeof(*p));
@@ -1535,8 +1554,21 @@ static int link_scan_add(LinkScan *ls, uint32_t cluster, char *path, bool is_dir
 		ls->owners = p;
 		ls->allocated = na;
 	}
-	ls->owners[ls->n++] = (LinkOwner){ .cluster = cluster, .path = path, .is_dir = is_dir };
-	ls->seen[cluster / 8] |= (uint8_t)(1u << (cluster % 8));
+	ls->owners[ls->n++] = (LinkOwner){ .cluster = first, .path = path, .is_dir = is_dir };
+	mine = (uint32_t)ls->n;
+	for (uint32_t steps = 0; steps <= f->g.cluster_count; steps++) {
+		uint32_t next;
+
+		if (ls->owner_of[c] == mine)
+			break;
+		if (ls->owner_of[c] != 0)
+			return link_scan_crossed(ls, c, path);
+		ls->owner_of[c] = mine;
+		next = fat_get(f, c);
+		if (fat_is_eoc(f, next) || next == 0 || fat_is_bad(f, next) || !cluster_ok(f, next))
+			break;
+		c = next;
+	}
 	return 0;
 }
 
@@ -1577,14 +1609,8 @@ static int link_scan_dir(PfFat *f, LinkScan *ls, uint32_t first, const char *dir
 			free(path);
 			break;
 		}
-		if (ls->seen[c / 8] & (1u << (c % 8))) {
-			const char *other = "?";
-
-			for (size_t i = 0; i < ls->n; i++)
-				if (ls->owners[i].cluster == c)
-					other = ls->owners[i].path;
-			r = CORRUPT("'%s' and '%s' are cross-linked: both start at cluster %u",
-				    other, path, c);
+		if (ls->owner_of[c] != 0) {
+			r = link_scan_crossed(ls, c, path);
 			free(path);
 			break;
 		}
@@ -1600,7 +1626,7 @@ static int link_scan_dir(PfFat *f, LinkScan *ls, uint32_t first, const char *dir
 			free(path);
 			break;
 		}
-		r = link_scan_add(ls, c, path, e->sde[11] & ATTR_DIR);
+		r = link_scan_add(f, ls, c, path, e->sde[11] & ATTR_DIR);
 	}
 	dir_done(&d);
 	free(e);
@@ -1613,22 +1639,24 @@ static int link_scan_dir(PfFat *f, LinkScan *ls, uint32_t first, const char *dir
  * start at the same cluster: writing one of them would free the clusters and reuse them,
  * emptying the other, perhaps a directory. So before the first write every directory is
  * read once: each cluster that begins a chain must be named by exactly one entry (the
- * FAT32 root's by none) and be the next cluster of no FAT entry. Each directory is
- * entered once, through the only entry allowed to name it, so the scan ends whatever the
- * image holds.
+ * FAT32 root's by none) and be the next cluster of no FAT entry, and no cluster may be in
+ * the chains of two entries. Each directory is entered once, through the only entry
+ * allowed to name it, and each chain walk ends within cluster_count steps, so the scan
+ * ends whatever the image holds. Chains no entry names (lost clusters) are never freed or
+ * reused by piflash; one running into a file's chain is caught when that chain is walked.
  */
 static int fat_check_links(PfFat *f)
 {
 	LinkScan ls = { 0 };
 	int r;
 
-	ls.seen = calloc(DIV_ROUND_UP((size_t)f->g.cluster_count + 2, 8), 1);
-	if (!ls.seen)
+	ls.owner_of = calloc((size_t)f->g.cluster_count + 2, sizeof(uint32_t));
+	if (!ls.owner_of)
 		return oom();
 	if (f->g.fat_bits == 32 && cluster_ok(f, f->g.root_cluster)) {
 		char *root = strdup("/");
 
-		r = root ? link_scan_add(&ls, f->g.root_cluster, root, false) : oom();
+		r = root ? link_scan_add(f, &ls, f->g.root_cluster, root, false) : oom();
 		if (r < 0)
 			goto out;
 		if (f->indeg[f->g.root_cluster] != 0) {

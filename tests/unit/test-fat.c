@@ -1148,6 +1148,30 @@ static void test_cross_linked_entries(void **state)
 	expect_writes_refused(im, "'/dir' and '/dir/sub' are cross-linked", NULL);
 	img_free(im);
 
+	/* A chain running into the middle of another entry's chain: the FAT alone shows it
+	 * only when one of the two is walked, but a write elsewhere is refused as well. */
+	if (geo->bits != 12) {
+		uint8_t *big;
+		uint32_t big_cl, small_cl;
+
+		im = img_geo(geo);
+		big = pattern(3 * im->g.cluster_bytes, 3);
+		write_ok(im, "/big", big, 3 * im->g.cluster_bytes);
+		write_ok(im, "/small", "small", 5);
+		write_ok(im, "/file", "file", 4);
+		assert_true(find_short(im, "BIG        ", sde) >= 0);
+		big_cl = get16(sde + 26) | (uint32_t)get16(sde + 20) << 16;
+		assert_true(find_short(im, "SMALL      ", sde) >= 0);
+		small_cl = get16(sde + 26) | (uint32_t)get16(sde + 20) << 16;
+		poke_fat(im, small_cl, big_cl + 1);
+		img_reopen(im);
+		snprintf(want, sizeof(want), "cross-linked at cluster %u", big_cl + 1);
+		expect_writes_refused(im, "'/big' and '/small'", want);
+		expect_content(im, "/file", "file", 4); /* the two crossed are refused reading */
+		free(big);
+		img_free(im);
+	}
+
 	/* FAT32: an entry starting at the root directory's cluster. */
 	if (geo->bits == 32) {
 		im = img_geo(geo);
