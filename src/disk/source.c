@@ -565,6 +565,9 @@ static int entry_open_existing(int dfd, const char *name, const char *what, cons
 	r = entry_check(fd, what, path, NULL);
 	if (r < 0)
 		return r;
+	/* O_NONBLOCK was only for the open; the caller gets an ordinary descriptor. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+		return pf_error_set(-errno, "cannot open %s '%s': %m", what, path);
 	return TAKE_FD(fd);
 }
 
@@ -722,6 +725,8 @@ static int open_cached_locked(PfSource *s, int dfd, const CacheNames *n,
 	if (cst.st_dev != wst.st_dev || cst.st_ino != wst.st_ino)
 		return pf_error_set(-ESTALE, "cache file '%s' was replaced after it was written",
 				    n->img_path);
+	if (fcntl(out_fd, F_SETFL, fcntl(out_fd, F_GETFL) & ~O_NONBLOCK) < 0)
+		return pf_error_set(-errno, "cannot reopen cache file '%s': %m", n->img_path);
 
 	s->size_bytes = size;
 	s->fd = TAKE_FD(out_fd);
