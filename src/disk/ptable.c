@@ -54,13 +54,18 @@ int pf_ptable_validate(const PfPartition *parts, size_t n, uint64_t image_bytes)
 
 		if (p->size_bytes == 0)
 			return pf_error_set(-EINVAL, "partition %u is empty", p->number);
-		if (ADD_OVERFLOW(p->start_bytes, p->size_bytes, &end) || end > image_bytes)
+		if (ADD_OVERFLOW(p->start_bytes, p->size_bytes, &end))
+			return pf_error_set(-EINVAL,
+					    "partition %u (start byte %" PRIu64 ", %" PRIu64
+					    " bytes) extends past the end of any possible image: "
+					    "its table is corrupt",
+					    p->number, p->start_bytes, p->size_bytes);
+		if (end > image_bytes)
 			return pf_error_set(-EINVAL,
 					    "partition %u (bytes %" PRIu64 "..%" PRIu64
 					    ") extends past the end of the image (%" PRIu64
 					    " bytes): the image is truncated or its table is wrong",
-					    p->number, p->start_bytes,
-					    p->start_bytes + p->size_bytes, image_bytes);
+					    p->number, p->start_bytes, end, image_bytes);
 	}
 
 	if (n < 2)
@@ -120,6 +125,27 @@ static int probe_fs(int fd, PfPartition *p)
 	/* r == 1: nothing found; r == -2: ambiguous (leave unknown); r == -1: I/O error. */
 	blkid_free_probe(pr);
 	return r == -1 ? pf_error_set(-EIO, "cannot probe partition %u: read error", p->number) : 0;
+}
+
+/*
+ * The byte range of a partition from its sectors. The table's fields are up to 64 bits
+ * wide (GPT), so the product can wrap: an entry at LBA 2^55 + S would otherwise be taken
+ * to start at byte S * 512, inside the image, where sfdisk and the kernel put it far past
+ * its end. Such an entry is refused here; pf_ptable_validate() checks the end.
+ */
+static int partition_bytes(struct fdisk_partition *pa, uint64_t sector_bytes, PfPartition *p)
+{
+	uint64_t start = (uint64_t)fdisk_partition_get_start(pa);
+	uint64_t size = (uint64_t)fdisk_partition_get_size(pa);
+
+	if (MUL_OVERFLOW(start, sector_bytes, &p->start_bytes) ||
+	    MUL_OVERFLOW(size, sector_bytes, &p->size_bytes))
+		return pf_error_set(-EINVAL,
+				    "partition %u (start sector %" PRIu64 ", %" PRIu64
+				    " sectors of %" PRIu64
+				    " bytes) lies beyond any possible image: its table is corrupt",
+				    p->number, start, size, sector_bytes);
+	return 0;
 }
 
 static int type_string(struct fdisk_context *cxt, struct fdisk_partition *pa, PfPartition *p)
@@ -211,8 +237,9 @@ int pf_ptable_read(int fd, uint64_t image_bytes, PfPtable **ret)
 			continue;
 		p = &t->parts[t->n_parts++];
 		p->number = (unsigned)fdisk_partition_get_partno(pa) + 1;
-		p->start_bytes = (uint64_t)fdisk_partition_get_start(pa) * t->sector_bytes;
-		p->size_bytes = (uint64_t)fdisk_partition_get_size(pa) * t->sector_bytes;
+		r = partition_bytes(pa, t->sector_bytes, p);
+		if (r < 0)
+			goto out;
 		p->bootable = fdisk_partition_is_bootable(pa);
 		r = type_string(cxt, pa, p);
 		if (r < 0)

@@ -416,108 +416,321 @@ static int open_tmpfile(const char *dir)
 	return fd;
 }
 
-static int write_info(const char *path, const char *origin, PfSourceKind kind, const char *entry,
-		      uint64_t size)
-{
-	_cleanup_(freep) char *tmp = NULL;
-	FILE *f;
+/*
+ * The cache may be a user's directory while piflash runs as root (sudo -E), and an entry's
+ * name is computable by whoever owns the input. So the directory must belong to the
+ * effective user and be writable by nobody else (cache_dir_open()), every name in it is
+ * reached through the directory's descriptor, nothing there is followed as a symbolic
+ * link, and an entry is trusted only if it is a regular file owned by the effective user.
+ */
 
-	if (asprintf(&tmp, "%s.tmp", path) < 0)
-		return -ENOMEM;
-	f = fopen(tmp, "we");
-	if (!f)
-		return -errno;
-	fprintf(f, "origin=%s\nkind=%s\nentry=%s\nsize=%" PRIu64 "\n", origin,
-		pf_source_kind_name(kind), entry ? entry : "", size);
-	if (fclose(f) != 0 || rename(tmp, path) < 0) {
-		unlink(tmp);
-		return -errno;
+static const char *writers(mode_t mode)
+{
+	if ((mode & S_IWGRP) && (mode & S_IWOTH))
+		return "its group and others";
+	return mode & S_IWGRP ? "its group" : "others";
+}
+
+/*
+ * Checks each directory above dir as named (a link on the way is looked at itself, not
+ * resolved first): it must belong to the effective user or root and be writable by nobody
+ * else, unless it is sticky like /tmp (then others cannot rename what is ours in it).
+ * Otherwise its owner could swap a name on the way, e.g. make ~/.cache/piflash a link to a
+ * directory of root's choosing, like /etc/cron.d, when root runs piflash with a user's
+ * $HOME (sudo -E).
+ */
+static int cache_path_check(const char *dir)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(buf))
+		return pf_error_set(-ENAMETOOLONG, "cache directory '%s' is too long a path", dir);
+	memcpy(buf, dir, len + 1);
+	for (char *p = buf + 1;; p++) {
+		bool last = *p == 0;
+		struct stat st;
+
+		if (*p != '/' && !last)
+			continue;
+		*p = 0;
+		if (lstat(buf, &st) < 0)
+			return pf_error_set(-errno,
+					    "cannot stat '%s' (on the way to cache "
+					    "directory '%s'): %m",
+					    buf, dir);
+		if (st.st_uid != 0 && st.st_uid != geteuid())
+			return pf_error_set(
+				-EPERM,
+				"'%s' (on the way to cache directory '%s') is owned by "
+				"uid %u, neither root nor uid %u that piflash runs as: its "
+				"owner could redirect the cache; use --no-cache, or a cache "
+				"directory of your own",
+				buf, dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		if (S_ISDIR(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH)) &&
+		    !(st.st_mode & S_ISVTX))
+			return pf_error_set(
+				-EPERM,
+				"'%s' (on the way to cache directory '%s') is writable by "
+				"%s (mode %04o): they could redirect the cache; use "
+				"--no-cache, or run chmod go-w '%s'",
+				buf, dir, writers(st.st_mode), (unsigned)(st.st_mode & 07777), buf);
+		if (last)
+			return 0;
+		*p = '/';
 	}
+}
+
+/*
+ * Creates dir if needed and opens it, refusing one another user could plant names in: it
+ * must belong to the effective user and be writable by nobody else, and so must the way to
+ * it (cache_path_check()).
+ */
+static int cache_dir_open(const char *dir)
+{
+	_cleanup_(closep) int fd = -1;
+	struct stat st;
+	int r;
+
+	r = mkdir_parents(dir);
+	if (r < 0)
+		return pf_error_set(r, "cannot create cache directory '%s': %s", dir, strerror(-r));
+	r = cache_path_check(dir);
+	if (r < 0)
+		return r;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return pf_error_set(-errno, "cannot open cache directory '%s': %m", dir);
+	if (fstat(fd, &st) < 0)
+		return pf_error_set(-errno, "cannot stat cache directory '%s': %m", dir);
+	if (st.st_uid != geteuid())
+		return pf_error_set(-EPERM,
+				    "cache directory '%s' is owned by uid %u, not by uid %u that "
+				    "piflash runs as: its owner could make piflash write through "
+				    "links planted there; use --no-cache, or a cache directory of "
+				    "your own",
+				    dir, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return pf_error_set(
+			-EPERM,
+			"cache directory '%s' is writable by %s (mode %04o): they could "
+			"make piflash write through links planted there; use "
+			"--no-cache, or run chmod go-w '%s'",
+			dir, writers(st.st_mode), (unsigned)(st.st_mode & 07777), dir);
+	return TAKE_FD(fd);
+}
+
+/* The error for an entry that could not be opened; a symbolic link is named as such. */
+static int entry_open_error(int err, const char *what, const char *path)
+{
+	if (err == ELOOP)
+		return pf_error_set(-ELOOP,
+				    "%s '%s' is a symbolic link: refusing to follow it (remove it, "
+				    "or use --no-cache)",
+				    what, path);
+	return pf_error_set(-err, "cannot open %s '%s': %s", what, path, strerror(err));
+}
+
+/* Checks that fd, opened as an existing entry, is a regular file of the effective user. */
+static int entry_check(int fd, const char *what, const char *path, struct stat *ret_st)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return pf_error_set(-errno, "cannot stat %s '%s': %m", what, path);
+	if (!S_ISREG(st.st_mode))
+		return pf_error_set(-EPERM,
+				    "%s '%s' is not a regular file: not trusting it "
+				    "(remove it, or use --no-cache)",
+				    what, path);
+	if (st.st_uid != geteuid())
+		return pf_error_set(-EPERM,
+				    "%s '%s' is owned by uid %u, not by uid %u that piflash runs "
+				    "as: not trusting it (remove it, or use --no-cache)",
+				    what, path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (ret_st)
+		*ret_st = st;
 	return 0;
+}
+
+/* Opens an existing entry read-only: no link followed, no FIFO waited on, checked. */
+static int entry_open_existing(int dfd, const char *name, const char *what, const char *path)
+{
+	_cleanup_(closep) int fd = -1;
+	int r;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : entry_open_error(errno, what, path);
+	r = entry_check(fd, what, path, NULL);
+	if (r < 0)
+		return r;
+	/* O_NONBLOCK was only for the open; the caller gets an ordinary descriptor. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+		return pf_error_set(-errno, "cannot open %s '%s': %m", what, path);
+	return TAKE_FD(fd);
+}
+
+/*
+ * Creates name afresh for writing. Whatever is there under that name (the temporary file
+ * of a crashed run, or a planted link) is removed first, never followed, and O_EXCL makes
+ * sure the file written is the one created here.
+ */
+static int entry_create(int dfd, const char *name, const char *path)
+{
+	int fd;
+
+	if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+		return pf_error_set(-errno, "cannot remove stale cache file '%s': %m", path);
+	fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return pf_error_set(-errno, "cannot create cache file '%s': %m", path);
+	return fd;
+}
+
+/* Renames from to to, after checking that from is still the file open on fd. */
+static int entry_rename(int dfd, const char *from, const char *to, int fd, const char *path)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) < 0 || fstatat(dfd, from, &b, AT_SYMLINK_NOFOLLOW) < 0)
+		return pf_error_set(-errno, "cannot stat cache file '%s': %m", path);
+	if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return pf_error_set(-ESTALE, "cache file '%s' was replaced while it was written",
+				    path);
+	if (renameat(dfd, from, dfd, to) < 0)
+		return pf_error_set(-errno, "cannot rename cache file '%s': %m", path);
+	return 0;
+}
+
+static int write_info(int dfd, const char *info_name, const char *info_path, const char *origin,
+		      PfSourceKind kind, const char *entry, uint64_t size)
+{
+	_cleanup_(freep) char *tmp_name = NULL, *tmp_path = NULL;
+	_cleanup_(closep) int fd = -1;
+	int r;
+
+	if (asprintf(&tmp_name, "%s.tmp", info_name) < 0 ||
+	    asprintf(&tmp_path, "%s.tmp", info_path) < 0)
+		return -ENOMEM;
+	fd = entry_create(dfd, tmp_name, tmp_path);
+	if (fd < 0)
+		return fd;
+	if (dprintf(fd, "origin=%s\nkind=%s\nentry=%s\nsize=%" PRIu64 "\n", origin,
+		    pf_source_kind_name(kind), entry ? entry : "", size) < 0)
+		r = pf_error_set(-errno, "cannot write cache file '%s': %m", tmp_path);
+	else
+		r = entry_rename(dfd, tmp_name, info_name, fd, tmp_path);
+	if (r < 0)
+		unlinkat(dfd, tmp_name, 0);
+	return r;
 }
 
 /*
  * Takes the per-entry lock. The lock file is removed by its holder when done, so after
- * flock() returns it is checked to still be the file at that path; if it was removed while
+ * flock() returns it is checked to still be the file at that name; if it was removed while
  * this process waited, the lock is taken again on the new file.
  */
-static int cache_lock(const char *lock)
+static int cache_lock(int dfd, const char *name, const char *path)
 {
 	for (unsigned tries = 0; tries < 100; tries++) {
 		_cleanup_(closep) int fd = -1;
 		struct stat a, b;
+		int r;
 
-		fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		fd = openat(dfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+			    0600);
 		if (fd < 0)
-			return pf_error_set(-errno, "cannot open cache lock '%s': %m", lock);
+			return entry_open_error(errno, "cache lock", path);
+		r = entry_check(fd, "cache lock", path, &a);
+		if (r < 0)
+			return r;
 		if (flock(fd, LOCK_EX) < 0)
-			return pf_error_set(-errno, "cannot lock cache entry '%s': %m", lock);
-		if (fstat(fd, &a) == 0 && stat(lock, &b) == 0 && a.st_dev == b.st_dev &&
+			return pf_error_set(-errno, "cannot lock cache entry '%s': %m", path);
+		if (fstatat(dfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_dev == b.st_dev &&
 		    a.st_ino == b.st_ino)
 			return TAKE_FD(fd);
 	}
-	return pf_error_set(-EBUSY, "cannot lock cache entry '%s': it keeps changing", lock);
+	return pf_error_set(-EBUSY, "cannot lock cache entry '%s': it keeps changing", path);
 }
 
 /* Releases the lock and removes its file, so the cache holds only entries. */
-static void cache_unlock(const char *lock, int fd)
+static void cache_unlock(int dfd, const char *name, int fd)
 {
 	if (fd < 0)
 		return;
-	unlink(lock);
+	unlinkat(dfd, name, 0);
 	safe_close(fd);
 }
 
+/* An entry's names in the cache directory, and its paths for messages. */
+typedef struct CacheNames {
+	char img[80], info[80], tmp[80];
+	char *img_path, *info_path, *tmp_path;
+} CacheNames;
+
 /* With the entry's lock held: opens the entry, or decompresses it first. */
-static int open_cached_locked(PfSource *s, const char *img, const char *info, const char *tmp,
+static int open_cached_locked(PfSource *s, int dfd, const CacheNames *n,
 			      const PfSourceOptions *opts)
 {
 	_cleanup_(closep) int out_fd = -1;
 	char abs[PATH_MAX];
 	uint64_t size;
-	struct stat cst;
+	struct stat cst, wst;
 	int r;
 
-	out_fd = open(img, O_RDONLY | O_CLOEXEC);
+	out_fd = entry_open_existing(dfd, n->img, "cache file", n->img_path);
 	if (out_fd >= 0) {
 		if (fstat(out_fd, &cst) < 0)
 			return -errno;
 		s->size_bytes = (uint64_t)cst.st_size;
 		s->fd = TAKE_FD(out_fd);
-		s->cache_path = strdup(img);
+		s->cache_path = strdup(n->img_path);
 		return s->cache_path ? 0 : -ENOMEM;
 	}
+	if (out_fd != -ENOENT)
+		return out_fd;
 
 	/* Decompresses under a temporary name: only a complete image is renamed into place. */
-	out_fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	out_fd = entry_create(dfd, n->tmp, n->tmp_path);
 	if (out_fd < 0)
-		return pf_error_set(-errno, "cannot create cache file '%s': %m", tmp);
+		return out_fd;
 	r = decompress(s->path, s->kind, s->entry, out_fd, opts, &size);
 	if (r >= 0 && fsync(out_fd) < 0)
-		r = pf_error_set(-errno, "cannot write cache file '%s': %m", tmp);
+		r = pf_error_set(-errno, "cannot write cache file '%s': %m", n->tmp_path);
+	if (r >= 0 && fstat(out_fd, &wst) < 0)
+		r = pf_error_set(-errno, "cannot stat cache file '%s': %m", n->tmp_path);
 	if (r < 0) {
-		unlink(tmp);
+		unlinkat(dfd, n->tmp, 0);
 		return r;
 	}
 	if (!realpath(s->path, abs))
 		snprintf(abs, sizeof(abs), "%s", s->path);
-	r = write_info(info, abs, s->kind, s->entry, size);
-	if (r >= 0 && rename(tmp, img) < 0)
-		r = -errno;
+	r = write_info(dfd, n->info, n->info_path, abs, s->kind, s->entry, size);
+	if (r >= 0)
+		r = entry_rename(dfd, n->tmp, n->img, out_fd, n->tmp_path);
 	if (r < 0) {
-		unlink(tmp);
-		unlink(info);
-		return pf_error_set(r, "cannot complete cache entry '%s': %s", img, strerror(-r));
+		unlinkat(dfd, n->tmp, 0);
+		unlinkat(dfd, n->info, 0);
+		return pf_error_prefix(r, "cannot complete cache entry '%s'", n->img_path);
 	}
-	/* The cache file is used read-only from here on, like a raw image. */
+	/* The cache file is used read-only from here on, like a raw image: reopened by name,
+	 * it must still be the file just written. */
 	safe_close(out_fd);
-	out_fd = open(img, O_RDONLY | O_CLOEXEC);
+	out_fd = openat(dfd, n->img, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (out_fd < 0)
-		return pf_error_set(-errno, "cannot reopen cache file '%s': %m", img);
+		return entry_open_error(errno, "cache file", n->img_path);
+	if (fstat(out_fd, &cst) < 0)
+		return pf_error_set(-errno, "cannot stat cache file '%s': %m", n->img_path);
+	if (cst.st_dev != wst.st_dev || cst.st_ino != wst.st_ino)
+		return pf_error_set(-ESTALE, "cache file '%s' was replaced after it was written",
+				    n->img_path);
+	if (fcntl(out_fd, F_SETFL, fcntl(out_fd, F_GETFL) & ~O_NONBLOCK) < 0)
+		return pf_error_set(-errno, "cannot reopen cache file '%s': %m", n->img_path);
 
 	s->size_bytes = size;
 	s->fd = TAKE_FD(out_fd);
-	s->cache_path = strdup(img);
+	s->cache_path = strdup(n->img_path);
 	s->decompressed_now = true;
 	return s->cache_path ? 0 : -ENOMEM;
 }
@@ -525,32 +738,46 @@ static int open_cached_locked(PfSource *s, const char *img, const char *info, co
 /* Opens the cache entry for an input, decompressing it first if it isn't there. */
 static int open_cached(PfSource *s, int in_fd, const struct stat *st, const PfSourceOptions *opts)
 {
-	_cleanup_(freep) char *dir = NULL, *img = NULL, *lock = NULL, *info = NULL, *tmp = NULL;
-	char key[65];
+	_cleanup_(freep) char *dir = NULL, *lock_path = NULL;
+	_cleanup_(closep) int dfd = -1;
+	CacheNames n = {};
+	char key[65], lock[80];
 	int lock_fd, r;
 
 	r = pf_cache_dir(opts, &dir);
 	if (r < 0)
 		return r;
-	r = mkdir_parents(dir);
-	if (r < 0)
-		return pf_error_set(r, "cannot create cache directory '%s': %s", dir, strerror(-r));
+	dfd = cache_dir_open(dir);
+	if (dfd < 0)
+		return dfd;
 	r = cache_key(in_fd, st, key);
 	if (r < 0)
 		return pf_error_set(r, "cannot read input: %s", strerror(-r));
 
-	if (asprintf(&img, "%s/%s.img", dir, key) < 0 ||
-	    asprintf(&lock, "%s/%s.lock", dir, key) < 0 ||
-	    asprintf(&info, "%s/%s.info", dir, key) < 0 ||
-	    asprintf(&tmp, "%s/%s.img.partial", dir, key) < 0)
-		return -ENOMEM;
+	snprintf(n.img, sizeof(n.img), "%s.img", key);
+	snprintf(n.info, sizeof(n.info), "%s.info", key);
+	snprintf(n.tmp, sizeof(n.tmp), "%s.img.partial", key);
+	snprintf(lock, sizeof(lock), "%s.lock", key);
+	if (asprintf(&n.img_path, "%s/%s", dir, n.img) < 0 ||
+	    asprintf(&n.info_path, "%s/%s", dir, n.info) < 0 ||
+	    asprintf(&n.tmp_path, "%s/%s", dir, n.tmp) < 0 ||
+	    asprintf(&lock_path, "%s/%s", dir, lock) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
 
 	/* One decompression per input at a time; others wait and then find the entry. */
-	lock_fd = cache_lock(lock);
-	if (lock_fd < 0)
-		return lock_fd;
-	r = open_cached_locked(s, img, info, tmp, opts);
-	cache_unlock(lock, lock_fd);
+	lock_fd = cache_lock(dfd, lock, lock_path);
+	if (lock_fd < 0) {
+		r = lock_fd;
+		goto out;
+	}
+	r = open_cached_locked(s, dfd, &n, opts);
+	cache_unlock(dfd, lock, lock_fd);
+out:
+	free(n.img_path);
+	free(n.info_path);
+	free(n.tmp_path);
 	return r;
 }
 
@@ -640,14 +867,27 @@ int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret
 	return 0;
 }
 
-static int read_info_origin(const char *info_path, char **ret_origin)
+/* The origin= line of an entry's info file, read without following a link. */
+static int read_info_origin(int dfd, const char *info_name, char **ret_origin)
 {
 	char line[4096 + 16];
-	FILE *f = fopen(info_path, "re");
+	struct stat st;
+	FILE *f;
+	int fd;
 
 	*ret_origin = NULL;
-	if (!f)
+	fd = openat(dfd, info_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+		safe_close(fd);
+		return -EPERM;
+	}
+	f = fdopen(fd, "re");
+	if (!f) {
+		safe_close(fd);
+		return -errno;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		const char *v = startswith(line, "origin=");
 		if (v) {
@@ -689,16 +929,19 @@ int pf_cache_list(const char *dir, PfCacheEntry **ret, size_t *ret_n)
 	}
 	while ((de = readdir(d))) {
 		size_t l = strlen(de->d_name);
-		_cleanup_(freep) char *path = NULL, *info = NULL;
+		_cleanup_(freep) char *path = NULL;
+		char info[80];
 		struct stat st;
 		PfCacheEntry *p;
 
 		if (l != 64 + 4 || strcmp(de->d_name + 64, ".img") != 0)
 			continue;
-		if (asprintf(&path, "%s/%s", dir, de->d_name) < 0 ||
-		    asprintf(&info, "%s/%.64s.info", dir, de->d_name) < 0)
+		if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
 			goto oom;
-		if (stat(path, &st) < 0)
+		snprintf(info, sizeof(info), "%.64s.info", de->d_name);
+		/* Only what could be an entry: a link is not followed to tell its size. */
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
 			continue;
 		p = reallocarray(list, n + 1, sizeof(*list));
 		if (!p)
@@ -710,7 +953,7 @@ int pf_cache_list(const char *dir, PfCacheEntry **ret, size_t *ret_n)
 			.disk_bytes = (uint64_t)st.st_blocks * 512,
 			.mtime = st.st_mtim.tv_sec,
 		};
-		read_info_origin(info, &list[n].origin);
+		read_info_origin(dirfd(d), info, &list[n].origin);
 		n++;
 	}
 	closedir(d);

@@ -13,6 +13,10 @@
  * nanoseconds, together with SHA-256 of its first and last 64 KiB. Any write to the input
  * changes its ctime, which the user cannot set, so a changed input is never served stale.
  * Concurrent runs on the same input serialise on a flock()ed lock file next to the entry.
+ * The cache directory must belong to the effective user and be writable by nobody else
+ * (nor may the directories on the way to it be, sticky ones excepted), and nothing in it
+ * is followed as a link or trusted unless it is a regular file of the effective user: root
+ * running with a user's $HOME must not write where that user chose.
  *
  * Whatever the kind, the result is a read-only file descriptor of the whole raw image; the
  * input file itself is never written.

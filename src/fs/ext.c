@@ -1088,6 +1088,72 @@ static int ext_read_file(void *priv, const char *path, size_t max_bytes, uint8_t
 	return 0;
 }
 
+typedef struct UnlinkScan {
+	ext2_filsys fs;
+	const char *name;
+	size_t len;
+	ext2_ino_t ino;
+	struct ext2_dir_entry *prev; /* the entry before, in the same block, or NULL */
+	errcode_t err;
+	bool done;
+} UnlinkScan;
+
+/*
+ * Removes the entry for name -> ino. Like ext2fs_unlink(), an entry with one before it in
+ * its block is merged into that one. Unlike it, an entry first in its block (as names often
+ * are in an htree leaf, depending on the filesystem's random hash seed) is not only given
+ * inode 0 but also name length 0 and no type: with its name kept, tools that list empty
+ * entries (debugfs ls) still show the removed name. The name's bytes are zeroed in both
+ * cases, so nothing of it is left in the block.
+ */
+static int unlink_scan_entry(ext2_ino_t dir, int entry, struct ext2_dir_entry *dirent, int offset,
+			     int blocksize, char *buf, void *priv)
+{
+	UnlinkScan *u = priv;
+	struct ext2_dir_entry *prev = offset > 0 ? u->prev : NULL;
+	size_t len = ext2fs_dirent_name_len(dirent);
+	unsigned int rec_len, prev_len;
+
+	(void)dir;
+	(void)entry;
+	(void)blocksize;
+	(void)buf;
+	u->prev = dirent;
+	if (dirent->inode != u->ino || len != u->len || memcmp(dirent->name, u->name, len) != 0)
+		return 0;
+	if (prev) {
+		u->err = ext2fs_get_rec_len(u->fs, dirent, &rec_len);
+		if (!u->err)
+			u->err = ext2fs_get_rec_len(u->fs, prev, &prev_len);
+		if (!u->err)
+			u->err = ext2fs_set_rec_len(u->fs, prev_len + rec_len, prev);
+		if (u->err)
+			return DIRENT_ABORT;
+	} else {
+		dirent->inode = 0;
+		ext2fs_dirent_set_name_len(dirent, 0);
+		ext2fs_dirent_set_file_type(dirent, 0);
+	}
+	memset(dirent->name, 0, len);
+	u->done = true;
+	return DIRENT_ABORT | DIRENT_CHANGED;
+}
+
+static errcode_t ext_unlink(PfExt *e, ext2_ino_t dir, const char *name, ext2_ino_t ino)
+{
+	UnlinkScan u = { .fs = e->fs, .name = name, .len = strlen(name), .ino = ino };
+	errcode_t code;
+
+	/* Empty entries included, so that prev is always the entry just before. */
+	code = ext2fs_dir_iterate2(e->fs, dir, DIRENT_FLAG_INCLUDE_EMPTY, NULL, unlink_scan_entry,
+				   &u);
+	if (code)
+		return code;
+	if (u.err)
+		return u.err;
+	return u.done ? 0 : EXT2_ET_FILE_NOT_FOUND;
+}
+
 /* Unlinks name from dir and frees the inode when that was its last link. */
 static int ext_unlink_entry(PfExt *e, ext2_ino_t dir, const char *name, ext2_ino_t ino,
 			    struct ext2_inode_large *in, const char *path)
@@ -1096,7 +1162,7 @@ static int ext_unlink_entry(PfExt *e, ext2_ino_t dir, const char *name, ext2_ino
 	errcode_t code;
 	int r;
 
-	code = ext2fs_unlink(e->fs, dir, name, ino, 0);
+	code = ext_unlink(e, dir, name, ino);
 	if (code)
 		return ext_fail(e, code, "cannot remove '%s'", path);
 

@@ -7,6 +7,7 @@
  * writes must leave every byte of the volume as it was.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1010,6 +1011,180 @@ static void test_corrupt_chains(void **state)
 	free(data);
 }
 
+/* Points the short entry name11 of the root at cluster c (FAT16 or FAT32). */
+static void poke_root_cluster(Img *im, const char *name11, uint32_t c)
+{
+	uint64_t root = im->g.fat_bits == 32 ? im->g.data_offset_bytes : im->g.root_offset_bytes;
+	uint8_t sde[32];
+	int slot = find_short(im, name11, sde);
+
+	assert_true(slot >= 0);
+	put16(sde + 26, (uint16_t)c);
+	if (im->g.fat_bits == 32)
+		put16(sde + 20, (uint16_t)(c >> 16));
+	assert_int_equal(pf_overlay_write(im->ov, root + 32u * (unsigned)slot, sde, 32), 0);
+}
+
+/* fsck.fat -n on the volume as the overlay has it; returns its exit status, output in out.
+ * The copy is always called vol.img, so that outputs can be compared. */
+static int fsck_fat(Img *im, char *out, size_t out_size)
+{
+	char dir[] = "/tmp/pf-test-fat-XXXXXX", path[64], cmd[160];
+	uint8_t *b = snapshot(im);
+	size_t got;
+	FILE *p;
+	int fd, st;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vol.img", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, b, im->size, 0), (ssize_t)im->size);
+	close(fd);
+	free(b);
+	snprintf(cmd, sizeof(cmd), "cd '%s' && fsck.fat -n vol.img 2>&1", dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	got = fread(out, 1, out_size - 1, p);
+	out[got] = 0;
+	st = pclose(p);
+	unlink(path);
+	rmdir(dir);
+	return st;
+}
+
+/* Every kind of write, refused with a detail containing s1 and s2; nothing changes. */
+static void expect_writes_refused(Img *im, const char *s1, const char *s2)
+{
+	PfAttr a = attr(0644), ad = attr(0755);
+	uint8_t *before = snapshot(im);
+
+	expect_err(pf_fs_write_file(im->fs, "/file", "new", 3, &a), -EUCLEAN, s1, s2);
+	expect_err(pf_fs_write_file(im->fs, "/elsewhere", "x", 1, &a), -EUCLEAN, s1, s2);
+	expect_err(pf_fs_mkdir(im->fs, "/newdir", &ad), -EUCLEAN, s1, s2);
+	expect_err(pf_fs_remove(im->fs, "/file"), -EUCLEAN, s1, s2);
+	expect_err(pf_fs_remove(im->fs, "/dir/inner"), -EUCLEAN, s1, s2);
+	assert_int_equal(pf_fs_sync(im->fs), 0);
+	assert_unchanged(im, before);
+	free(before);
+}
+
+/*
+ * Two directory entries starting at the same cluster: a file and a directory. The FAT
+ * links alone do not show it; writing the file would free the directory's cluster and
+ * reuse it, emptying the directory. Every write to such a volume is refused, naming both
+ * paths and the cluster; reads still work. fsck.fat -n agrees that the volume is broken,
+ * and says the same after the refused writes.
+ */
+static void test_cross_linked_entries(void **state)
+{
+	const Geo *geo = *state;
+	Img *im = img_geo(geo);
+	PfAttr ad = attr(0755);
+	char fsck_before[4096], fsck_after[4096], want[64];
+	uint8_t sde[32];
+	uint32_t dir_cl;
+	PfDirent *d;
+	size_t n;
+	int st;
+
+	assert_int_equal(pf_fs_mkdir(im->fs, "/dir", &ad), 0);
+	write_ok(im, "/dir/inner", "inner", 5);
+	write_ok(im, "/file", "file", 4);
+	assert_true(find_short(im, "DIR        ", sde) >= 0);
+	dir_cl = get16(sde + 26) | (im->g.fat_bits == 32 ? (uint32_t)get16(sde + 20) << 16 : 0);
+	poke_root_cluster(im, "FILE       ", dir_cl);
+	img_reopen(im);
+
+	st = fsck_fat(im, fsck_before, sizeof(fsck_before));
+	assert_int_not_equal(st, 0);
+	snprintf(want, sizeof(want), "cluster %u", dir_cl);
+	expect_writes_refused(im, "'/dir' and '/file' are cross-linked", want);
+	st = fsck_fat(im, fsck_after, sizeof(fsck_after));
+	assert_string_equal(fsck_after, fsck_before);
+
+	/* Reads still work: the directory lists its file, which reads back. */
+	assert_int_equal(pf_fs_list(im->fs, "/dir", &d, &n), 0);
+	assert_int_equal(n, 1);
+	pf_dirents_free(d, n);
+	expect_content(im, "/dir/inner", "inner", 5);
+	img_free(im);
+
+	/* Two files. */
+	im = img_geo(geo);
+	assert_int_equal(pf_fs_mkdir(im->fs, "/dir", &ad), 0);
+	write_ok(im, "/dir/inner", "inner", 5);
+	write_ok(im, "/file", "file", 4);
+	write_ok(im, "/other", "other", 5);
+	assert_true(find_short(im, "OTHER      ", sde) >= 0);
+	poke_root_cluster(im, "FILE       ",
+			  get16(sde + 26) |
+				  (im->g.fat_bits == 32 ? (uint32_t)get16(sde + 20) << 16 : 0));
+	img_reopen(im);
+	expect_writes_refused(im, "'/file' and '/other' are cross-linked", NULL);
+	img_free(im);
+
+	/* A subdirectory entry pointing back at its parent: a loop as well as a cross-link. */
+	im = img_geo(geo);
+	assert_int_equal(pf_fs_mkdir(im->fs, "/dir", &ad), 0);
+	write_ok(im, "/dir/inner", "inner", 5);
+	write_ok(im, "/file", "file", 4);
+	assert_int_equal(pf_fs_mkdir(im->fs, "/dir/sub", &ad), 0);
+	{
+		/* /dir/sub's entry is in /dir's first cluster, after ".", ".." and inner. */
+		uint64_t at =
+			im->g.data_offset_bytes + (uint64_t)(dir_cl - 2) * im->g.cluster_bytes;
+		uint8_t b[32 * 8];
+
+		assert_int_equal(pf_volume_read(&im->vol, at, b, sizeof(b)), 0);
+		for (unsigned i = 0; i < 8; i++)
+			if (memcmp(b + 32 * i, "SUB        ", 11) == 0) {
+				put16(b + 32 * i + 26, (uint16_t)dir_cl);
+				put16(b + 32 * i + 20, (uint16_t)(dir_cl >> 16));
+			}
+		assert_int_equal(pf_overlay_write(im->ov, at, b, sizeof(b)), 0);
+	}
+	img_reopen(im);
+	expect_writes_refused(im, "'/dir' and '/dir/sub' are cross-linked", NULL);
+	img_free(im);
+
+	/* A chain running into the middle of another entry's chain: the FAT alone shows it
+	 * only when one of the two is walked, but a write elsewhere is refused as well. */
+	if (geo->bits != 12) {
+		uint8_t *big;
+		uint32_t big_cl, small_cl;
+
+		im = img_geo(geo);
+		big = pattern(3 * im->g.cluster_bytes, 3);
+		write_ok(im, "/big", big, 3 * im->g.cluster_bytes);
+		write_ok(im, "/small", "small", 5);
+		write_ok(im, "/file", "file", 4);
+		assert_true(find_short(im, "BIG        ", sde) >= 0);
+		big_cl = get16(sde + 26) | (uint32_t)get16(sde + 20) << 16;
+		assert_true(find_short(im, "SMALL      ", sde) >= 0);
+		small_cl = get16(sde + 26) | (uint32_t)get16(sde + 20) << 16;
+		poke_fat(im, small_cl, big_cl + 1);
+		img_reopen(im);
+		snprintf(want, sizeof(want), "cross-linked at cluster %u", big_cl + 1);
+		expect_writes_refused(im, "'/big' and '/small'", want);
+		expect_content(im, "/file", "file", 4); /* the two crossed are refused reading */
+		free(big);
+		img_free(im);
+	}
+
+	/* FAT32: an entry starting at the root directory's cluster. */
+	if (geo->bits == 32) {
+		im = img_geo(geo);
+		assert_int_equal(pf_fs_mkdir(im->fs, "/dir", &ad), 0);
+		write_ok(im, "/dir/inner", "inner", 5);
+		write_ok(im, "/file", "file", 4);
+		poke_root_cluster(im, "FILE       ", im->g.root_cluster);
+		img_reopen(im);
+		expect_writes_refused(im, "'/' and '/file' are cross-linked", NULL);
+		img_free(im);
+	}
+}
+
 static void test_corrupt_dirs(void **state)
 {
 	Img *im = img_new(16 << 20, 16, 512, 4, 512);
@@ -1177,6 +1352,9 @@ int main(void)
 		cmocka_unit_test(test_enospc_root),
 		cmocka_unit_test(test_corrupt_chains),
 		cmocka_unit_test(test_corrupt_dirs),
+		cmocka_unit_test_prestate(test_cross_linked_entries, (void *)&geo_fat16),
+		cmocka_unit_test_prestate(test_cross_linked_entries, (void *)&geo_fat32),
+		cmocka_unit_test_prestate(test_cross_linked_entries, (void *)&geo_fat12_4k),
 		cmocka_unit_test(test_truncated_partition),
 		cmocka_unit_test(test_dirty),
 		cmocka_unit_test(test_fat32_fsinfo),

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "disk/ptable.h"
 #include "util/error.h"
@@ -255,6 +256,130 @@ static void test_past_end(void **state)
 	assert_non_null(strstr(msg, "5242880 bytes"));
 }
 
+static uint64_t get_le64(const uint8_t *b)
+{
+	uint64_t v = 0;
+
+	for (int k = 7; k >= 0; k--)
+		v = v << 8 | b[k];
+	return v;
+}
+
+static void put_le(uint8_t *b, uint64_t v, unsigned bytes)
+{
+	for (unsigned k = 0; k < bytes; k++)
+		b[k] = (uint8_t)(v >> (8 * k));
+}
+
+/*
+ * Sets the first and last LBA of GPT entry index (0-based) in the header at header_lba and
+ * its entry array, and recomputes both CRC32s, so libfdisk takes the table as valid.
+ */
+static void patch_gpt_entry(uint64_t header_lba, unsigned index, uint64_t first, uint64_t last)
+{
+	uint8_t hdr[512];
+	_cleanup_(freep) uint8_t *arr = NULL;
+	uint64_t arr_lba;
+	uint32_t n, esize, hsize;
+	size_t arr_bytes;
+	int fd = open(img, O_RDWR | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, hdr, 512, (off_t)(header_lba * 512)), 512);
+	assert_memory_equal(hdr, "EFI PART", 8);
+	hsize = (uint32_t)get_le64(hdr + 12) & 0xffffffffu;
+	arr_lba = get_le64(hdr + 72);
+	n = (uint32_t)get_le64(hdr + 80) & 0xffffffffu;
+	esize = (uint32_t)get_le64(hdr + 84) & 0xffffffffu;
+	arr_bytes = (size_t)n * esize;
+	arr = malloc(arr_bytes);
+	assert_non_null(arr);
+	assert_int_equal(pread(fd, arr, arr_bytes, (off_t)(arr_lba * 512)), (ssize_t)arr_bytes);
+	put_le(arr + (size_t)index * esize + 32, first, 8);
+	put_le(arr + (size_t)index * esize + 40, last, 8);
+	assert_int_equal(pwrite(fd, arr, arr_bytes, (off_t)(arr_lba * 512)), (ssize_t)arr_bytes);
+	put_le(hdr + 88, crc32(0, arr, (uInt)arr_bytes), 4);
+	put_le(hdr + 16, 0, 4);
+	put_le(hdr + 16, crc32(0, hdr, hsize), 4);
+	assert_int_equal(pwrite(fd, hdr, 512, (off_t)(header_lba * 512)), 512);
+	close(fd);
+}
+
+/*
+ * A GPT entry whose start times the sector size wraps around 2^64: at LBA 2^55 + 6144 it
+ * would be taken for one at byte 6144 * 512, inside the image, and edited there; sfdisk and
+ * the kernel put it past the end. Both the primary and the backup table say so.
+ */
+static void test_gpt_start_wraps(void **state)
+{
+	const uint64_t wrap = UINT64_C(1) << 55;
+	PfPtable *t = NULL;
+	const char *msg;
+	int r;
+
+	make_image(8 * MIB_, "label: gpt\\n"
+			     "start=2048, size=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\\n"
+			     "start=6144, size=8192, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\\n");
+	patch_gpt_entry(1, 1, wrap + 6144, wrap + 6144 + 8191);
+	patch_gpt_entry(8 * MIB_ / 512 - 1, 1, wrap + 6144, wrap + 6144 + 8191);
+	r = read_table(&t);
+	assert_int_equal(r, -EINVAL);
+	assert_null(t);
+	msg = pf_error_message(r);
+	assert_non_null(strstr(msg, "partition 2 "));
+	assert_non_null(strstr(msg, "36028797018970112")); /* its start sector, 2^55 + 6144 */
+
+	/* A size that wraps: starts in the image, 2^55 sectors long. */
+	make_image(8 * MIB_, "label: gpt\\n"
+			     "start=2048, size=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\\n");
+	patch_gpt_entry(1, 0, 2048, wrap + 2047 + 16);
+	patch_gpt_entry(8 * MIB_ / 512 - 1, 0, 2048, wrap + 2047 + 16);
+	r = read_table(&t);
+	assert_int_equal(r, -EINVAL);
+	assert_null(t);
+	assert_non_null(strstr(pf_error_message(r), "partition 1 "));
+
+	/* The last sector both near 2^64: start * 512 fits nowhere. */
+	make_image(8 * MIB_, "label: gpt\\n"
+			     "start=2048, size=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\\n");
+	patch_gpt_entry(1, 0, UINT64_MAX - 10, UINT64_MAX - 2);
+	patch_gpt_entry(8 * MIB_ / 512 - 1, 0, UINT64_MAX - 10, UINT64_MAX - 2);
+	r = read_table(&t);
+	assert_int_equal(r, -EINVAL);
+	assert_null(t);
+	assert_non_null(strstr(pf_error_message(r), "partition 1 "));
+}
+
+/* A logical partition (in an EBR) past the end of the image is refused like a primary. */
+static void test_logical_past_end(void **state)
+{
+	PfPtable *t = NULL;
+	uint8_t ebr[512];
+	const char *msg;
+	int fd, r;
+
+	make_image(8 * MIB_, "label: dos\\n"
+			     "start=2048, size=2048, type=c\\n"
+			     "start=4096, size=12288, type=5\\n"
+			     "start=6144, size=2048, type=83\\n");
+	/* The EBR sits at the extended partition's first sector; its first entry's start is
+	 * relative to it. Point it near the 32-bit limit. */
+	fd = open(img, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, ebr, 512, 4096 * 512), 512);
+	assert_int_equal(ebr[510], 0x55);
+	put_le(ebr + 446 + 8, 0xfffff000u, 4);
+	assert_int_equal(pwrite(fd, ebr, 512, 4096 * 512), 512);
+	close(fd);
+
+	r = read_table(&t);
+	assert_int_equal(r, -EINVAL);
+	assert_null(t);
+	msg = pf_error_message(r);
+	assert_non_null(strstr(msg, "partition 5 "));
+	assert_non_null(strstr(msg, "past the end"));
+}
+
 /* Writes a 16-byte MBR partition entry. */
 static void put_mbr_entry(uint8_t *sector, unsigned i, uint8_t type, uint32_t lba, uint32_t n)
 {
@@ -443,6 +568,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_no_table, teardown),
 		cmocka_unit_test_teardown(test_past_end, teardown),
 		cmocka_unit_test_teardown(test_gpt_past_end, teardown),
+		cmocka_unit_test_teardown(test_gpt_start_wraps, teardown),
+		cmocka_unit_test_teardown(test_logical_past_end, teardown),
 		cmocka_unit_test_teardown(test_overlap, teardown),
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_find),

@@ -289,7 +289,7 @@ static void test_raw(void **state)
 	assert_string_equal(pf_source_path(s), path);
 	expect_content(pf_source_fd(s), orig, IMG_BYTES);
 	/* Opened read-only: the input is never written. */
-	assert_int_equal(fcntl(pf_source_fd(s), F_GETFL) & O_ACCMODE, O_RDONLY);
+	assert_int_equal(fcntl(pf_source_fd(s), F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDONLY);
 	assert_int_equal(count_files(in_tdir("cache"), NULL), 0);
 }
 
@@ -320,7 +320,7 @@ static void check_compressed(const char *name, PfSourceKind kind)
 	cache = strdup(pf_source_cache_path(s));
 	assert_non_null(startswith(cache, d));
 	expect_content(pf_source_fd(s), orig, IMG_BYTES);
-	assert_int_equal(fcntl(pf_source_fd(s), F_GETFL) & O_ACCMODE, O_RDONLY);
+	assert_int_equal(fcntl(pf_source_fd(s), F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDONLY);
 
 	/* The cache file is complete, sparse, and nothing partial is left. */
 	assert_int_equal(stat(cache, &st), 0);
@@ -339,6 +339,7 @@ static void check_compressed(const char *name, PfSourceKind kind)
 	assert_string_equal(pf_source_cache_path(s), cache);
 	assert_int_equal(pf_source_size(s), IMG_BYTES);
 	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	assert_int_equal(fcntl(pf_source_fd(s), F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDONLY);
 	assert_int_equal(count_files(d, ".img"), 1);
 	pf_source_free(s);
 
@@ -794,6 +795,191 @@ static void progress(uint64_t done_bytes, void *userdata)
 }
 
 /* Progress is reported every 64 MiB: a 2 MiB image gets no call, and no crash. */
+/* ---- a cache another user could plant names in ---- */
+
+static const char precious[] = "precious, not to be overwritten\n";
+
+/* Opens orig.img.gz once to learn its cache key, then removes the entry it made. */
+static void learn_key(char ret_key[65])
+{
+	PfSource *s = NULL;
+	const char *base;
+	char *d = cache_dir(), name[128];
+
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), NULL, &s), 0);
+	base = strrchr(pf_source_cache_path(s), '/') + 1;
+	assert_int_equal(strlen(base), 64 + 4);
+	memcpy(ret_key, base, 64);
+	ret_key[64] = 0;
+	pf_source_free(s);
+	snprintf(name, sizeof(name), "%s/%s.img", d, ret_key);
+	assert_int_equal(unlink(name), 0);
+	snprintf(name, sizeof(name), "%s/%s.info", d, ret_key);
+	assert_int_equal(unlink(name), 0);
+	free(d);
+}
+
+/* Plants a symbolic link named key+suffix in the cache directory, pointing at target. */
+static void plant(const char *key, const char *suffix, const char *target)
+{
+	char *d = cache_dir(), name[1200];
+
+	snprintf(name, sizeof(name), "%s/%s%s", d, key, suffix);
+	assert_int_equal(symlink(target, name), 0);
+	free(d);
+}
+
+static void expect_precious(const char *path)
+{
+	char buf[128] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_int_equal(n, (ssize_t)strlen(precious));
+	assert_string_equal(buf, precious);
+}
+
+/* Opens orig.img.gz expecting err and a detail containing s1 and s2. */
+static void expect_open_fails(int err, const char *s1, const char *s2)
+{
+	PfSource *s = NULL;
+	int r;
+
+	pf_error_clear();
+	r = pf_source_open(in_work("orig.img.gz"), NULL, &s);
+	if (r != err)
+		fail_msg("expected %d, got %d (%s)", err, r, r < 0 ? pf_error_message(r) : "");
+	assert_null(s);
+	if (s1 && !strstr(pf_error_message(r), s1))
+		fail_msg("detail '%s' lacks '%s'", pf_error_message(r), s1);
+	if (s2 && !strstr(pf_error_message(r), s2))
+		fail_msg("detail '%s' lacks '%s'", pf_error_message(r), s2);
+}
+
+/*
+ * Links planted at the names of an entry (computable by whoever owns the input) are never
+ * followed: the temporary names are replaced, the lock and the entry itself are refused.
+ * The files they point at stay untouched, and nothing is created at a dangling target.
+ */
+static void test_cache_planted_links(void **state)
+{
+	char key[65], *d, name[1200];
+	PfSource *s = NULL;
+	struct stat st;
+
+	learn_key(key);
+	d = cache_dir();
+	write_file(in_tdir("victim1"), precious, strlen(precious));
+	write_file(in_tdir("victim2"), precious, strlen(precious));
+
+	/* A stale partial and info.tmp (here: links) are removed, not written through. */
+	plant(key, ".img.partial", in_tdir("victim1"));
+	plant(key, ".info.tmp", in_tdir("victim2"));
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), NULL, &s), 0);
+	assert_true(pf_source_decompressed_now(s));
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	pf_source_free(s);
+	expect_precious(in_tdir("victim1"));
+	expect_precious(in_tdir("victim2"));
+	snprintf(name, sizeof(name), "%s/%s.img", d, key);
+	assert_int_equal(lstat(name, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	snprintf(name, sizeof(name), "%s/%s.info", d, key);
+	assert_int_equal(lstat(name, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(count_files(d, ".partial"), 0);
+	assert_int_equal(count_files(d, ".tmp"), 0);
+
+	/* Dangling links: nothing is created where they point. */
+	learn_key(key);
+	plant(key, ".img.partial", in_tdir("created1"));
+	plant(key, ".info.tmp", in_tdir("created2"));
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), NULL, &s), 0);
+	pf_source_free(s);
+	assert_int_equal(access(in_tdir("created1"), F_OK), -1);
+	assert_int_equal(access(in_tdir("created2"), F_OK), -1);
+
+	/* A link at the lock's name is refused. */
+	learn_key(key);
+	plant(key, ".lock", in_tdir("victim1"));
+	snprintf(name, sizeof(name), "%s.lock", key);
+	expect_open_fails(-ELOOP, name, "symbolic link");
+	expect_precious(in_tdir("victim1"));
+	snprintf(name, sizeof(name), "%s/%s.lock", d, key);
+	assert_int_equal(unlink(name), 0);
+
+	/* A link in place of the entry is not read as the image. */
+	plant(key, ".img", in_tdir("victim1"));
+	snprintf(name, sizeof(name), "%s.img", key);
+	expect_open_fails(-ELOOP, name, "symbolic link");
+	expect_precious(in_tdir("victim1"));
+	snprintf(name, sizeof(name), "%s/%s.img", d, key);
+	assert_int_equal(unlink(name), 0);
+
+	/* Neither is a FIFO (and opening it does not hang). */
+	assert_int_equal(mkfifo(name, 0600), 0);
+	expect_open_fails(-EPERM, "not a regular file", NULL);
+	assert_int_equal(unlink(name), 0);
+
+	/* Nor a file of another user. */
+	if (geteuid() == 0) {
+		write_file(name, orig, IMG_BYTES);
+		assert_int_equal(chown(name, 65534, 65534), 0);
+		expect_open_fails(-EPERM, "owned by uid 65534", "not trusting");
+		assert_int_equal(unlink(name), 0);
+	} else
+		print_message("skipped: an entry owned by another uid needs root to make\n");
+	free(d);
+}
+
+/* A cache directory, or one on the way to it, that someone else could write is refused. */
+static void test_cache_dir_unsafe(void **state)
+{
+	char *d = cache_dir(), parent[1100];
+	PfSource *s = NULL;
+
+	snprintf(parent, sizeof(parent), "%s", d);
+	*strrchr(parent, '/') = 0;
+	assert_int_equal(mkdir(parent, 0700), 0);
+	assert_int_equal(mkdir(d, 0700), 0);
+
+	assert_int_equal(chmod(d, 0770), 0);
+	expect_open_fails(-EPERM, d, "writable by its group (mode 0770)");
+	expect_open_fails(-EPERM, "--no-cache", NULL);
+	assert_int_equal(chmod(d, 0702), 0);
+	expect_open_fails(-EPERM, d, "writable by others");
+	assert_int_equal(chmod(d, 01777), 0); /* sticky does not make the cache itself safe */
+	expect_open_fails(-EPERM, d, "writable by its group and others");
+	assert_int_equal(chmod(d, 0700), 0);
+	assert_int_equal(count_files(d, NULL), 0);
+
+	/* A parent anyone can write (and not sticky) could have the cache swapped. */
+	assert_int_equal(chmod(parent, 0777), 0);
+	expect_open_fails(-EPERM, parent, "on the way to cache directory");
+	assert_int_equal(chmod(parent, 01777), 0); /* like /tmp: fine */
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), NULL, &s), 0);
+	s = pf_source_free(s);
+	assert_int_equal(chmod(parent, 0700), 0);
+
+	if (geteuid() == 0) {
+		assert_int_equal(chown(d, 65534, 65534), 0);
+		expect_open_fails(-EPERM, d, "owned by uid 65534");
+		assert_int_equal(chown(d, 0, 0), 0);
+		/* The parent of another user: it could make the cache a link anywhere. */
+		assert_int_equal(chown(parent, 65534, 65534), 0);
+		expect_open_fails(-EPERM, parent, "owned by uid 65534");
+		assert_int_equal(chown(parent, 0, 0), 0);
+		assert_int_equal(pf_source_open(in_work("orig.img.gz"), NULL, &s), 0);
+		pf_source_free(s);
+	} else
+		print_message(
+			"skipped: a cache directory owned by another uid needs root to make\n");
+	free(d);
+}
+
 static void test_progress_small(void **state)
 {
 	_cleanup_(pf_source_freep) PfSource *s = NULL;
@@ -813,6 +999,8 @@ int main(void)
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_kind_names),
 		T(test_cache_dir),
+		T(test_cache_planted_links),
+		T(test_cache_dir_unsafe),
 		T(test_raw),
 		T(test_raw_tiny),
 		T(test_gzip),
