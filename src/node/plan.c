@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "node/edit.h"
@@ -305,6 +306,37 @@ static UserDefaults user_defaults(PfFlavor f)
 	}
 }
 
+/* Every variable piflash sets (for some node or other), in the built-in templates' names. */
+static const char *const reserved_vars[] = {
+	"hostname",	 "fqdn",
+	"domain",	 "user",
+	"gecos",	 "groups",
+	"shell",	 "sudo",
+	"lock_passwd",	 "password_hash",
+	"ssh_pwauth",	 "has_keys",
+	"keys",		 "key",
+	"keys_toml",	 "timezone",
+	"locale",	 "instance_id",
+	"host_keys",	 "iface",
+	"static",	 "address",
+	"address_cidr",	 "gateway",
+	"dns",		 "server",
+	"has_dns",	 "dns_list",
+	"dns_spaces",	 "dns_semicolons",
+	"wifi",		 "wifi_ssid",
+	"wifi_ssid_hex", "wifi_ssid_keyfile",
+	"wifi_psk_hex",	 "wifi_country",
+	"uuid",		 "board",
+};
+
+bool pf_plan_var_reserved(const char *key)
+{
+	for (size_t i = 0; i < ELEMENTSOF(reserved_vars); i++)
+		if (strcasecmp(key, reserved_vars[i]) == 0)
+			return true;
+	return false;
+}
+
 /* Everything templates may use, from the settings. */
 static int build_ctx(const PfPlanInput *in, const char *user, const char *instance_id,
 		     PfTplCtx **ret)
@@ -333,10 +365,11 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 	r |= pf_tpl_set(ctx, "groups", same && cu->groups ? cu->groups : ud.groups);
 	r |= pf_tpl_set(ctx, "shell", same && cu->shell ? cu->shell : ud.shell);
 	r |= pf_tpl_set(ctx, "sudo", same && cu->sudo ? cu->sudo : SUDO_ALL);
-	r |= pf_tpl_set(ctx, "lock_passwd", c->password_hash ? "false" : "true");
+	r |= pf_tpl_set_raw(ctx, "lock_passwd", c->password_hash ? "false" : "true");
 	if (c->password_hash)
 		r |= pf_tpl_set(ctx, "password_hash", in->mask_secrets ? MASK : c->password_hash);
-	r |= pf_tpl_set(ctx, "ssh_pwauth", c->n_keys == 0 || c->ssh_password ? "true" : "false");
+	r |= pf_tpl_set_raw(ctx, "ssh_pwauth",
+			    c->n_keys == 0 || c->ssh_password ? "true" : "false");
 	r |= pf_tpl_set_bool(ctx, "has_keys", c->n_keys > 0);
 	for (size_t i = 0; i < c->n_keys; i++) {
 		_cleanup_(freep) char *line = pf_ssh_key_format(&c->keys[i]);
@@ -366,7 +399,7 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 		}
 	}
 	if (toml)
-		r |= pf_tpl_set(ctx, "keys_toml", toml);
+		r |= pf_tpl_set_raw(ctx, "keys_toml", toml);
 	r |= ctx_set(ctx, "timezone", c->timezone);
 	r |= ctx_set(ctx, "locale", c->locale);
 	r |= ctx_set(ctx, "instance_id", instance_id);
@@ -433,8 +466,17 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 		r |= ctx_set(ctx, "wifi_country", c->wifi_country);
 		explicit_bzero(psk, sizeof(psk));
 	}
-	for (size_t i = 0; i < c->n_vars; i++)
+	for (size_t i = 0; i < c->n_vars; i++) {
+		/* The operator's variables may not replace piflash's: a value that reaches a
+		 * template unescaped, or a checked one, would no longer be what was checked. */
+		if (pf_plan_var_reserved(c->vars[i].key))
+			return pf_error_set(
+				-EINVAL,
+				"template variable '%s' (from --set or an inventory "
+				"column) is one piflash sets itself; choose another name",
+				c->vars[i].key);
 		r |= pf_tpl_set(ctx, c->vars[i].key, c->vars[i].value);
+	}
 	if (r < 0)
 		return -ENOMEM;
 	*ret = TAKE_PTR(ctx);

@@ -85,6 +85,10 @@ int pf_plan_instance_id_from_seed(const char *seed, const char *hostname, char *
  * prints and the plan uses. */
 const char *pf_plan_net_handler(const PfFlavorInfo *f);
 
+/* True for a template variable piflash sets itself, which --set and inventory columns may not
+ * name. */
+bool pf_plan_var_reserved(const char *key);
+
 int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan **ret);
 PfPlan *pf_plan_free(PfPlan *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PfPlan *, pf_plan_free);

@@ -30,6 +30,7 @@ typedef struct Value {
 	bool boolean;
 	PfTplCtx **items;
 	size_t n_items;
+	bool raw_ok; /* built by piflash: {{{name}}} may insert it unescaped */
 } Value;
 
 struct PfTplCtx {
@@ -147,6 +148,20 @@ int pf_tpl_set(PfTplCtx *c, const char *key, const char *value)
 		return -ENOMEM;
 	v->type = VALUE_STRING;
 	v->string = TAKE_PTR(copy);
+	v->raw_ok = false;
+	return 0;
+}
+
+int pf_tpl_set_raw(PfTplCtx *c, const char *key, const char *value)
+{
+	int r = pf_tpl_set(c, key, value);
+	Value *v;
+
+	if (r < 0)
+		return r;
+	v = ctx_find(c, key, strlen(key));
+	if (v)
+		v->raw_ok = true;
 	return 0;
 }
 
@@ -613,8 +628,19 @@ static int emit_var(Renderer *rd, const Token *t)
 				    t->start, (int)t->len, t->start);
 	s = v->type == VALUE_BOOL ? (v->boolean ? "true" : "false") : v->string;
 
-	if (t->type == TOKEN_RAW)
+	if (t->type == TOKEN_RAW) {
+		/* Unescaped output is for what piflash built itself (booleans, key lists): a
+		 * value from the operator's settings or the image could add structure. */
+		if (v->type != VALUE_BOOL && !v->raw_ok)
+			return pf_error_set(
+				-EINVAL,
+				"%s:%u: '%.*s' is inserted unescaped ({{{...}}} or "
+				"{{&...}}), which only values piflash builds itself may "
+				"be; use {{%.*s}}",
+				tpl_name(rd->name), t->line, (int)t->len, t->start, (int)t->len,
+				t->start);
 		return buf_put(rd, s, strlen(s));
+	}
 	if (rd->mode == PF_TPL_YAML)
 		return emit_yaml(rd, t, s);
 	/* Text: a value may not start a line of its own. Tabs are fine. */

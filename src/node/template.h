@@ -13,7 +13,8 @@
  * one string. In PF_TPL_TEXT mode {{name}} refuses a value holding a control character, so no
  * value can add a line to dhcpcd.conf or a keyfile. {{{name}}} emits the value as it is, for
  * values the caller has already validated or built itself (numbers, prefixes, booleans,
- * multi-line blocks).
+ * multi-line blocks) — and only for values set with pf_tpl_set_raw() or bools: {{{name}}} on
+ * a value from the operator or the image is an error, whatever the template.
  *
  * Syntax (everything else is an error naming template:line):
  *   {{name}}            the value of name, escaped by mode (above). A bool is "true"/"false".
@@ -79,6 +80,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(PfTplCtx *, pf_tpl_ctx_free);
  */
 int pf_tpl_set(PfTplCtx *c, const char *key, const char *value);
 
+/* pf_tpl_set() for a value piflash built and checked itself, the only kind {{{key}}} may
+ * insert unescaped (a value set with pf_tpl_set() there is an error). */
+int pf_tpl_set_raw(PfTplCtx *c, const char *key, const char *value);
 /* Sets key to a bool, replacing whatever key held. Returns 0, -EINVAL or -ENOMEM. */
 int pf_tpl_set_bool(PfTplCtx *c, const char *key, bool v);
 

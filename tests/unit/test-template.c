@@ -66,8 +66,8 @@ static void test_variables(void **state)
 	PfTplCtx *c = pf_tpl_ctx_new();
 
 	(void)state;
-	assert_int_equal(pf_tpl_set(c, "hostname", "worker3"), 0);
-	assert_int_equal(pf_tpl_set(c, "ip", "10.0.0.13/24"), 0);
+	assert_int_equal(pf_tpl_set_raw(c, "hostname", "worker3"), 0);
+	assert_int_equal(pf_tpl_set_raw(c, "ip", "10.0.0.13/24"), 0);
 	assert_int_equal(pf_tpl_set_bool(c, "on", true), 0);
 	assert_int_equal(pf_tpl_set(c, "tabbed", "a\tb"), 0);
 
@@ -408,9 +408,17 @@ static void test_yaml_escapes_exact(void **state)
 	assert_render_fails("u.yaml", "{{bad}}", c, PF_TPL_YAML, -EINVAL, "UTF-8", NULL);
 	assert_int_equal(pf_tpl_set(c, "bad", "\xc0\xaf"), 0); /* overlong '/' */
 	assert_render_fails("u.yaml", "{{bad}}", c, PF_TPL_YAML, -EINVAL, "UTF-8", NULL);
-	/* Raw emits as is: the caller's responsibility. */
+	/* Raw emits as is, for a value piflash built (set_raw) only; a value set with
+	 * pf_tpl_set() — the operator's, the image's — is refused there, whatever it holds. */
+	assert_render_fails("r.yaml", "ssh_pwauth: {{{v}}}", c, PF_TPL_YAML, -EINVAL, "r.yaml:1:",
+			    "'v' is inserted unescaped");
+	assert_int_equal(pf_tpl_set_raw(c, "v", "a\"b\\c\nd\te\x01\x7f\xc2\x85\xe2\x80\xa8\xc3\xa9"),
+			 0);
 	assert_render("{{{v}}}", c, PF_TPL_YAML,
 		      "a\"b\\c\nd\te\x01\x7f\xc2\x85\xe2\x80\xa8\xc3\xa9");
+	/* A later plain set takes the permission away again. */
+	assert_int_equal(pf_tpl_set(c, "v", "true\nruncmd: [reboot]"), 0);
+	assert_render_fails("r.yaml", "{{&v}}", c, PF_TPL_YAML, -EINVAL, "r.yaml:1:", NULL);
 	pf_tpl_ctx_free(c);
 }
 
@@ -428,7 +436,7 @@ static void test_text_refuses_control_chars(void **state)
 				    PF_TPL_TEXT, -EINVAL, "dhcpcd.conf:2:", "'iface'");
 	}
 	/* The triple form passes a block the caller built. */
-	assert_int_equal(pf_tpl_set(c, "block", "static a=1\nstatic b=2\n"), 0);
+	assert_int_equal(pf_tpl_set_raw(c, "block", "static a=1\nstatic b=2\n"), 0);
 	assert_render("interface eth0\n{{{block}}}", c, PF_TPL_TEXT,
 		      "interface eth0\nstatic a=1\nstatic b=2\n");
 	assert_render_fails("x", "{{block}}", c, PF_TPL_TEXT, -EINVAL, "0x0a", NULL);
@@ -502,7 +510,7 @@ static void test_limits(void **state)
 	assert_non_null(big);
 	memset(big, 'v', 600 * 1024);
 	big[600 * 1024] = 0;
-	assert_int_equal(pf_tpl_set(c, "big", big), 0);
+	assert_int_equal(pf_tpl_set_raw(c, "big", big), 0);
 	free(big);
 	assert_int_equal(pf_tpl_render("o", "{{big}}", 7, c, PF_TPL_TEXT, &out, &n), 0);
 	assert_int_equal(n, 600 * 1024);
