@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "node/config.h"
 #include "node/flavor.h"
 #include "node/mechanism.h"
 #include "node/yamlutil.h"
@@ -840,6 +841,8 @@ static int cloud_user_string(PfFlavorInfo *f, const char *s, size_t *n)
 	for (char *w = strtok_r(copy, ", \t", &save); w; w = strtok_r(NULL, ", \t", &save)) {
 		if (streq(w, "default"))
 			f->cloud_users_default = true;
+		else if (pf_username_validate(w) < 0)
+			pf_error_clear(); /* not a name the node's rules accept: not used */
 		else if (strv_push(&f->cloud_users, n, w) < 0)
 			return -ENOMEM;
 	}
@@ -860,6 +863,12 @@ static int cloud_user_read(yaml_document_t *doc, yaml_node_t *map, const char *n
 		name = yscalar(ymap_get(doc, map, "name"));
 	if (!name)
 		return 0;
+	/* A name from the image reaches inventory.ini, known_hosts and terminals: it must be one
+	 * the node's own rules accept, or it is no user piflash will use. */
+	if (pf_username_validate(name) < 0) {
+		pf_error_clear();
+		return 0;
+	}
 	u.name = strdup(name);
 	u.from = strdup(from);
 	if (!u.name || !u.from)
@@ -940,6 +949,8 @@ static int cloud_users(Ctx *c, yaml_document_t *doc, yaml_node_t *users)
 		name = yscalar(ymap_get(doc, u, "name"));
 		if (name && streq(name, "default"))
 			f->cloud_users_default = true;
+		else if (name && pf_username_validate(name) < 0)
+			pf_error_clear();
 		else if (name && strv_push(&f->cloud_users, &n, name) < 0)
 			return -ENOMEM;
 	}
@@ -987,6 +998,16 @@ static int cloud_apply(Ctx *c, yaml_document_t *doc)
 		return r;
 	nc = ymap_get(doc, ymap_get(doc, root, "system_info"), "default_user");
 	n = ymap_get(doc, nc, "name");
+	if (yscalar(n) && pf_username_validate(yscalar(n)) < 0) {
+		pf_error_clear();
+		r = evidence(c,
+			     "%s: system_info.default_user.name is not a valid user name, "
+			     "ignoring",
+			     c->cur_file);
+		if (r < 0)
+			return r;
+		n = NULL;
+	}
 	if (yscalar(n) && (r = set_str(&f->cloud_default_user, yscalar(n))) < 0)
 		return r;
 	if (yscalar(n)) {
@@ -1385,7 +1406,7 @@ static int detect_seed(Ctx *c)
 		if (r >= 0 && yaml_load(user, len, &doc) >= 0) {
 			char from[PF_PATH_MAX + 32];
 
-			snprintf(from, sizeof(from), "%s/user-data (the seed)", f->seed_dir);
+			snprintf(from, sizeof(from), "%u:%s (the seed)", part->number, p3);
 			r = first_list_user(
 				&doc, ymap_get(&doc, yaml_document_get_root_node(&doc), "users"),
 				from, &c->cc.seed_user);
@@ -1537,6 +1558,18 @@ static int detect_accounts(Ctx *c)
 	r = pf_passwd_regular(c->pw, c->shells, &f->users, &f->n_users);
 	if (r < 0)
 		return r;
+	/* Names from the image reach inventory.ini, known_hosts and terminals: only those the
+	 * node's own rules accept are used. */
+	for (size_t i = 0; i < f->n_users;) {
+		if (pf_username_validate(f->users[i].name) >= 0) {
+			i++;
+			continue;
+		}
+		pf_error_clear();
+		pf_passwd_entry_done(&f->users[i]);
+		memmove(&f->users[i], &f->users[i + 1], (f->n_users - i - 1) * sizeof(f->users[0]));
+		f->n_users--;
+	}
 
 	r = read_text(c, "/etc/shadow", PF_PASSWD_MAX_BYTES, &c->shadow, &c->shadow_len);
 	if (r == -ENOMEM)
@@ -1546,6 +1579,10 @@ static int detect_accounts(Ctx *c)
 		const PfPasswdEntry *first = pf_passwd_find_uid(c->pw, 1000);
 
 		f->first_user_password = PF_PASSWORD_DISABLED;
+		if (first && pf_username_validate(first->name) < 0) {
+			pf_error_clear();
+			first = NULL;
+		}
 		if (first) {
 			f->first_user = strdup(first->name);
 			if (!f->first_user)

@@ -53,4 +53,29 @@ assert d["extra"] == "x\nruncmd: [touch /pwned]", d["extra"]
 PY
 pass "an operator's value stays one YAML string"
 
+# A user name from the image (cloud.cfg, the seed) that the node's rules refuse is never used:
+# such a name once reached inventory.ini and added [all:vars] with a ProxyCommand.
+EVIL=$WORK/evil.img
+cp "$IMG" "$EVIL"
+printf 'system_info:\n  default_user:\n    name: "pirate\\n[all:vars]\\nansible_ssh_common_args=-o ProxyCommand=touch /tmp/pwned"\n' \
+	>"$WORK/99-evil.cfg"
+debugfs -w -R "mkdir /etc/cloud/cloud.cfg.d" "$EVIL?offset=$(part_offset "$EVIL" 2)" >/dev/null 2>&1 || true
+debugfs -w -R "write $WORK/99-evil.cfg /etc/cloud/cloud.cfg.d/99-evil.cfg" \
+	"$EVIL?offset=$(part_offset "$EVIL" 2)" >/dev/null 2>&1
+printf '#cloud-config\nusers:\n  - name: "x\\n[all:vars]"\n' >"$WORK/evil-ud"
+MTOOLS_SKIP_CHECK=1 mcopy -o -i "$EVIL@@$(part_offset "$EVIL" 1)" "$WORK/evil-ud" ::/user-data
+ext_clean "$EVIL" "$(part_offset "$EVIL" 2)"
+"$PIFLASH" inspect --json "$EVIL" >"$WORK/evil.json" || fail "inspect failed on the hostile names"
+# The hostile names are skipped: the valid default user of /etc/cloud/cloud.cfg stays.
+assert_eq "hostile image names: the image's valid default user" pirate \
+	"$(jq -r '.flavor.default_user // "null"' "$WORK/evil.json")"
+jq -r '.flavor.evidence[]' "$WORK/evil.json" | grep -q 'default_user.name is not a valid user name, ignoring' ||
+	fail "no evidence that the hostile default_user was ignored"
+grep -q 'all:vars' <(jq -r '.flavor.cloud_init_config.users[]?, .flavor.cloud_init_config.default_user // empty, .flavor.default_user // empty' "$WORK/evil.json") &&
+	fail "a hostile user name from the image is listed as a user"
+pass "hostile image names are not used"
+"$PIFLASH" plan --json --node worker3 --ssh-key "$WORK/op.pub" "$EVIL" >"$WORK/evil-plan.json" ||
+	fail "plan failed on an image with hostile names"
+assert_eq "hostile image names: the plan's user" pirate "$(jq -r .user "$WORK/evil-plan.json")"
+
 finish
