@@ -499,6 +499,46 @@ int pf_tree_resolve(PfTree *tree, const PfPartition *part, const char *path, boo
 	return 0;
 }
 
+int pf_tree_stat(PfTree *tree, const char *path, bool follow, PfFs **ret_fs, char **ret_inner,
+		 PfStat *ret_st)
+{
+	_cleanup_(freep) char *inner = NULL;
+	const PfPartition *part;
+	PfStat st;
+	PfFs *fs;
+	int r;
+
+	r = pf_tree_resolve(tree, NULL, path, follow, &part, &inner);
+	if (r >= 0)
+		r = pf_tree_fs(tree, part, &fs);
+	if (r >= 0)
+		r = pf_fs_stat(fs, inner, &st);
+	if (r < 0)
+		return r;
+	if (ret_fs)
+		*ret_fs = fs;
+	if (ret_inner)
+		*ret_inner = TAKE_PTR(inner);
+	if (ret_st)
+		*ret_st = st;
+	return 0;
+}
+
+int pf_tree_list(PfTree *tree, const char *path, PfDirent **ret, size_t *ret_n)
+{
+	_cleanup_(freep) char *inner = NULL;
+	PfStat st;
+	PfFs *fs;
+	int r;
+
+	r = pf_tree_stat(tree, path, true, &fs, &inner, &st);
+	if (r < 0)
+		return r;
+	if (!S_ISDIR(st.mode))
+		return pf_error_set(-ENOTDIR, "'%s' is not a directory", path);
+	return pf_fs_list(fs, inner, ret, ret_n);
+}
+
 int pf_tree_read_file(PfTree *tree, const char *path, size_t max_bytes, char **ret, size_t *ret_len)
 {
 	_cleanup_(freep) char *inner = NULL;

@@ -63,5 +63,15 @@ int pf_tree_resolve(PfTree *tree, const PfPartition *part, const char *path, boo
 int pf_tree_read_file(PfTree *tree, const char *path, size_t max_bytes, char **ret,
 		      size_t *ret_len);
 
+/*
+ * Stats path in the booted system's view, following its last link if follow; returns (each
+ * optional) its filesystem, the path inside it and the stat. -ENOENT if it does not exist.
+ */
+int pf_tree_stat(PfTree *tree, const char *path, bool follow, PfFs **ret_fs, char **ret_inner,
+		 PfStat *ret_st);
+
+/* Lists the directory at path (booted view, links followed). -ENOTDIR for another kind. */
+int pf_tree_list(PfTree *tree, const char *path, PfDirent **ret, size_t *ret_n);
+
 /* Syncs every filesystem opened so far. */
 int pf_tree_sync(PfTree *tree);

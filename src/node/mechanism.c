@@ -76,17 +76,8 @@ static bool unit_is(const PfFlavorInfo *f, const char *name, PfUnitState s)
 
 static bool tree_exists(PfTree *tree, const char *path)
 {
-	_cleanup_(freep) char *inner = NULL;
-	const PfPartition *part;
-	PfStat st;
-	PfFs *fs;
-	int r;
+	int r = pf_tree_stat(tree, path, true, NULL, NULL, NULL);
 
-	r = pf_tree_resolve(tree, NULL, path, true, &part, &inner);
-	if (r >= 0)
-		r = pf_tree_fs(tree, part, &fs);
-	if (r >= 0)
-		r = pf_fs_stat(fs, inner, &st);
 	if (r < 0)
 		pf_error_clear();
 	return r >= 0;
@@ -107,20 +98,13 @@ static int read_small(PfTree *tree, const char *path, char **ret)
 /* Sorted names of a directory of the booted view (links followed), at most DIR_FILES_MAX. */
 static int list_names(PfTree *tree, const char *dir, char ***ret)
 {
-	_cleanup_(freep) char *inner = NULL;
-	const PfPartition *part;
 	PfDirent *d = NULL;
 	size_t n = 0, k = 0;
 	char **v;
-	PfFs *fs;
 	int r;
 
 	*ret = NULL;
-	r = pf_tree_resolve(tree, NULL, dir, true, &part, &inner);
-	if (r >= 0)
-		r = pf_tree_fs(tree, part, &fs);
-	if (r >= 0)
-		r = pf_fs_list(fs, inner, &d, &n);
+	r = pf_tree_list(tree, dir, &d, &n);
 	if (r < 0) {
 		if (r == -ENOMEM)
 			return r;

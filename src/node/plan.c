@@ -616,23 +616,17 @@ int pf_plan_wifi_country_cmdline(PfPlanCtx *c)
 
 int pf_plan_resolv_conf(PfPlanCtx *c, const char *why)
 {
-	_cleanup_(freep) char *inner = NULL, *text = NULL;
-	const PfPartition *part;
+	_cleanup_(freep) char *text = NULL;
 	char addr[16];
 	size_t len = 0;
 	PfStat st;
-	PfFs *fs;
 	FILE *m;
 	int r;
 
 	if (!c->cfg->static_ip || c->cfg->n_dns == 0)
 		return 0;
 	/* A link means something manages the file (resolved's stub, resolvconf): leave it. */
-	r = pf_tree_resolve(c->tree, NULL, "/etc/resolv.conf", false, &part, &inner);
-	if (r >= 0)
-		r = pf_tree_fs(c->tree, part, &fs);
-	if (r >= 0)
-		r = pf_fs_stat(fs, inner, &st);
+	r = pf_tree_stat(c->tree, "/etc/resolv.conf", false, NULL, NULL, &st);
 	if (r >= 0 && S_ISLNK(st.mode))
 		return pf_plan_add_note(c->plan,
 					"/etc/resolv.conf is a link: the DNS servers reach it "

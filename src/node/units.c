@@ -79,47 +79,11 @@ static const char *basename_of(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-/* Stats path in the booted view without following its last component: 0 or -errno. */
-static int lstat_tree(PfTree *tree, const char *path, PfFs **ret_fs, char **ret_inner, PfStat *st)
-{
-	_cleanup_(freep) char *inner = NULL;
-	const PfPartition *part;
-	PfFs *fs;
-	int r;
-
-	r = pf_tree_resolve(tree, NULL, path, false, &part, &inner);
-	if (r >= 0)
-		r = pf_tree_fs(tree, part, &fs);
-	if (r >= 0)
-		r = pf_fs_stat(fs, inner, st);
-	if (r < 0) {
-		if (r != -ENOMEM)
-			pf_error_clear();
-		return r;
-	}
-	*ret_fs = fs;
-	*ret_inner = TAKE_PTR(inner);
-	return 0;
-}
-
-/* Lists directory path of the booted view (links followed): 0, -ENOENT or -ENOMEM. */
+/* Lists directory path of the booted view: 0, -ENOENT (also: not a directory) or -ENOMEM. */
 static int list_tree(PfTree *tree, const char *path, PfDirent **ret, size_t *ret_n)
 {
-	_cleanup_(freep) char *inner = NULL;
-	const PfPartition *part;
-	PfFs *fs;
-	PfStat st;
-	int r;
+	int r = pf_tree_list(tree, path, ret, ret_n);
 
-	r = pf_tree_resolve(tree, NULL, path, true, &part, &inner);
-	if (r >= 0)
-		r = pf_tree_fs(tree, part, &fs);
-	if (r >= 0)
-		r = pf_fs_stat(fs, inner, &st);
-	if (r >= 0 && !S_ISDIR(st.mode))
-		r = -ENOTDIR;
-	if (r >= 0)
-		r = pf_fs_list(fs, inner, ret, ret_n);
 	if (r < 0 && r != -ENOMEM) {
 		pf_error_clear();
 		return -ENOENT;
@@ -139,11 +103,13 @@ static int add_link(PfUnits *u, const char *dir, const char *name, bool wants)
 		return 0;
 	if (asprintf(&path, "%s/%s", dir, name) < 0)
 		return -ENOMEM;
-	r = lstat_tree(u->tree, path, &fs, &inner, &st);
+	r = pf_tree_stat(u->tree, path, false, &fs, &inner, &st);
 	if (r == -ENOMEM)
 		return r;
-	if (r < 0)
+	if (r < 0) {
+		pf_error_clear();
 		return 0;
+	}
 	if (S_ISLNK(st.mode)) {
 		r = pf_fs_readlink(fs, inner, &target);
 		if (r == -ENOMEM)
