@@ -1098,6 +1098,8 @@ static int run_jobs(Batch *b, unsigned n_threads)
 static void summary(const Batch *b, double seconds, size_t *ret_failed)
 {
 	size_t ok = 0, reused = 0, failed = 0, pending = 0, kept = 0;
+	char more[128] = "";
+	size_t o = 0;
 
 	for (size_t i = 0; i < b->n_jobs; i++)
 		switch (b->jobs[i].status) {
@@ -1119,18 +1121,20 @@ static void summary(const Batch *b, double seconds, size_t *ret_failed)
 			pending++;
 			break;
 		}
-	/* The summary is printed even with -q: it is the answer to the run. */
-	fprintf(stderr, "piflash batch: %zu node%s in %s: %zu built, %zu up to date, %zu failed",
-		b->n_selected, b->n_selected == 1 ? "" : "s", b->out_dir, ok, reused, failed);
+	/* The summary is printed even with -q: it is the answer to the run. Errors may quote
+	 * the image: log_notice() escapes them. */
 	if (pending)
-		fprintf(stderr, ", %zu not built (interrupted)", pending);
+		o = (size_t)snprintf(more, sizeof(more), ", %zu not built (interrupted)", pending);
 	if (kept)
-		fprintf(stderr, "; %zu more kept from earlier runs", kept);
-	fprintf(stderr, " (%.1f s)\n", seconds);
+		snprintf(more + o, sizeof(more) - o, "; %zu more kept from earlier runs", kept);
+	log_notice("piflash batch: %zu node%s in %s: %zu built, %zu up to date, %zu failed%s "
+		   "(%.1f s)",
+		   b->n_selected, b->n_selected == 1 ? "" : "s", b->out_dir, ok, reused, failed,
+		   more, seconds);
 	for (size_t i = 0; i < b->n_jobs; i++)
 		if (b->jobs[i].status == JOB_FAILED)
-			fprintf(stderr, "  failed: %s: %s\n", b->jobs[i].hostname,
-				b->jobs[i].error ?: "unknown error");
+			log_notice("  failed: %s: %s", b->jobs[i].hostname,
+				   b->jobs[i].error ?: "unknown error");
 	*ret_failed = failed;
 }
 

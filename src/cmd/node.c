@@ -484,12 +484,14 @@ int node_known_hosts_update(const char *path, const NodeBuild *b)
 
 void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg)
 {
-	printf("Node %s on a %s image (%s), user '%s'%s%s\n", cfg->hostname,
-	       pf_flavor_name(f->flavor), f->arch ? f->arch : "unknown arch", p->user,
-	       p->instance_id ? ", instance-id " : "", p->instance_id ? p->instance_id : "");
+	/* The plan holds strings from the image (its user, its files' names and contents):
+	 * out_line() escapes them. */
+	out_line("Node %s on a %s image (%s), user '%s'%s%s", cfg->hostname,
+		 pf_flavor_name(f->flavor), f->arch ? f->arch : "unknown arch", p->user,
+		 p->instance_id ? ", instance-id " : "", p->instance_id ? p->instance_id : "");
 	for (size_t i = 0; i < p->n_notes; i++)
-		printf("Note: %s\n", p->notes[i]);
-	printf("\n");
+		out_line("Note: %s", p->notes[i]);
+	out_line("%s", "");
 	for (size_t i = 0; i < p->n_ops; i++) {
 		const PfOp *op = &p->ops[i];
 		char where[32] = "";
@@ -498,22 +500,22 @@ void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig 
 			snprintf(where, sizeof(where), "%u:", op->part);
 		switch (op->kind) {
 		case PF_OP_WRITE:
-			printf("write   %s%s  (%04o %u:%u, %zu bytes%s)\n", where, op->path,
-			       (unsigned)op->mode, (unsigned)op->uid, (unsigned)op->gid, op->size,
-			       op->secret ? ", secret" : "");
+			out_line("write   %s%s  (%04o %u:%u, %zu bytes%s)", where, op->path,
+				 (unsigned)op->mode, (unsigned)op->uid, (unsigned)op->gid, op->size,
+				 op->secret ? ", secret" : "");
 			break;
 		case PF_OP_MKDIR:
-			printf("mkdir   %s%s  (%04o %u:%u)\n", where, op->path, (unsigned)op->mode,
-			       (unsigned)op->uid, (unsigned)op->gid);
+			out_line("mkdir   %s%s  (%04o %u:%u)", where, op->path, (unsigned)op->mode,
+				 (unsigned)op->uid, (unsigned)op->gid);
 			break;
 		case PF_OP_SYMLINK:
-			printf("symlink %s%s -> %s\n", where, op->path, op->target);
+			out_line("symlink %s%s -> %s", where, op->path, op->target);
 			break;
 		case PF_OP_REMOVE:
-			printf("remove  %s%s\n", where, op->path);
+			out_line("remove  %s%s", where, op->path);
 			break;
 		}
-		printf("        why: %s\n", op->why);
+		out_line("        why: %s", op->why);
 		if (op->kind == PF_OP_WRITE && !op->secret && op->size > 0) {
 			const char *s = (const char *)op->data, *e = s + op->size;
 
@@ -522,7 +524,7 @@ void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig 
 				const char *nl = memchr(s, '\n', (size_t)(e - s));
 				size_t n = nl ? (size_t)(nl - s) : (size_t)(e - s);
 
-				printf("        | %.*s\n", (int)n, s);
+				out_line("        | %.*s", (int)n, s);
 				s += n + (nl ? 1 : 0);
 			}
 		}
