@@ -1626,6 +1626,9 @@ int cmd_batch(int argc, char **argv)
 			return usage_error("batch", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	r = node_options_finish(&no);
+	if (r != PF_EXIT_OK)
+		return r;
 	if (argc - optind != 1)
 		return usage_error("batch",
 				   argc - optind < 1 ? "missing IMAGE" : "too many arguments");

@@ -546,6 +546,29 @@ batch rep-kept 0 --inventory "$H/user.csv" --host-keys --only india --out-dir "$
 assert_eq "a kept node with a bad user in report.json is not kept" "india=up-to-date" "$(status "$H/out")"
 grep -q 'all:vars' "$H/out/inventory.ini" && fail "a kept record's user reached inventory.ini"
 pass "report.json values of the wrong type or content rebuild their node, never crash"
+
+# The seed from a file of the user's alone, or from the environment, gives the bytes of the
+# same seed as an argument (run 6); a file open to others is refused before anything is
+# done; the argument, which every local user can read in /proc/PID/cmdline, warns.
+printf '%s\n' "$SEED" >"$H/seed"
+chmod 644 "$H/seed"
+expect_fail 1 "instance-id-seed-file: '.*/seed' is open to group or others \(mode 0644\).*chmod 600" \
+	"$PIFLASH" batch --inventory "$CSV" --host-keys --instance-id-seed-file "$H/seed" \
+	--only alpha --out-dir "$H/s0" "$IMG"
+[ ! -e "$H/s0" ] || fail "a refused seed file created the out dir"
+chmod 600 "$H/seed"
+batch seed-file 0 --inventory "$CSV" --host-keys --bmap --instance-id-seed-file "$H/seed" \
+	--only alpha --out-dir "$H/s1" "$IMG"
+cmp "$B/alpha.img" "$H/s1/alpha.img" || fail "--instance-id-seed-file: other bytes than --instance-id-seed"
+(
+	export PIFLASH_INSTANCE_ID_SEED=$SEED
+	batch seed-env 0 --inventory "$CSV" --host-keys --bmap --only alpha --out-dir "$H/s2" "$IMG"
+) || fail "PIFLASH_INSTANCE_ID_SEED run"
+cmp "$B/alpha.img" "$H/s2/alpha.img" || fail "PIFLASH_INSTANCE_ID_SEED: other bytes than --instance-id-seed"
+grep -q 'warning' "$WORK/seed-file.err" "$WORK/seed-env.err" && fail "the file or environment seed warns"
+grep -q 'warning: --instance-id-seed shows the seed to every local user' "$WORK/full.err" ||
+	fail "--instance-id-seed S gives no warning"
+pass "seed from a 0600 file or PIFLASH_INSTANCE_ID_SEED: same artifact; 0644 refused; argument warns"
 rm -rf "$H"
 
 assert_eq "the input image is unchanged" "$IN_SHA" "$(sha256 "$IMG")"
