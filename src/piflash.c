@@ -11,6 +11,7 @@
 #include "cmd/cmd.h"
 #include "config.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/strutil.h"
 
 bool arg_quiet;
@@ -37,6 +38,28 @@ void log_unlock(void)
 	funlockfile(stderr);
 }
 
+/*
+ * Writes s to f with every byte a terminal could take for a command escaped (pf_escape()):
+ * messages and listings carry strings from images and from files of earlier runs. Without
+ * memory for the copy a placeholder is written, never the raw bytes.
+ */
+static void put_escaped(FILE *f, const char *s)
+{
+	_cleanup_(freep) char *e = pf_escape(s);
+
+	fputs(e ?: "(out of memory)", f);
+}
+
+/* One line formatted from fmt and ap, escaped; "(out of memory)" when it cannot be. */
+static void put_formatted(FILE *f, const char *fmt, va_list ap)
+{
+	_cleanup_(freep) char *line = NULL;
+
+	if (vasprintf(&line, fmt, ap) < 0)
+		line = NULL;
+	put_escaped(f, line ?: "(out of memory)");
+}
+
 /* One whole line at a time, whatever the threads: stderr is locked around it. */
 static void log_line(const char *prefix, const char *fmt, va_list ap, const char *suffix)
 {
@@ -44,13 +67,25 @@ static void log_line(const char *prefix, const char *fmt, va_list ap, const char
 	if (log_hook)
 		log_hook(log_hook_data, true);
 	fputs(prefix, stderr);
-	vfprintf(stderr, fmt, ap);
-	if (suffix)
-		fprintf(stderr, ": %s", suffix);
+	put_formatted(stderr, fmt, ap);
+	if (suffix) {
+		fputs(": ", stderr);
+		put_escaped(stderr, suffix);
+	}
 	fputc('\n', stderr);
 	if (log_hook)
 		log_hook(log_hook_data, false);
 	funlockfile(stderr);
+}
+
+void out_line(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	put_formatted(stdout, fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
 }
 
 void log_error(const char *fmt, ...)
@@ -84,13 +119,22 @@ void log_info(const char *fmt, ...)
 	va_end(ap);
 }
 
+void log_notice(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line("", fmt, ap, NULL);
+	va_end(ap);
+}
+
 int usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
 	fputs("piflash: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	put_formatted(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nTry 'piflash %s%s--help' for more information.\n", cmd ? cmd : "",
 		cmd ? " " : "");

@@ -34,11 +34,16 @@
 #include "flash/artifact.h"
 #include "flash/ranges.h"
 #include "util/error.h"
+#include "util/escape.h"
+#include "util/fileio.h"
 #include "util/strutil.h"
 
 #define JOBS_MAX 64u
 /* A file that shapes every node (a template, --user-data) is hashed up to this size. */
 #define INPUT_FILE_MAX (4u * 1024 * 1024)
+/* report.json of an earlier run is read up to this size: some 10000 nodes. */
+#define REPORT_MAX (32u * 1024 * 1024)
+#define LOCK_NAME ".piflash-batch.lock"
 
 typedef enum JobStatus {
 	JOB_PENDING,
@@ -79,6 +84,12 @@ typedef struct Batch {
 	const PfFlavorInfo *flavor;
 	NodeOptions *no;
 	const char *out_dir;
+	/* The out dir, opened once: every file of the run is a name relative to it, checked by
+	 * out_guard(), never a path built from a string. */
+	int dir_fd;
+	/* The input image and the file it is read from (its cache file, or itself when raw):
+	 * nothing the run writes or removes may be either. */
+	struct stat input_st, source_st;
 	PfArtifactFormat format;
 	bool bmap, force;
 	int64_t now;
@@ -327,23 +338,95 @@ static void hash_node(const Batch *b, const PfNodeConfig *c, char out[65])
 	hash_end(&h, out);
 }
 
+/* ---- the out dir ------------------------------------------------------------------------- */
+
+/* One name in the out dir: not empty, no '/', not "." or "..". */
+static bool out_name_ok(const char *name)
+{
+	return name && *name && !strchr(name, '/') && !streq(name, ".") && !streq(name, "..");
+}
+
+/*
+ * A node's file name: hostname and suffix (".img.zst", ".img.bmap"). Only a valid RFC 1123
+ * label makes one, so no row of a CSV can name a path ("../victim") or a dot file. Returns 0
+ * or -EINVAL with the hostname's detail.
+ */
+static int out_name(const char *hostname, const char *suffix, char **ret)
+{
+	int r = pf_hostname_validate(hostname);
+
+	if (r < 0)
+		return r;
+	return asprintf(ret, "%s%s", hostname, suffix) < 0 ? -ENOMEM : 0;
+}
+
+static bool same_inode(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/*
+ * May the run write or remove name in the out dir? Not when it is, or links to, the input
+ * image or the file it is read from (the main job refuses its input as its target alike):
+ * a rename would drop the input's name, an unlink the input. Returns 0 or -EINVAL/-EPERM
+ * with a detail.
+ */
+static int out_guard(const Batch *b, const char *name)
+{
+	struct stat st;
+
+	if (!out_name_ok(name))
+		return pf_error_set(-EINVAL, "'%s' is not a file name in '%s'", name, b->out_dir);
+	/* Following a link: a link to the input counts as the input. Nothing there: fine. */
+	if (fstatat(b->dir_fd, name, &st, 0) < 0)
+		return 0;
+	if (same_inode(&st, &b->input_st))
+		return pf_error_set(-EPERM,
+				    "'%s/%s' is the input image; piflash batch never writes or "
+				    "removes its input",
+				    b->out_dir, name);
+	if (same_inode(&st, &b->source_st))
+		return pf_error_set(-EPERM,
+				    "'%s/%s' is the input image's cache file; piflash batch never "
+				    "writes or removes it",
+				    b->out_dir, name);
+	return 0;
+}
+
+/* Removes hostname+suffix from the out dir if it is there: an artifact that no longer is
+ * one. Never the input, never anything named by an invalid hostname. */
+static void remove_stale(const Batch *b, const char *hostname, const char *suffix)
+{
+	_cleanup_(freep) char *name = NULL;
+	int r;
+
+	if (out_name(hostname, suffix, &name) < 0) {
+		pf_error_clear();
+		return;
+	}
+	r = out_guard(b, name);
+	if (r < 0) {
+		log_error_errno(r, "not removing '%s/%s'", b->out_dir, name);
+		return;
+	}
+	if (unlinkat(b->dir_fd, name, 0) == 0)
+		log_info("Removed %s/%s: it is from an earlier run, not from this one", b->out_dir,
+			 name);
+}
+
 /* ---- one node ---------------------------------------------------------------------------- */
 
-static void remove_stale(const Batch *b, const char *name);
-
-/* A failed node leaves no artifact: an older one would be taken for this run's. */
+/* A failed node leaves no artifact: an older one would be taken for this run's. A row whose
+ * hostname is not valid has no file names at all (out_name() refuses it): nothing of it is
+ * removed. */
 static void job_fail(Batch *b, Job *j, int r, double start)
 {
-	char name[PATH_MAX];
-
 	j->status = JOB_FAILED;
 	j->error = strdup(pf_error_message(r));
 	j->seconds = now_seconds() - start;
 	log_error("%s: %s", j->hostname, j->error ?: "failed");
-	snprintf(name, sizeof(name), "%s%s", j->hostname, pf_artifact_suffix(b->format));
-	remove_stale(b, name);
-	snprintf(name, sizeof(name), "%s.img.bmap", j->hostname);
-	remove_stale(b, name);
+	remove_stale(b, j->hostname, pf_artifact_suffix(b->format));
+	remove_stale(b, j->hostname, ".img.bmap");
 }
 
 static int dup_str(char **dst, const char *src)
@@ -374,6 +457,77 @@ static const char *row_group(const Batch *b, const Job *j)
 	const char *group = pf_inventory_get(b->inv, j->row, "group");
 
 	return group && *group ? group : NULL;
+}
+
+/* An instance-id as piflash makes them ("iid-piflash-worker3-0123abcd..."), or as an image
+ * may carry them: [A-Za-z0-9._-], at most 128 bytes. */
+static int instance_id_check(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 128 ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789._-") != n)
+		return pf_error_set(-EINVAL,
+				    "instance-id is not 1 to 128 of a-z, A-Z, 0-9, '.', '_', '-'");
+	return 0;
+}
+
+/* One public key line ("ssh-ed25519 AAAA... comment") and its "SHA256:" fingerprint. */
+static int host_key_check(const char *pub, const char *fingerprint)
+{
+	const char *fp = startswith(fingerprint, "SHA256:");
+	PfSshKey *keys = NULL;
+	size_t n = 0;
+	int r;
+
+	if (strpbrk(pub, "\r\n") || !pf_escape_clean(pub))
+		return pf_error_set(-EINVAL, "host key has a control character");
+	r = pf_ssh_keys_parse(pub, strlen(pub), "host key", &keys, &n);
+	pf_ssh_keys_free(keys, n);
+	if (r < 0)
+		return r;
+	if (n != 1)
+		return pf_error_set(-EINVAL, "host key: not one key");
+	if (!fp || strlen(fp) != 43 ||
+	    strspn(fp, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/") != 43)
+		return pf_error_set(-EINVAL, "host key fingerprint is not SHA256: and 43 base64 "
+					     "characters");
+	return 0;
+}
+
+/*
+ * Everything of j that goes into inventory.ini, hosts and known_hosts — line formats that
+ * have no escaping — is what it claims to be: a user name by the node's own rules, an
+ * address, a domain name, a key. A string from an image or from an earlier report.json that
+ * is not (a user name with a newline and an [all:vars] section after it) is refused here, as
+ * the per-node result becomes a listing. Returns 0 or -EINVAL with a detail naming the field.
+ */
+static int job_check_listing(const Job *j)
+{
+	uint32_t a;
+	unsigned prefix;
+	int r = 0;
+
+	if (j->user && (r = pf_username_validate(j->user)) < 0)
+		return pf_error_prefix(r, "user '%s' is refused", j->user);
+	if (j->address && (r = pf_ipv4_parse_cidr(j->address, &a, &prefix)) < 0)
+		return pf_error_prefix(r, "address");
+	if (j->fqdn) {
+		const char *dot = startswith(j->fqdn, j->hostname);
+
+		if (!dot || *dot != '.')
+			return pf_error_set(-EINVAL, "fqdn is not under the hostname '%s'",
+					    j->hostname);
+		if ((r = pf_domain_validate(dot + 1)) < 0)
+			return pf_error_prefix(r, "fqdn");
+	}
+	if (j->instance_id && (r = instance_id_check(j->instance_id)) < 0)
+		return r;
+	for (size_t i = 0; i < j->n_host_keys; i++)
+		if ((r = host_key_check(j->host_keys[i], j->fingerprints[i])) < 0)
+			return r;
+	return 0;
 }
 
 /* What the report lists about a node, from its settings and plan. */
@@ -410,12 +564,18 @@ static int job_describe(Batch *b, Job *j, const NodeBuild *nb)
 			return -ENOMEM;
 		j->n_host_keys++;
 	}
+	/* The user arrives from the plan, which may have taken it from the image (cloud.cfg's
+	 * default_user, /etc/passwd): the node fails rather than list it. */
+	r = job_check_listing(j);
+	if (r < 0)
+		return pf_error_prefix(r, "'%s': node '%s' cannot be listed", b->base.path,
+				       j->hostname);
 	return 0;
 }
 
 static int file_sha256(int dirfd, const char *name, char out[65])
 {
-	_cleanup_(closep) int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	_cleanup_(closep) int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	unsigned char buf[65536];
 	ssize_t n;
 	Hash h;
@@ -437,6 +597,7 @@ static int set_str(char **dst, const char *src)
 	return dup_str(dst, src);
 }
 
+/* A string field of a record that record_check() passed; NULL when absent or null. */
 static const char *rec_str(json_object *rec, const char *key)
 {
 	json_object *v;
@@ -451,9 +612,188 @@ static int64_t file_mtime_ns(const struct stat *st)
 	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
+/* ---- report.json of an earlier run ------------------------------------------------------- */
+
 /*
- * Fills j from its node's previous record (rec) when the record still describes the files in
- * the out dir: the artifact with the recorded size and modification time, the bmap if any.
+ * Field key of rec as a string: *ret NULL when it is absent or null (an error if required),
+ * -EINVAL for any other type. The file is ours, but anyone may have edited it: no value is
+ * used before its type is known.
+ */
+static int field_str(json_object *rec, const char *key, bool required, const char **ret)
+{
+	json_object *v = NULL;
+
+	*ret = NULL;
+	if (!json_object_object_get_ex(rec, key, &v))
+		return required ? pf_error_set(-EINVAL, "'%s' is missing", key) : 0;
+	if (!v)
+		return required ? pf_error_set(-EINVAL, "'%s' is null", key) : 0;
+	if (!json_object_is_type(v, json_type_string))
+		return pf_error_set(-EINVAL, "'%s' is not a string (%s)", key,
+				    json_type_to_name(json_object_get_type(v)));
+	*ret = json_object_get_string(v);
+	return 0;
+}
+
+/* Field key of rec as a non-negative integer. */
+static int field_size(json_object *rec, const char *key)
+{
+	json_object *v = NULL;
+
+	if (!json_object_object_get_ex(rec, key, &v) || !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) < 0)
+		return pf_error_set(-EINVAL, "'%s' is not a number of bytes", key);
+	return 0;
+}
+
+static bool is_hex64(const char *s)
+{
+	return s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+/* A file name the record gives for hostname: hostname and one of the suffixes piflash uses. */
+static bool record_name_ok(const char *name, const char *hostname, bool bmap)
+{
+	const char *suffix = startswith(name, hostname);
+
+	if (!suffix || !out_name_ok(name))
+		return false;
+	if (bmap)
+		return streq(suffix, ".img.bmap");
+	for (PfArtifactFormat f = PF_ARTIFACT_IMG; pf_artifact_suffix(f); f++)
+		if (streq(suffix, pf_artifact_suffix(f)))
+			return true;
+	return false;
+}
+
+/*
+ * Checks the shape of one node record of report.json: the types of every field read back,
+ * and the fields that name files or are compared with them. What the fields say (a user
+ * name, an address) is checked by job_check_listing() once a Job holds them. Sets *ret_host
+ * and *ret_status. Returns 0 or -EINVAL with a detail naming the field.
+ */
+static int record_check(json_object *rec, const char **ret_host, const char **ret_status)
+{
+	const char *host, *status, *s;
+	json_object *keys = NULL;
+	uint64_t v;
+	int r;
+
+	if (!json_object_is_type(rec, json_type_object))
+		return pf_error_set(-EINVAL, "not an object");
+	if ((r = field_str(rec, "hostname", true, &host)) < 0)
+		return r;
+	if ((r = pf_hostname_validate(host)) < 0)
+		return r;
+	*ret_host = host;
+	if ((r = field_str(rec, "status", true, &status)) < 0)
+		return r;
+	*ret_status = status;
+	if (!streq(status, "ok") && !streq(status, "up-to-date") && !streq(status, "kept"))
+		return 0; /* a node without an artifact: nothing more is read of it */
+
+	if ((r = field_str(rec, "artifact", true, &s)) < 0)
+		return r;
+	if (!record_name_ok(s, host, false))
+		return pf_error_set(-EINVAL, "'artifact' is not an artifact name of '%s'", host);
+	if ((r = field_str(rec, "bmap", false, &s)) < 0)
+		return r;
+	if (s && !record_name_ok(s, host, true))
+		return pf_error_set(-EINVAL, "'bmap' is not '%s.img.bmap'", host);
+	if ((r = field_str(rec, "sha256", true, &s)) < 0)
+		return r;
+	if (!is_hex64(s))
+		return pf_error_set(-EINVAL, "'sha256' is not 64 hex digits");
+	if ((r = field_str(rec, "inputs", false, &s)) < 0)
+		return r;
+	if (s && !is_hex64(s))
+		return pf_error_set(-EINVAL, "'inputs' is not 64 hex digits");
+	if ((r = field_str(rec, "mtime_ns", true, &s)) < 0)
+		return r;
+	if (pf_parse_u64(s, &v) < 0 || v > INT64_MAX)
+		return pf_error_set(-EINVAL, "'mtime_ns' is not a number of nanoseconds");
+	if ((r = field_size(rec, "size")) < 0 || (r = field_size(rec, "image_size")) < 0)
+		return r;
+	if ((r = field_str(rec, "address", false, &s)) < 0 ||
+	    (r = field_str(rec, "fqdn", false, &s)) < 0 ||
+	    (r = field_str(rec, "user", false, &s)) < 0 ||
+	    (r = field_str(rec, "instance_id", false, &s)) < 0)
+		return r;
+
+	if (!json_object_object_get_ex(rec, "host_keys", &keys) || !keys)
+		return 0;
+	if (!json_object_is_type(keys, json_type_array))
+		return pf_error_set(-EINVAL, "'host_keys' is not an array");
+	for (size_t i = 0; i < json_object_array_length(keys); i++) {
+		json_object *k = json_object_array_get_idx(keys, i);
+
+		if (!json_object_is_type(k, json_type_object) ||
+		    field_str(k, "public", true, &s) < 0 ||
+		    field_str(k, "fingerprint", true, &s) < 0)
+			return pf_error_set(-EINVAL,
+					    "'host_keys[%zu]' is not an object with the strings "
+					    "'public' and 'fingerprint'",
+					    i);
+	}
+	return 0;
+}
+
+/*
+ * The nodes of the last report.json in the out dir that have an artifact, by hostname. A
+ * file that cannot be read as a report rebuilds every node; a record that is not right
+ * rebuilds its node; both are said, naming the file and what is wrong.
+ */
+static json_object *read_previous(const Batch *b)
+{
+	_cleanup_(freep) char *text = NULL;
+	json_object *root, *nodes, *byname;
+	enum json_tokener_error jerr;
+	size_t len = 0;
+	int r;
+
+	r = pf_read_file_at(b->dir_fd, "report.json", REPORT_MAX, &text, &len);
+	if (r == -ENOENT)
+		return NULL;
+	if (r < 0) {
+		log_error_errno(r,
+				"'%s/report.json': cannot read the last run's report, so every "
+				"node is rebuilt",
+				b->out_dir);
+		return NULL;
+	}
+	root = json_tokener_parse_verbose(text, &jerr);
+	if (!root || !json_object_object_get_ex(root, "nodes", &nodes) ||
+	    !json_object_is_type(nodes, json_type_array)) {
+		log_error("'%s/report.json': %s, so every node is rebuilt", b->out_dir,
+			  root ? "no 'nodes' array" : json_tokener_error_desc(jerr));
+		json_object_put(root);
+		return NULL;
+	}
+	byname = json_object_new_object();
+	for (size_t i = 0; byname && i < json_object_array_length(nodes); i++) {
+		json_object *n = json_object_array_get_idx(nodes, i);
+		const char *host = NULL, *status = NULL;
+
+		r = record_check(n, &host, &status);
+		if (r < 0 && host)
+			log_error_errno(r, "'%s/report.json': node '%s' is rebuilt", b->out_dir,
+					host);
+		else if (r < 0)
+			log_error_errno(r, "'%s/report.json': node %zu is not read", b->out_dir,
+					i + 1);
+		if (r < 0)
+			continue;
+		if (streq(status, "ok") || streq(status, "up-to-date") || streq(status, "kept"))
+			json_object_object_add(byname, host, json_object_get(n));
+	}
+	json_object_put(root);
+	return byname;
+}
+
+/*
+ * Fills j from its node's previous record (rec, checked by record_check()) when the record
+ * still describes the files in the out dir: the artifact with the recorded size and
+ * modification time, the bmap if any.
  */
 static bool job_from_record(Batch *b, Job *j, json_object *rec)
 {
@@ -462,27 +802,18 @@ static bool job_from_record(Batch *b, Job *j, json_object *rec)
 	const char *inputs = rec_str(rec, "inputs");
 	json_object *v, *keys;
 	struct stat st;
-	char path[PATH_MAX];
 	size_t n_keys;
+	int r;
 
-	if (!artifact || !sha || strlen(sha) != 64 || !mtime || strchr(artifact, '/') ||
-	    !startswith(artifact, j->hostname))
-		return false;
-	snprintf(path, sizeof(path), "%s/%s", b->out_dir, artifact);
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+	if (fstatat(b->dir_fd, artifact, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 		return false;
 	if (!json_object_object_get_ex(rec, "size", &v) ||
 	    (uint64_t)json_object_get_int64(v) != (uint64_t)st.st_size)
 		return false;
 	if (strtoll(mtime, NULL, 10) != file_mtime_ns(&st))
 		return false;
-	if (bmap) {
-		if (strchr(bmap, '/') || !startswith(bmap, j->hostname))
-			return false;
-		snprintf(path, sizeof(path), "%s/%s", b->out_dir, bmap);
-		if (file_sha256(AT_FDCWD, path, j->bmap_sha256) < 0)
-			return false;
-	}
+	if (bmap && file_sha256(b->dir_fd, bmap, j->bmap_sha256) < 0)
+		return false;
 	if (set_str(&j->artifact, artifact) < 0 || set_str(&j->bmap, bmap) < 0 ||
 	    set_str(&j->instance_id, rec_str(rec, "instance_id")) < 0 ||
 	    set_str(&j->address, rec_str(rec, "address")) < 0 ||
@@ -498,25 +829,30 @@ static bool job_from_record(Batch *b, Job *j, json_object *rec)
 
 	/* The host keys are those on the artifact, not this run's. */
 	job_forget_keys(j);
-	if (!json_object_object_get_ex(rec, "host_keys", &keys) ||
-	    !json_object_is_type(keys, json_type_array))
-		return true;
-	n_keys = json_object_array_length(keys);
-	j->host_keys = calloc(n_keys + 1, sizeof(char *));
-	j->fingerprints = calloc(n_keys + 1, sizeof(char *));
-	if (!j->host_keys || !j->fingerprints)
-		return false;
-	for (size_t i = 0; i < n_keys; i++) {
-		json_object *k = json_object_array_get_idx(keys, i);
-		const char *pub = rec_str(k, "public"), *fp = rec_str(k, "fingerprint");
+	if (json_object_object_get_ex(rec, "host_keys", &keys) &&
+	    json_object_is_type(keys, json_type_array)) {
+		n_keys = json_object_array_length(keys);
+		j->host_keys = calloc(n_keys + 1, sizeof(char *));
+		j->fingerprints = calloc(n_keys + 1, sizeof(char *));
+		if (!j->host_keys || !j->fingerprints)
+			return false;
+		for (size_t i = 0; i < n_keys; i++) {
+			json_object *k = json_object_array_get_idx(keys, i);
 
-		if (!pub || !fp)
-			return false;
-		j->host_keys[i] = strdup(pub);
-		j->fingerprints[i] = strdup(fp);
-		j->n_host_keys++; /* counted before the check: job_forget_keys() frees either */
-		if (!j->host_keys[i] || !j->fingerprints[i])
-			return false;
+			j->host_keys[i] = strdup(rec_str(k, "public"));
+			j->fingerprints[i] = strdup(rec_str(k, "fingerprint"));
+			/* counted before the check: job_forget_keys() frees either */
+			j->n_host_keys++;
+			if (!j->host_keys[i] || !j->fingerprints[i])
+				return false;
+		}
+	}
+	/* What goes into hosts, known_hosts and inventory.ini is what it says it is. */
+	r = job_check_listing(j);
+	if (r < 0) {
+		log_error_errno(r, "'%s/report.json': node '%s' is %s", b->out_dir, j->hostname,
+				j->status == JOB_UNSELECTED ? "not kept" : "rebuilt");
+		return false;
 	}
 	return true;
 }
@@ -532,27 +868,15 @@ static bool job_reuse(Batch *b, Job *j)
 	inputs = rec_str(rec, "inputs");
 	artifact = rec_str(rec, "artifact");
 	bmap = rec_str(rec, "bmap");
-	if (!inputs || !streq(inputs, j->inputs) || !artifact || !streq(artifact, j->artifact) ||
+	if (!inputs || !streq(inputs, j->inputs) || !streq(artifact, j->artifact) ||
 	    !!bmap != b->bmap)
 		return false;
 	return job_from_record(b, j, rec);
 }
 
-/* Removes name from the out dir if it is there: an artifact that no longer is one. */
-static void remove_stale(const Batch *b, const char *name)
-{
-	_cleanup_(freep) char *path = NULL;
-
-	if (asprintf(&path, "%s/%s", b->out_dir, name) < 0)
-		return;
-	if (unlink(path) == 0)
-		log_info("Removed %s: it is from an earlier run, not from this one", path);
-}
-
 static int job_write(Batch *b, Job *j, NodeImage *ni)
 {
 	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
-	_cleanup_(freep) char *path = NULL, *bmap_path = NULL;
 	PfArtifactOptions ao = { .format = b->format,
 				 .threads = b->threads,
 				 .cancel = &interrupted };
@@ -567,35 +891,35 @@ static int job_write(Batch *b, Job *j, NodeImage *ni)
 	r = pf_ranges_align(&ranges.all, PF_ARTIFACT_BLOCK_BYTES, pf_overlay_size(ni->img.ov));
 	if (r < 0)
 		return r;
-	if (asprintf(&path, "%s/%s", b->out_dir, j->artifact) < 0)
-		return -ENOMEM;
+	free(j->bmap);
+	j->bmap = NULL;
 	if (b->bmap) {
-		if (asprintf(&j->bmap, "%s.img.bmap", j->hostname) < 0)
-			return -ENOMEM;
-		if (asprintf(&bmap_path, "%s/%s", b->out_dir, j->bmap) < 0)
-			return -ENOMEM;
-		ao.bmap_path = bmap_path;
+		r = out_name(j->hostname, ".img.bmap", &j->bmap);
+		if (r < 0)
+			return r;
+		r = out_guard(b, j->bmap);
+		if (r < 0)
+			return r;
+		ao.bmap_path = j->bmap;
 	}
-	r = pf_artifact_write(path, ni->img.ov, &ranges.all, &ao, &res);
+	r = out_guard(b, j->artifact);
 	if (r < 0)
 		return r;
-	if (!b->bmap) {
-		_cleanup_(freep) char *stale = NULL;
-
-		if (asprintf(&stale, "%s.img.bmap", j->hostname) < 0)
-			return -ENOMEM;
-		remove_stale(b, stale);
-	}
-	if (stat(path, &st) < 0)
-		return pf_error_set(-errno, "'%s': %m", path);
+	r = pf_artifact_write_at(b->dir_fd, j->artifact, ni->img.ov, &ranges.all, &ao, &res);
+	if (r < 0)
+		return pf_error_prefix(r, "'%s'", b->out_dir);
+	if (!b->bmap)
+		remove_stale(b, j->hostname, ".img.bmap");
+	if (fstatat(b->dir_fd, j->artifact, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return pf_error_set(-errno, "'%s/%s': %m", b->out_dir, j->artifact);
 	memcpy(j->sha256, res.sha256, sizeof(j->sha256));
 	j->file_bytes = res.file_bytes;
 	j->image_bytes = res.image_bytes;
 	j->mtime_ns = file_mtime_ns(&st);
-	if (bmap_path) {
-		r = file_sha256(AT_FDCWD, bmap_path, j->bmap_sha256);
+	if (j->bmap) {
+		r = file_sha256(b->dir_fd, j->bmap, j->bmap_sha256);
 		if (r < 0)
-			return pf_error_set(r, "'%s': %s", bmap_path, strerror(-r));
+			return pf_error_set(r, "'%s/%s': %s", b->out_dir, j->bmap, strerror(-r));
 	}
 	return 0;
 }
@@ -607,8 +931,11 @@ static void job_run(Batch *b, Job *j)
 	char a[32], s[32];
 	int r;
 
-	if (asprintf(&j->artifact, "%s%s", j->hostname, pf_artifact_suffix(b->format)) < 0) {
-		job_fail(b, j, -ENOMEM, start);
+	/* A row with a hostname that is no valid name fails here, before any file is named. */
+	r = out_name(j->hostname, pf_artifact_suffix(b->format), &j->artifact);
+	if (r < 0) {
+		job_fail(b, j, j->row->error ? pf_error_set(-EINVAL, "%s", j->row->error) : r,
+			 start);
 		return;
 	}
 	/* The settings alone tell whether the artifact is up to date: no image work then. */
@@ -681,32 +1008,25 @@ static void job_done(Job *j)
 /* Writes DIR/name from a memory stream's text, through a temporary file and a rename. */
 static int write_out(const Batch *b, const char *name, const char *text, size_t len)
 {
-	_cleanup_(freep) char *path = NULL, *tmp = NULL;
+	_cleanup_(freep) char *prefix = NULL, *tmp = NULL;
 	_cleanup_(closep) int fd = -1;
-	size_t done = 0;
+	int r;
 
-	if (asprintf(&path, "%s/%s", b->out_dir, name) < 0 ||
-	    asprintf(&tmp, "%s/.%s.XXXXXX", b->out_dir, name) < 0)
+	r = out_guard(b, name);
+	if (r < 0)
+		return r;
+	if (asprintf(&prefix, ".%s.", name) < 0)
 		return -ENOMEM;
-	fd = mkostemp(tmp, O_CLOEXEC);
+	fd = pf_tmpfile_at(b->dir_fd, prefix, name, &tmp);
 	if (fd < 0)
-		return pf_error_set(-errno, "'%s': %m", tmp);
-	while (done < len) {
-		ssize_t n = write(fd, text + done, len - done);
-
-		if (n < 0) {
-			int e = errno;
-
-			unlink(tmp);
-			return pf_error_set(-e, "'%s': %s", path, strerror(e));
-		}
-		done += (size_t)n;
-	}
-	if (fchmod(fd, 0644) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
-		int e = errno;
-
-		unlink(tmp);
-		return pf_error_set(-e, "'%s': %s", path, strerror(e));
+		return pf_error_prefix(fd, "'%s'", b->out_dir);
+	r = pf_write_all(fd, text, len, 0);
+	if (r >= 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0 ||
+		       renameat(b->dir_fd, tmp, b->dir_fd, name) < 0))
+		r = pf_error_set(-errno, "%m");
+	if (r < 0) {
+		(void)unlinkat(b->dir_fd, tmp, 0);
+		return pf_error_prefix(r, "'%s/%s'", b->out_dir, name);
 	}
 	return 0;
 }
@@ -782,9 +1102,12 @@ static void names_of(const Job *j, char *out, size_t size, const char *sep)
 
 static int write_hosts(const Batch *b, FILE *hosts, FILE *known)
 {
-	fprintf(hosts, "# Written by piflash batch from %s\n", b->inv->path);
+	_cleanup_(freep) char *from = pf_escape(b->inv->path);
+
+	/* A comment is one line: the path is escaped like any shown string. */
+	fprintf(hosts, "# Written by piflash batch from %s\n", from ?: "the inventory");
 	fprintf(known, "# Written by piflash batch from %s: the host keys on the cards\n",
-		b->inv->path);
+		from ?: "the inventory");
 	for (size_t i = 0; i < b->n_jobs; i++) {
 		const Job *j = &b->jobs[i];
 		char names[512], a[16];
@@ -850,6 +1173,7 @@ static int add_group(char ***groups, size_t *n, const char *g, size_t len)
  */
 static int write_ansible(const Batch *b, FILE *f)
 {
+	_cleanup_(freep) char *from = pf_escape(b->inv->path);
 	char **groups = NULL;
 	size_t n_groups = 0;
 	int r = 0;
@@ -869,7 +1193,7 @@ static int write_ansible(const Batch *b, FILE *f)
 			p += strspn(p, " ,\t");
 		}
 	}
-	fprintf(f, "# Written by piflash batch from %s\n", b->inv->path);
+	fprintf(f, "# Written by piflash batch from %s\n", from ?: "the inventory");
 	for (size_t g = 0; g < n_groups && r >= 0; g++) {
 		fprintf(f, "\n[%s]\n", groups[g]);
 		for (size_t i = 0; i < b->n_jobs; i++) {
@@ -1018,36 +1342,6 @@ static int write_all(const Batch *b, double seconds)
 	return r;
 }
 
-/* The nodes of the last report.json in the out dir, by hostname. */
-static json_object *read_previous(const char *out_dir)
-{
-	_cleanup_(freep) char *path = NULL;
-	json_object *root, *nodes, *byname;
-
-	if (asprintf(&path, "%s/report.json", out_dir) < 0 || access(path, F_OK) < 0)
-		return NULL;
-	root = json_object_from_file(path);
-	if (!root)
-		return NULL;
-	byname = json_object_new_object();
-	if (json_object_object_get_ex(root, "nodes", &nodes) &&
-	    json_object_is_type(nodes, json_type_array))
-		for (size_t i = 0; i < json_object_array_length(nodes); i++) {
-			json_object *n = json_object_array_get_idx(nodes, i), *h, *s;
-
-			if (json_object_object_get_ex(n, "hostname", &h) &&
-			    json_object_object_get_ex(n, "status", &s) &&
-			    json_object_is_type(h, json_type_string) &&
-			    (streq(json_object_get_string(s), "ok") ||
-			     streq(json_object_get_string(s), "up-to-date") ||
-			     streq(json_object_get_string(s), "kept")))
-				json_object_object_add(byname, json_object_get_string(h),
-						       json_object_get(n));
-		}
-	json_object_put(root);
-	return byname;
-}
-
 /* Nodes not chosen this time whose artifacts from an earlier run are intact stay listed. */
 static void keep_unselected(Batch *b)
 {
@@ -1099,6 +1393,8 @@ static int run_jobs(Batch *b, unsigned n_threads)
 static void summary(const Batch *b, double seconds, size_t *ret_failed)
 {
 	size_t ok = 0, reused = 0, failed = 0, pending = 0, kept = 0;
+	char more[128] = "";
+	size_t o = 0;
 
 	for (size_t i = 0; i < b->n_jobs; i++)
 		switch (b->jobs[i].status) {
@@ -1120,54 +1416,123 @@ static void summary(const Batch *b, double seconds, size_t *ret_failed)
 			pending++;
 			break;
 		}
-	/* The summary is printed even with -q: it is the answer to the run. */
-	fprintf(stderr, "piflash batch: %zu node%s in %s: %zu built, %zu up to date, %zu failed",
-		b->n_selected, b->n_selected == 1 ? "" : "s", b->out_dir, ok, reused, failed);
+	/* The summary is printed even with -q: it is the answer to the run. Errors may quote
+	 * the image: log_notice() escapes them. */
 	if (pending)
-		fprintf(stderr, ", %zu not built (interrupted)", pending);
+		o = (size_t)snprintf(more, sizeof(more), ", %zu not built (interrupted)", pending);
 	if (kept)
-		fprintf(stderr, "; %zu more kept from earlier runs", kept);
-	fprintf(stderr, " (%.1f s)\n", seconds);
+		snprintf(more + o, sizeof(more) - o, "; %zu more kept from earlier runs", kept);
+	log_notice("piflash batch: %zu node%s in %s: %zu built, %zu up to date, %zu failed%s "
+		   "(%.1f s)",
+		   b->n_selected, b->n_selected == 1 ? "" : "s", b->out_dir, ok, reused, failed,
+		   more, seconds);
 	for (size_t i = 0; i < b->n_jobs; i++)
 		if (b->jobs[i].status == JOB_FAILED)
-			fprintf(stderr, "  failed: %s: %s\n", b->jobs[i].hostname,
-				b->jobs[i].error ?: "unknown error");
+			log_notice("  failed: %s: %s", b->jobs[i].hostname,
+				   b->jobs[i].error ?: "unknown error");
 	*ret_failed = failed;
 }
 
-/* Only one batch at a time in an out dir: the report is the record of its artifacts. */
-typedef struct OutDirLock {
-	int fd;
-	char *path;
-} OutDirLock;
-
-static int lock_out_dir(const char *dir, OutDirLock *l)
+/* What a run holds besides what its cleanups free: the jobs and the last report. base is
+ * the command's (b borrows it), dir_fd the OutDir's. */
+static void batch_done(Batch *b)
 {
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return pf_error_set(-errno, "cannot create '%s': %m", dir);
-	if (asprintf(&l->path, "%s/.piflash-batch.lock", dir) < 0) {
-		l->path = NULL;
-		return -ENOMEM;
-	}
-	l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (l->fd < 0)
-		return pf_error_set(-errno, "'%s': %m", l->path);
-	if (flock(l->fd, LOCK_EX | LOCK_NB) < 0) {
-		l->fd = safe_close(l->fd);
-		return pf_error_set(-EBUSY, "'%s' is in use by another piflash batch", dir);
+	for (size_t i = 0; i < b->n_jobs; i++)
+		job_done(&b->jobs[i]);
+	free(b->jobs);
+	b->jobs = NULL;
+	b->n_jobs = 0;
+	b->previous = (json_object_put(b->previous), NULL);
+}
+
+/* The out dir, open, and the lock that makes a run its only writer. */
+typedef struct OutDir {
+	int dir_fd;
+	int lock_fd;
+} OutDir;
+
+/*
+ * Creates (if missing) and opens the out dir and takes its lock, so only one batch at a time
+ * works there: the report is the record of its artifacts. The lock file is a name like any
+ * other of the run: refused when it is the input image.
+ */
+static int out_dir_open(Batch *b, OutDir *od)
+{
+	int r;
+
+	if (mkdir(b->out_dir, 0755) < 0 && errno != EEXIST)
+		return pf_error_set(-errno, "cannot create '%s': %m", b->out_dir);
+	od->dir_fd = open(b->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (od->dir_fd < 0)
+		return pf_error_set(-errno, "'%s': %m", b->out_dir);
+	b->dir_fd = od->dir_fd;
+	r = out_guard(b, LOCK_NAME);
+	if (r < 0)
+		return r;
+	od->lock_fd =
+		openat(od->dir_fd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (od->lock_fd < 0)
+		return pf_error_set(-errno, "'%s/%s': %m", b->out_dir, LOCK_NAME);
+	if (flock(od->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		od->lock_fd = safe_close(od->lock_fd);
+		return pf_error_set(-EBUSY, "'%s' is in use by another piflash batch", b->out_dir);
 	}
 	return 0;
 }
 
-/* The lock file goes with the lock, so the out dir holds only what the run made. */
-static void unlock_out_dir(OutDirLock *l)
+/* The lock file goes with the lock, so the out dir holds only what the run made — if the
+ * name is still the file locked. */
+static void out_dir_close(OutDir *od)
 {
-	if (l->fd >= 0) {
-		(void)unlink(l->path);
-		l->fd = safe_close(l->fd);
+	struct stat held, there;
+
+	if (od->lock_fd >= 0 && fstat(od->lock_fd, &held) == 0 &&
+	    fstatat(od->dir_fd, LOCK_NAME, &there, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    same_inode(&held, &there))
+		(void)unlinkat(od->dir_fd, LOCK_NAME, 0);
+	od->lock_fd = safe_close(od->lock_fd);
+	od->dir_fd = safe_close(od->dir_fd);
+}
+
+/*
+ * Before any work: no file the run may write or remove — the fixed ones, and each selected
+ * node's artifact and bmap — is the input image or its cache file. Prints the refusal;
+ * returns an exit code.
+ */
+static int out_check_all(const Batch *b)
+{
+	static const char *const fixed[] = {
+		"report.json", "SHA256SUMS", "hosts", "known_hosts", "inventory.ini",
+	};
+	int r;
+
+	for (size_t i = 0; i < ELEMENTSOF(fixed); i++) {
+		r = out_guard(b, fixed[i]);
+		if (r < 0)
+			goto refused;
 	}
-	free(l->path);
-	l->path = NULL;
+	for (size_t i = 0; i < b->n_jobs; i++) {
+		const char *suffixes[] = { pf_artifact_suffix(b->format), ".img.bmap" };
+
+		if (b->jobs[i].status != JOB_PENDING)
+			continue;
+		for (size_t k = 0; k < ELEMENTSOF(suffixes); k++) {
+			_cleanup_(freep) char *name = NULL;
+
+			/* A row without a valid hostname names no file: it fails on its own. */
+			if (out_name(b->jobs[i].hostname, suffixes[k], &name) < 0) {
+				pf_error_clear();
+				continue;
+			}
+			r = out_guard(b, name);
+			if (r < 0)
+				goto refused;
+		}
+	}
+	return PF_EXIT_OK;
+refused:
+	log_error_errno(r, "--out-dir");
+	return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
 }
 
 int cmd_batch(int argc, char **argv)
@@ -1192,8 +1557,8 @@ int cmd_batch(int argc, char **argv)
 	_cleanup_(pf_inventory_freep) PfInventory *inv = NULL;
 	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *flavor = NULL;
 	_cleanup_(freep) size_t *rows = NULL;
-	_cleanup_(unlock_out_dir) OutDirLock lock = { .fd = -1 };
-	Batch b = { .format = PF_ARTIFACT_IMG };
+	_cleanup_(out_dir_close) OutDir od = { .dir_fd = -1, .lock_fd = -1 };
+	_cleanup_(batch_done) Batch b = { .format = PF_ARTIFACT_IMG, .dir_fd = -1 };
 	Selection sel = { 0 };
 	PfSourceOptions so = { 0 };
 	unsigned jobs = 0;
@@ -1262,6 +1627,9 @@ int cmd_batch(int argc, char **argv)
 			return usage_error("batch", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	r = node_options_finish(&no);
+	if (r != PF_EXIT_OK)
+		return r;
 	if (argc - optind != 1)
 		return usage_error("batch",
 				   argc - optind < 1 ? "missing IMAGE" : "too many arguments");
@@ -1295,13 +1663,23 @@ int cmd_batch(int argc, char **argv)
 		return PF_EXIT_FAILURE;
 	}
 
-	r = lock_out_dir(b.out_dir, &lock);
+	/* The input as the user named it: what the run must never write over or remove. */
+	if (stat(argv[optind], &b.input_st) < 0) {
+		log_error("'%s': %m", argv[optind]);
+		return PF_EXIT_FAILURE;
+	}
+	b.source_st = b.input_st;
+	r = out_dir_open(&b, &od);
 	if (r < 0) {
 		log_error_errno(r, "--out-dir");
-		return PF_EXIT_FAILURE;
+		return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
 	}
 	if (image_open(&base, argv[optind], &so) < 0)
 		return PF_EXIT_FAILURE;
+	if (fstat(pf_source_fd(base.src), &b.source_st) < 0) {
+		log_error("'%s': %m", base.path);
+		return PF_EXIT_FAILURE;
+	}
 	ret = node_flavor(&base, &no, &flavor);
 	if (ret != PF_EXIT_OK)
 		return ret;
@@ -1315,12 +1693,9 @@ int cmd_batch(int argc, char **argv)
 		log_error_errno(r, "cannot hash the inputs");
 		return PF_EXIT_FAILURE;
 	}
-	b.previous = read_previous(b.out_dir);
 	b.jobs = calloc(inv->n_rows, sizeof(Job));
-	if (!b.jobs) {
-		json_object_put(b.previous);
+	if (!b.jobs)
 		return PF_EXIT_FAILURE;
-	}
 	b.n_jobs = inv->n_rows;
 	b.n_selected = n_rows;
 	for (size_t i = 0; i < inv->n_rows; i++) {
@@ -1330,6 +1705,10 @@ int cmd_batch(int argc, char **argv)
 	}
 	for (size_t i = 0; i < n_rows; i++)
 		b.jobs[rows[i]].status = JOB_PENDING;
+	ret = out_check_all(&b);
+	if (ret != PF_EXIT_OK)
+		return ret;
+	b.previous = read_previous(&b);
 	keep_unselected(&b);
 	if (!jobs)
 		jobs = cpus();
@@ -1346,12 +1725,5 @@ int cmd_batch(int argc, char **argv)
 	if (r < 0)
 		log_error_errno(r, "'%s': cannot write the report files", b.out_dir);
 	summary(&b, now_seconds() - start, &failed);
-	ret = interrupted ? PF_EXIT_INTERRUPTED : r < 0 || failed ? PF_EXIT_FAILURE : PF_EXIT_OK;
-
-	for (size_t i = 0; i < b.n_jobs; i++)
-		job_done(&b.jobs[i]);
-	free(b.jobs);
-	json_object_put(b.previous);
-	/* base is closed by its cleanup; b borrowed it. */
-	return ret;
+	return interrupted ? PF_EXIT_INTERRUPTED : r < 0 || failed ? PF_EXIT_FAILURE : PF_EXIT_OK;
 }

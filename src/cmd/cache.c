@@ -56,12 +56,13 @@ int cmd_cache(int argc, char **argv)
 			log_error_errno(r, "cache");
 			return PF_EXIT_FAILURE;
 		}
-		printf("Cache: %s\n", dir);
+		/* The origin is read back from the cache dir: shown escaped (out_line). */
+		out_line("Cache: %s", dir);
 		for (size_t i = 0; i < n; i++) {
-			printf("%10s %10s on disk  %s\n    from %s\n",
-			       pf_format_bytes(a, sizeof(a), e[i].size_bytes),
-			       pf_format_bytes(b, sizeof(b), e[i].disk_bytes), e[i].path,
-			       e[i].origin ?: "(unknown)");
+			out_line("%10s %10s on disk  %s",
+				 pf_format_bytes(a, sizeof(a), e[i].size_bytes),
+				 pf_format_bytes(b, sizeof(b), e[i].disk_bytes), e[i].path);
+			out_line("    from %s", e[i].origin ?: "(unknown)");
 			total += e[i].disk_bytes;
 		}
 		printf("%zu entr%s, %s on disk\n", n, n == 1 ? "y" : "ies",

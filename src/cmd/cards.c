@@ -181,6 +181,26 @@ static void flash_progress(void *userdata, const char *phase, uint64_t done, uin
 
 /* ---- the record: JSON lines ------------------------------------------------------------- */
 
+/*
+ * A string field of a record line: NULL when absent; any other type than a string (or null)
+ * is -EINVAL naming path:line and the field, as the line is then not one piflash wrote.
+ */
+static int record_field(json_object *o, const char *key, const char *path, unsigned lineno,
+			const char **ret)
+{
+	json_object *v = NULL;
+
+	*ret = NULL;
+	if (!json_object_object_get_ex(o, key, &v) || !v)
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return pf_error_set(-EINVAL, "%s:%u: '%s' is not a string (%s)", path, lineno, key,
+				    json_type_to_name(json_object_get_type(v)));
+	*ret = json_object_get_string(v);
+	return 0;
+}
+
+/* Marks the nodes a record (JSON lines, ours) says are done: "result": "ok". */
 static int record_read(Cards *c, const char *path)
 {
 	_cleanup_(freep) char *line = NULL;
@@ -188,31 +208,33 @@ static int record_read(Cards *c, const char *path)
 	unsigned lineno = 0;
 	ssize_t n;
 	FILE *f;
+	int r = 0;
 
 	f = fopen(path, "re");
 	if (!f)
 		return errno == ENOENT ? 0 : pf_error_set(-errno, "'%s': %m", path);
-	while ((n = getline(&line, &cap, f)) > 0) {
-		json_object *o, *node, *result;
+	while (r >= 0 && (n = getline(&line, &cap, f)) > 0) {
+		const char *node = NULL, *result = NULL;
+		json_object *o;
 
 		lineno++;
 		if ((size_t)n > RECORD_LINE_MAX)
 			continue;
 		o = json_tokener_parse(line);
-		if (!o) {
-			fclose(f);
-			return pf_error_set(-EINVAL, "%s:%u: not a JSON record line", path, lineno);
-		}
-		if (json_object_object_get_ex(o, "node", &node) &&
-		    json_object_object_get_ex(o, "result", &result) &&
-		    streq(json_object_get_string(result) ?: "", "ok"))
+		if (!o || !json_object_is_type(o, json_type_object))
+			r = pf_error_set(-EINVAL, "%s:%u: not a JSON record line", path, lineno);
+		if (r >= 0)
+			r = record_field(o, "node", path, lineno, &node);
+		if (r >= 0)
+			r = record_field(o, "result", path, lineno, &result);
+		if (r >= 0 && node && result && streq(result, "ok"))
 			for (size_t i = 0; i < c->n_nodes; i++)
-				if (streq(c->nodes[i].hostname, json_object_get_string(node) ?: ""))
+				if (streq(c->nodes[i].hostname, node))
 					c->nodes[i].state = NODE_RECORDED;
 		json_object_put(o);
 	}
 	fclose(f);
-	return 0;
+	return r;
 }
 
 typedef struct CardRecord {

@@ -64,33 +64,32 @@ static void mode_string(mode_t m, char out[11])
 	out[10] = 0;
 }
 
+/* Names and link targets come from the image: out_line() escapes them. */
 static void print_entry(PfFs *fs, const char *dir, const char *name, const PfStat *st, bool lng)
 {
+	_cleanup_(freep) char *path = NULL, *target = NULL;
 	char mode[11], when[32];
 	struct tm tm;
 	time_t t = (time_t)st->mtime;
 
 	if (!lng) {
-		printf("%s\n", name);
+		out_line("%s", name);
 		return;
 	}
 	mode_string(st->mode, mode);
 	if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm))
 		snprintf(when, sizeof(when), "%" PRId64, st->mtime);
-	printf("%s %5u %5u %10" PRIu64 " %s %s", mode, (unsigned)st->uid, (unsigned)st->gid,
-	       st->size_bytes, when, name);
 	if (S_ISLNK(st->mode)) {
-		_cleanup_(freep) char *path = NULL, *target = NULL;
-
 		if (dir) {
 			if (asprintf(&path, "%s%s%s", dir, streq(dir, "/") ? "" : "/", name) < 0)
 				path = NULL;
 		}
-		if (pf_fs_readlink(fs, path ? path : name, &target) >= 0)
-			printf(" -> %s", target);
+		if (pf_fs_readlink(fs, path ? path : name, &target) < 0)
+			target = NULL;
 		pf_error_clear();
 	}
-	putchar('\n');
+	out_line("%s %5u %5u %10" PRIu64 " %s %s%s%s", mode, (unsigned)st->uid, (unsigned)st->gid,
+		 st->size_bytes, when, name, target ? " -> " : "", target ?: "");
 }
 
 static int cmp_dirent(const void *a, const void *b)

@@ -212,54 +212,62 @@ static void print_json(const char *path, const PfSource *src, const PfPtable *t,
 	json_object_put(root);
 }
 
+/* Every string shown here comes from the image: out_line() escapes what a terminal would
+ * take for a command. */
 static void print_flavor(const PfFlavorInfo *f, const char *error)
 {
-	printf("\nFlavor:  %s%s%s\n", error ? "unknown (" : "",
-	       error ? error : pf_flavor_name(f->flavor), error ? ")" : "");
+	char users[80] = "";
+
+	out_line("%s", "");
+	out_line("Flavor:  %s%s%s", error ? "unknown (" : "",
+		 error ? error : pf_flavor_name(f->flavor), error ? ")" : "");
 	if (!f)
 		return;
-	printf("Arch:    %s\n", f->arch ? f->arch : "unknown");
+	out_line("Arch:    %s", f->arch ? f->arch : "unknown");
 	if (f->os_pretty)
-		printf("OS:      %s\n", f->os_pretty);
-	printf("User:    %s", f->default_user ? f->default_user : "none");
+		out_line("OS:      %s", f->os_pretty);
 	if (!f->default_user && f->first_user && f->flavor == PF_FLAVOR_RPIOS_BOOKWORM)
-		printf(" (uid 1000 '%s' is renamed at first boot)", f->first_user);
-	else if (!f->default_user && f->n_users > 1)
-		printf(" (%zu regular users: use --user)", f->n_users);
-	printf("\n");
-	if (f->boot)
-		printf("Boot:    partition %u%s%s\n", f->boot->number, f->boot_mount ? " at " : "",
-		       f->boot_mount ? f->boot_mount : "");
-	if (f->has_cloud_init)
-		printf("cloud-init: %s, seed %s%s%s%s\n",
-		       f->cloud_init_version ? f->cloud_init_version : "version unknown",
-		       f->seed_dir ? f->seed_dir : "not found", f->seed_how ? " (" : "",
-		       f->seed_how ? f->seed_how : "", f->seed_how ? ")" : "");
-	if (!error) {
-		printf("Network: %s (%s)\n", pf_plan_net_handler(f), f->net_why);
-		printf("SSH:     %s (%s)\n", pf_ssh_way_name(f->ssh), f->ssh_why);
-		printf("Set-up:  %s (%s)\n", pf_user_way_name(f->user), f->user_why);
+		out_line("User:    none (uid 1000 '%s' is renamed at first boot)", f->first_user);
+	else {
+		if (!f->default_user && f->n_users > 1)
+			snprintf(users, sizeof(users), " (%zu regular users: use --user)",
+				 f->n_users);
+		out_line("User:    %s%s", f->default_user ? f->default_user : "none", users);
 	}
-	printf("Evidence:\n");
+	if (f->boot)
+		out_line("Boot:    partition %u%s%s", f->boot->number, f->boot_mount ? " at " : "",
+			 f->boot_mount ? f->boot_mount : "");
+	if (f->has_cloud_init)
+		out_line("cloud-init: %s, seed %s%s%s%s",
+			 f->cloud_init_version ? f->cloud_init_version : "version unknown",
+			 f->seed_dir ? f->seed_dir : "not found", f->seed_how ? " (" : "",
+			 f->seed_how ? f->seed_how : "", f->seed_how ? ")" : "");
+	if (!error) {
+		out_line("Network: %s (%s)", pf_plan_net_handler(f), f->net_why);
+		out_line("SSH:     %s (%s)", pf_ssh_way_name(f->ssh), f->ssh_why);
+		out_line("Set-up:  %s (%s)", pf_user_way_name(f->user), f->user_why);
+	}
+	out_line("Evidence:");
 	for (size_t i = 0; i < f->n_evidence; i++)
-		printf("  %s\n", f->evidence[i]);
+		out_line("  %s", f->evidence[i]);
 }
 
 static void print_human(const char *path, const PfSource *src, const PfPtable *t)
 {
 	char size[32];
 
-	printf("Image:   %s\n", path);
-	printf("Source:  %s%s%s%s, %s (%" PRIu64 " bytes)\n",
-	       pf_source_kind_name(pf_source_kind(src)), pf_source_entry(src) ? " entry '" : "",
-	       pf_source_entry(src) ?: "", pf_source_entry(src) ? "'" : "",
-	       pf_format_bytes(size, sizeof(size), pf_source_size(src)), pf_source_size(src));
+	out_line("Image:   %s", path);
+	out_line("Source:  %s%s%s%s, %s (%" PRIu64 " bytes)",
+		 pf_source_kind_name(pf_source_kind(src)), pf_source_entry(src) ? " entry '" : "",
+		 pf_source_entry(src) ?: "", pf_source_entry(src) ? "'" : "",
+		 pf_format_bytes(size, sizeof(size), pf_source_size(src)), pf_source_size(src));
 	if (pf_source_cache_path(src))
-		printf("Cache:   %s\n", pf_source_cache_path(src));
-	printf("Table:   %s, disk id %s, %" PRIu64 "-byte sectors\n", t->label_type, t->id ?: "-",
-	       t->sector_bytes);
-	printf("\n%3s %12s %10s  %-6s %-6s %-12s %s\n", "#", "START", "SIZE", "TYPE", "FS", "LABEL",
-	       "UUID");
+		out_line("Cache:   %s", pf_source_cache_path(src));
+	out_line("Table:   %s, disk id %s, %" PRIu64 "-byte sectors", t->label_type, t->id ?: "-",
+		 t->sector_bytes);
+	out_line("%s", "");
+	out_line("%3s %12s %10s  %-6s %-6s %-12s %s", "#", "START", "SIZE", "TYPE", "FS", "LABEL",
+		 "UUID");
 	for (size_t i = 0; i < t->n_parts; i++) {
 		const PfPartition *p = &t->parts[i];
 		const char *type = p->type ?: "-";
@@ -267,9 +275,9 @@ static void print_human(const char *path, const PfSource *src, const PfPtable *t
 		/* GUIDs are long: the type's name says more. */
 		if (strlen(type) > 6 && p->type_name)
 			type = p->type_name;
-		printf("%3u %12" PRIu64 " %10s  %-6s %-6s %-12s %s\n", p->number, p->start_bytes,
-		       pf_format_bytes(size, sizeof(size), p->size_bytes), type, p->fstype ?: "-",
-		       p->label ?: "-", p->uuid ?: "-");
+		out_line("%3u %12" PRIu64 " %10s  %-6s %-6s %-12s %s", p->number, p->start_bytes,
+			 pf_format_bytes(size, sizeof(size), p->size_bytes), type, p->fstype ?: "-",
+			 p->label ?: "-", p->uuid ?: "-");
 	}
 }
 

@@ -29,6 +29,7 @@ enum {
 	OPT_HOST_KEYS,
 	OPT_KNOWN_HOSTS,
 	OPT_INSTANCE_ID_SEED,
+	OPT_INSTANCE_ID_SEED_FILE,
 	OPT_SET,
 	/* Settings passed to pf_node_config_set() under the key in setting_keys[]. */
 	OPT_SETTING_FIRST,
@@ -65,6 +66,7 @@ const struct option node_long_options[] = {
 	{ "host-keys", no_argument, NULL, OPT_HOST_KEYS },
 	{ "known-hosts", required_argument, NULL, OPT_KNOWN_HOSTS },
 	{ "instance-id-seed", required_argument, NULL, OPT_INSTANCE_ID_SEED },
+	{ "instance-id-seed-file", required_argument, NULL, OPT_INSTANCE_ID_SEED_FILE },
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "domain", required_argument, NULL, OPT_SETTING_FIRST + 0 },
 	{ "ssh-key", required_argument, NULL, OPT_SETTING_FIRST + 1 },
@@ -113,15 +115,20 @@ const char node_options_help[] =
 	"                            known_hosts is right before its first boot\n"
 	"     --known-hosts FILE     With --host-keys, on writing a card or a file:\n"
 	"                            put the node's key in FILE (replacing its old one)\n"
-	"     --instance-id-seed S   Derive the cloud-init instance-id (and, with\n"
-	"                            --host-keys, the host key) from secret S: the same\n"
-	"                            inputs then give byte-identical images\n";
+	"     --instance-id-seed-file FILE\n"
+	"                            Derive the cloud-init instance-id (and, with\n"
+	"                            --host-keys, the host key) from the secret seed in\n"
+	"                            FILE (mode 0600 or stricter; or set\n"
+	"                            PIFLASH_INSTANCE_ID_SEED): the same inputs then\n"
+	"                            give byte-identical images\n"
+	"     --instance-id-seed S   The same with the seed on the command line, where\n"
+	"                            every local user can read it (a warning)\n";
 
 bool node_options_given(const NodeOptions *no)
 {
 	return no->node || no->inventory || no->n_settings > 0 || no->flavor || no->network ||
 	       no->template_dir || no->user_data || no->ssh_password || no->host_keys ||
-	       no->instance_id_seed;
+	       no->seed_option;
 }
 
 struct option *node_merge_options(const struct option *own)
@@ -137,6 +144,123 @@ struct option *node_merge_options(const struct option *own)
 	memcpy(all, own, n * sizeof(struct option));
 	memcpy(all + n, node_long_options, node_n_long_options * sizeof(struct option));
 	return all;
+}
+
+/* The seed is a secret as a private key is: a file holding it is readable by its owner
+ * only, and at most this long. */
+#define SEED_FILE_MAX 4096u
+#define SEED_ENV "PIFLASH_INSTANCE_ID_SEED"
+
+static void seed_set(NodeOptions *no, char *seed)
+{
+	if (no->instance_id_seed) {
+		explicit_bzero(no->instance_id_seed, strlen(no->instance_id_seed));
+		free(no->instance_id_seed);
+	}
+	no->instance_id_seed = seed;
+}
+
+/*
+ * --instance-id-seed S: kept for old scripts, with a warning, as /proc/PID/cmdline shows S
+ * to every local user. The argument is overwritten once copied, which shortens that window
+ * but cannot close it (it was visible from exec on).
+ */
+static int seed_from_arg(NodeOptions *no, char *arg)
+{
+	char *seed;
+
+	if (no->seed_option)
+		return usage_error(NULL, "the seed is given twice");
+	if (!*arg)
+		return usage_error(NULL, "--instance-id-seed: the seed is empty");
+	seed = strdup(arg);
+	if (!seed)
+		return PF_EXIT_FAILURE;
+	memset(arg, '*', strlen(arg));
+	seed_set(no, seed);
+	no->seed_option = true;
+	log_notice("piflash: warning: --instance-id-seed shows the seed to every local user (in "
+		   "the process list), and with it anyone can derive every node's host key; use "
+		   "--instance-id-seed-file FILE or " SEED_ENV);
+	return 0;
+}
+
+/* Reads the seed from path: a regular file of the user's alone, one line (a final newline is
+ * not part of the seed), no NUL byte. */
+static int seed_read_file(const char *path, char **ret)
+{
+	_cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	char buf[SEED_FILE_MAX + 1];
+	size_t len = 0;
+	struct stat st;
+	ssize_t n;
+	int r = 0;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return pf_error_set(-errno, "'%s': %m", path);
+	if (!S_ISREG(st.st_mode))
+		return pf_error_set(-EINVAL, "'%s' is not a regular file", path);
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		return pf_error_set(-EPERM,
+				    "'%s' is open to group or others (mode %04o): the seed is a "
+				    "secret like a private key; chmod 600 it",
+				    path, (unsigned)(st.st_mode & 07777));
+	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = pf_error_set(-errno, "'%s': %m", path);
+			break;
+		}
+		len += (size_t)n;
+	}
+	if (r >= 0 && len > SEED_FILE_MAX)
+		r = pf_error_set(-EFBIG, "'%s' is longer than a seed (%u bytes at most)", path,
+				 SEED_FILE_MAX);
+	if (r >= 0 && len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (r >= 0 && len > 0 && buf[len - 1] == '\r')
+		len--;
+	if (r >= 0 && (len == 0 || memchr(buf, 0, len)))
+		r = pf_error_set(-EINVAL, "'%s': the seed is empty or holds a NUL byte", path);
+	if (r >= 0) {
+		*ret = strndup(buf, len);
+		if (!*ret)
+			r = -ENOMEM;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	return r;
+}
+
+static int seed_from_file(NodeOptions *no, const char *path)
+{
+	char *seed = NULL;
+	int r;
+
+	if (no->seed_option)
+		return usage_error(NULL, "the seed is given twice");
+	r = seed_read_file(path, &seed);
+	if (r < 0) {
+		log_error_errno(r, "--instance-id-seed-file");
+		return PF_EXIT_FAILURE;
+	}
+	seed_set(no, seed);
+	no->seed_option = true;
+	return 0;
+}
+
+int node_options_finish(NodeOptions *no)
+{
+	const char *env = getenv(SEED_ENV);
+	char *seed;
+
+	if (no->seed_option || !env || !*env)
+		return PF_EXIT_OK;
+	seed = strdup(env);
+	if (!seed)
+		return PF_EXIT_FAILURE;
+	seed_set(no, seed);
+	return PF_EXIT_OK;
 }
 
 int node_option_parse(NodeOptions *no, int c, const char *arg)
@@ -170,10 +294,9 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 		no->known_hosts = arg;
 		return 0;
 	case OPT_INSTANCE_ID_SEED:
-		if (!*arg)
-			return usage_error(NULL, "--instance-id-seed: the seed is empty");
-		no->instance_id_seed = arg;
-		return 0;
+		return seed_from_arg(no, (char *)arg);
+	case OPT_INSTANCE_ID_SEED_FILE:
+		return seed_from_file(no, arg);
 	default:
 		break;
 	}
@@ -503,12 +626,14 @@ int node_known_hosts_update(const char *path, const NodeBuild *b)
 
 void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg)
 {
-	printf("Node %s on a %s image (%s), user '%s'%s%s\n", cfg->hostname,
-	       pf_flavor_name(f->flavor), f->arch ? f->arch : "unknown arch", p->user,
-	       p->instance_id ? ", instance-id " : "", p->instance_id ? p->instance_id : "");
+	/* The plan holds strings from the image (its user, its files' names and contents):
+	 * out_line() escapes them. */
+	out_line("Node %s on a %s image (%s), user '%s'%s%s", cfg->hostname,
+		 pf_flavor_name(f->flavor), f->arch ? f->arch : "unknown arch", p->user,
+		 p->instance_id ? ", instance-id " : "", p->instance_id ? p->instance_id : "");
 	for (size_t i = 0; i < p->n_notes; i++)
-		printf("Note: %s\n", p->notes[i]);
-	printf("\n");
+		out_line("Note: %s", p->notes[i]);
+	out_line("%s", "");
 	for (size_t i = 0; i < p->n_ops; i++) {
 		const PfOp *op = &p->ops[i];
 		char where[32] = "";
@@ -517,22 +642,22 @@ void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig 
 			snprintf(where, sizeof(where), "%u:", op->part);
 		switch (op->kind) {
 		case PF_OP_WRITE:
-			printf("write   %s%s  (%04o %u:%u, %zu bytes%s)\n", where, op->path,
-			       (unsigned)op->mode, (unsigned)op->uid, (unsigned)op->gid, op->size,
-			       op->secret ? ", secret" : "");
+			out_line("write   %s%s  (%04o %u:%u, %zu bytes%s)", where, op->path,
+				 (unsigned)op->mode, (unsigned)op->uid, (unsigned)op->gid, op->size,
+				 op->secret ? ", secret" : "");
 			break;
 		case PF_OP_MKDIR:
-			printf("mkdir   %s%s  (%04o %u:%u)\n", where, op->path, (unsigned)op->mode,
-			       (unsigned)op->uid, (unsigned)op->gid);
+			out_line("mkdir   %s%s  (%04o %u:%u)", where, op->path, (unsigned)op->mode,
+				 (unsigned)op->uid, (unsigned)op->gid);
 			break;
 		case PF_OP_SYMLINK:
-			printf("symlink %s%s -> %s\n", where, op->path, op->target);
+			out_line("symlink %s%s -> %s", where, op->path, op->target);
 			break;
 		case PF_OP_REMOVE:
-			printf("remove  %s%s\n", where, op->path);
+			out_line("remove  %s%s", where, op->path);
 			break;
 		}
-		printf("        why: %s\n", op->why);
+		out_line("        why: %s", op->why);
 		if (op->kind == PF_OP_WRITE && !op->secret && op->size > 0) {
 			const char *s = (const char *)op->data, *e = s + op->size;
 
@@ -541,7 +666,7 @@ void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig 
 				const char *nl = memchr(s, '\n', (size_t)(e - s));
 				size_t n = nl ? (size_t)(nl - s) : (size_t)(e - s);
 
-				printf("        | %.*s\n", (int)n, s);
+				out_line("        | %.*s", (int)n, s);
 				s += n + (nl ? 1 : 0);
 			}
 		}
@@ -550,6 +675,7 @@ void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig 
 
 void node_options_done(NodeOptions *no)
 {
+	seed_set(no, NULL);
 	for (size_t i = 0; i < no->n_settings; i++)
 		if (no->settings[i].owned)
 			free((char *)no->settings[i].key);

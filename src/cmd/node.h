@@ -34,9 +34,12 @@ typedef struct NodeOptions {
 	const char *template_dir;
 	const char *user_data;
 	bool ssh_password;
-	bool host_keys;		      /* --host-keys */
-	const char *known_hosts;      /* --known-hosts FILE */
-	const char *instance_id_seed; /* --instance-id-seed */
+	bool host_keys;		 /* --host-keys */
+	const char *known_hosts; /* --known-hosts FILE */
+	/* The seed, from --instance-id-seed-file, PIFLASH_INSTANCE_ID_SEED or (with a warning)
+	 * --instance-id-seed; NULL for none. Owned, wiped by node_options_done(). */
+	char *instance_id_seed;
+	bool seed_option; /* given by an option (not the environment) */
 	NodeSetting settings[NODE_SETTINGS_MAX];
 	size_t n_settings;
 } NodeOptions;
@@ -54,7 +57,13 @@ extern const char node_options_help[];
 /* Handles option c (>= NODE_OPTION_BASE). Returns 0, or a usage error exit code. */
 int node_option_parse(NodeOptions *no, int c, const char *arg);
 
-/* Frees what parsing allocated. */
+/*
+ * After the options are parsed: takes the seed from PIFLASH_INSTANCE_ID_SEED when no option
+ * gave one. Prints errors; returns an exit code.
+ */
+int node_options_finish(NodeOptions *no);
+
+/* Frees what parsing allocated (the seed wiped first). */
 void node_options_done(NodeOptions *no);
 
 /* True if any node option was given. */

@@ -65,6 +65,9 @@ int cmd_plan(int argc, char **argv)
 			return usage_error("plan", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	r = node_options_finish(&no);
+	if (r != PF_EXIT_OK)
+		return r;
 	if (optind != argc - 1)
 		return usage_error("plan", optind >= argc ? "missing IMAGE" : "too many arguments");
 	if (!no.node)

@@ -353,6 +353,10 @@ static int run(int argc, char **argv, bool verify)
 			goto out;
 		}
 	}
+	ret = node_options_finish(&no);
+	if (ret != PF_EXIT_OK)
+		goto out;
+	ret = PF_EXIT_FAILURE;
 	if (no.known_hosts && !no.host_keys) {
 		ret = usage_error(NULL, "--known-hosts goes with --host-keys");
 		goto out;

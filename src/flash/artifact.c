@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,36 +67,26 @@ const char *pf_artifact_suffix(PfArtifactFormat f)
 
 /* A file being written under a temporary name next to its final one. */
 typedef struct TmpFile {
+	int dir_fd;	  /* what path is relative to: a directory, or AT_FDCWD */
 	const char *path; /* final name */
 	char *tmp;	  /* temporary name until renamed, then NULL */
 	int fd;
 } TmpFile;
 
-static int tmp_create(TmpFile *t, const char *path)
+static int tmp_create(TmpFile *t, int dir_fd, const char *path)
 {
-	int r;
+	_cleanup_(freep) char *prefix = NULL;
+	int fd;
 
+	t->dir_fd = dir_fd;
 	t->path = path;
-	for (unsigned attempt = 0; attempt < 16; attempt++) {
-		uint32_t rnd;
-
-		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-			rnd = (uint32_t)getpid() ^ (attempt * 0x9e3779b9u);
-		free(t->tmp);
-		if (asprintf(&t->tmp, "%s.partial-%08" PRIx32, path, rnd) < 0) {
-			t->tmp = NULL;
-			return -ENOMEM;
-		}
-		t->fd = open(t->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-		if (t->fd >= 0)
-			return 0;
-		if (errno != EEXIST)
-			break;
-	}
-	r = pf_error_set(-errno, "cannot create a temporary file for '%s': %m", path);
-	free(t->tmp);
-	t->tmp = NULL;
-	return r;
+	if (asprintf(&prefix, "%s.partial-", path) < 0)
+		return -ENOMEM;
+	fd = pf_tmpfile_at(dir_fd, prefix, path, &t->tmp);
+	if (fd < 0)
+		return fd;
+	t->fd = fd;
+	return 0;
 }
 
 /* Flushes the file to disk and closes it. */
@@ -115,7 +104,7 @@ static int tmp_finish(TmpFile *t)
 
 static int tmp_rename(TmpFile *t)
 {
-	if (rename(t->tmp, t->path) < 0)
+	if (renameat(t->dir_fd, t->tmp, t->dir_fd, t->path) < 0)
 		return pf_error_set(-errno, "cannot rename '%s' to '%s': %m", t->tmp, t->path);
 	free(t->tmp);
 	t->tmp = NULL;
@@ -126,7 +115,7 @@ static void tmp_done(TmpFile *t)
 {
 	t->fd = safe_close(t->fd);
 	if (t->tmp)
-		(void)unlink(t->tmp);
+		(void)unlinkat(t->dir_fd, t->tmp, 0);
 	free(t->tmp);
 	t->tmp = NULL;
 }
@@ -625,6 +614,12 @@ static int check_options(const char *path, const PfArtifactOptions *o)
 int pf_artifact_write(const char *path, PfOverlay *ov, const PfExtents *ranges,
 		      const PfArtifactOptions *o, PfArtifactResult *ret)
 {
+	return pf_artifact_write_at(AT_FDCWD, path, ov, ranges, o, ret);
+}
+
+int pf_artifact_write_at(int dir_fd, const char *path, PfOverlay *ov, const PfExtents *ranges,
+			 const PfArtifactOptions *o, PfArtifactResult *ret)
+{
 	_cleanup_(artifact_done) Artifact a = {
 		.path = path,
 		.o = o,
@@ -662,11 +657,11 @@ int pf_artifact_write(const char *path, PfOverlay *ov, const PfExtents *ranges,
 	}
 
 	/* Both names are checked before the long part. */
-	r = tmp_create(&a.out, path);
+	r = tmp_create(&a.out, dir_fd, path);
 	if (r < 0)
 		return r;
 	if (o->bmap_path) {
-		r = tmp_create(&a.bmap, o->bmap_path);
+		r = tmp_create(&a.bmap, dir_fd, o->bmap_path);
 		if (r < 0)
 			return r;
 	}
@@ -722,12 +717,12 @@ int pf_artifact_write(const char *path, PfOverlay *ov, const PfExtents *ranges,
 		r = tmp_rename(&a.bmap);
 		if (r < 0) {
 			/* An image without the bmap asked for is a failure: take it back. */
-			(void)unlink(path);
+			(void)unlinkat(dir_fd, path, 0);
 			return r;
 		}
-		pf_fsync_dir_of(o->bmap_path);
+		pf_fsync_dir_at(dir_fd, o->bmap_path);
 	}
-	pf_fsync_dir_of(path);
+	pf_fsync_dir_at(dir_fd, path);
 
 	result.image_bytes = a.image_bytes;
 	result.mapped_bytes = a.mapped_bytes;

@@ -91,3 +91,12 @@ typedef struct PfArtifactResult {
  */
 int pf_artifact_write(const char *path, PfOverlay *ov, const PfExtents *ranges,
 		      const PfArtifactOptions *o, PfArtifactResult *ret);
+
+/*
+ * The same with path and o->bmap_path relative to the directory dir_fd (AT_FDCWD: the
+ * working directory), so that a caller that validated the names once works on one directory
+ * whatever happens to the path that led to it. The temporary files are created with O_EXCL
+ * and O_NOFOLLOW: nothing already there is opened.
+ */
+int pf_artifact_write_at(int dir_fd, const char *path, PfOverlay *ov, const PfExtents *ranges,
+			 const PfArtifactOptions *o, PfArtifactResult *ret);

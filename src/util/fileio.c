@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -105,6 +107,40 @@ void pf_fsync_dir_of(const char *path)
 	dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0)
 		(void)fsync(dfd);
+}
+
+void pf_fsync_dir_at(int dirfd, const char *path)
+{
+	if (dirfd == AT_FDCWD)
+		pf_fsync_dir_of(path);
+	else
+		(void)fsync(dirfd);
+}
+
+int pf_tmpfile_at(int dirfd, const char *prefix, const char *what, char **ret_name)
+{
+	_cleanup_(freep) char *name = NULL;
+	int fd;
+
+	for (unsigned attempt = 0; attempt < 16; attempt++) {
+		uint32_t rnd;
+
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			rnd = (uint32_t)getpid() ^ (attempt * 0x9e3779b9u);
+		free(name);
+		if (asprintf(&name, "%s%08" PRIx32, prefix, rnd) < 0) {
+			name = NULL;
+			return -ENOMEM;
+		}
+		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd >= 0) {
+			*ret_name = TAKE_PTR(name);
+			return fd;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	return pf_error_set(-errno, "cannot create a temporary file for '%s': %m", what);
 }
 
 static int write_loop(int fd, const uint8_t *p, size_t n, uint64_t off, bool seek)

@@ -21,6 +21,17 @@ int pf_read_file_at(int dirfd, const char *path, size_t max_bytes, char **ret, s
 /* fsync()s the directory holding path, so a rename into it survives a crash. Best effort. */
 void pf_fsync_dir_of(const char *path);
 
+/* The same for path relative to dirfd: dirfd itself, or as above for AT_FDCWD. */
+void pf_fsync_dir_at(int dirfd, const char *path);
+
+/*
+ * Creates a new file "<prefix><8 hex digits>" relative to dirfd (AT_FDCWD: the working
+ * directory), mode 0644 less the umask, with O_EXCL and O_NOFOLLOW so that nothing already
+ * there is opened, let alone truncated. Returns the open fd (O_RDWR, O_CLOEXEC) and the name
+ * in *ret_name (malloc'd), or -errno with a detail naming what.
+ */
+int pf_tmpfile_at(int dirfd, const char *prefix, const char *what, char **ret_name);
+
 /*
  * Writes all n bytes of buf at byte offset off of fd (pwrite; EINTR retried). Returns 0 or
  * -errno (-EIO when the file takes nothing) with the detail "write at byte offset N failed:

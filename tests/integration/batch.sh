@@ -445,6 +445,132 @@ batch bravobad 1 "${common[@]/$CSV/$WORK/bravo-bad.csv}" --only bravo --out-dir 
 grep -q 'bravo\.img' "$A/SHA256SUMS" && fail "SHA256SUMS lists the failed node"
 pass "a node that fails loses its old artifact, and no listing names it"
 
+# ---- 11. hostile input: names, files in the out dir, strings from the image and the report --
+H=$WORK/hostile
+mkdir -p "$H"
+# A hostname that is a path: the row fails, and nothing outside --out-dir is touched (the
+# old clean-up of a failed row unlinked OUT/../victim.img and .img.bmap).
+echo precious >"$H/victim.img"
+echo precious >"$H/victim.img.bmap"
+echo precious >"$H/victim.img.zst"
+printf 'hostname,ip,gateway\n../victim,10.0.0.31/24,10.0.0.1\nhotel,10.0.0.32/24,10.0.0.1\n' >"$H/path.csv"
+for fmt in img img.zst; do
+	batch "path-$fmt" 1 --inventory "$H/path.csv" --bmap --format "$fmt" --out-dir "$H/out" "$IMG"
+	grep -q 'failed: \.\./victim: .*hostname' "$WORK/path-$fmt.err" ||
+		{ cat "$WORK/path-$fmt.err" >&2; fail "a path as hostname: no 'failed: ../victim: ...hostname'"; }
+done
+for f in victim.img victim.img.bmap victim.img.zst; do
+	assert_eq "a failed row named '../victim' leaves $f outside the out dir" precious "$(cat "$H/$f")"
+done
+assert_eq "a path as hostname: the good node's artifacts, nothing else" \
+	"hotel.img hotel.img.bmap hotel.img.zst" "$(cd "$H/out" && ls *.img* | tr '\n' ' ' | sed 's/ $//')"
+rm -rf "$H/out"
+
+# The input image in the out dir under a name the run writes or removes: refused before
+# anything is written (exit 4), as the main job refuses its input as the target. hotel's row
+# fails on its address, so the old clean-up also unlinked the input named hotel.img.
+printf 'hostname,ip,gateway\nhotel,10.0.0.300/24,10.0.0.1\n' >"$H/hotel-bad.csv"
+for name in hotel.img hotel.img.bmap report.json SHA256SUMS hosts known_hosts inventory.ini \
+	.piflash-batch.lock; do
+	rm -rf "$H/in"
+	mkdir "$H/in"
+	cp --sparse=always "$IMG" "$H/in/$name"
+	expect_fail 4 "'$H/in/$name' is the input image" "$PIFLASH" batch --inventory "$H/hotel-bad.csv" \
+		--bmap --host-keys --out-dir "$H/in" "$H/in/$name"
+	assert_eq "the input named $name in the out dir is unchanged" "$IN_SHA" "$(sha256 "$H/in/$name")"
+	assert_eq "the refused run leaves only the input in the out dir" "$name" "$(ls -A "$H/in")"
+done
+# A hard link to the input is the input too.
+rm -rf "$H/in"
+mkdir "$H/in"
+ln "$IMG" "$H/in/hotel.img"
+expect_fail 4 "is the input image" "$PIFLASH" batch --inventory "$H/hotel-bad.csv" \
+	--out-dir "$H/in" "$IMG"
+[ -f "$H/in/hotel.img" ] || fail "a hard link to the input in the out dir was removed"
+rm -rf "$H/in"
+
+# The image names its default user with a newline and an [all:vars] section: that node
+# fails with a clear error, and no line of it reaches inventory.ini (where Ansible would run
+# the ProxyCommand on the operator's machine).
+"$PIFLASH" cat "$IMG" /etc/cloud/cloud.cfg >"$H/cloud.cfg"
+sed -i 's|^\( *\)name: pirate$|\1name: "pirate\\n[all:vars]\\nansible_ssh_common_args=-o ProxyCommand=\\"touch PWNED\\""|' "$H/cloud.cfg"
+grep -q 'ProxyCommand' "$H/cloud.cfg" || fail "sed did not change cloud.cfg's default user"
+"$PIFLASH" -q --add "$H/cloud.cfg=/etc/cloud/cloud.cfg" "$IMG" "$H/evil.img"
+printf 'hostname,ip,gateway,user\nindia,10.0.0.41/24,10.0.0.1,\njuliet,10.0.0.42/24,10.0.0.1,ops\n' >"$H/user.csv"
+batch evil-user 1 --inventory "$H/user.csv" --out-dir "$H/out" "$H/evil.img"
+grep -q "failed: india: .*user 'pirate\\\\x0a\[all:vars\]" "$WORK/evil-user.err" ||
+	{ cat "$WORK/evil-user.err" >&2; fail "the image's bad user: no clear error naming it"; }
+assert_eq "the image's bad user: statuses" "india=failed juliet=ok" "$(status "$H/out")"
+if grep -q 'all:vars\|ProxyCommand' "$H/out/inventory.ini" "$H/out/hosts" "$H/out/known_hosts" 2>/dev/null; then
+	cat "$H/out/inventory.ini" >&2
+	fail "a string from the image reached inventory.ini"
+fi
+pass "a user name from the image with a newline fails its node and reaches no listing"
+rm -rf "$H/out" "$H/evil.img"
+
+# report.json of an earlier run with values of the wrong type or content: each node it
+# cannot trust is rebuilt, said on stderr naming the file and the field; never a crash (a
+# null status crashed), never a listing line from the file.
+batch rep0 0 --inventory "$H/user.csv" --host-keys --out-dir "$H/out" "$IMG"
+edit_report() { # JQ TAG FIELD: edit report.json with JQ; the re-run rebuilds india only
+	jq "$1" "$H/out/report.json" >"$H/r.json"
+	mv "$H/r.json" "$H/out/report.json"
+	batch "rep-$2" 0 --inventory "$H/user.csv" --host-keys --out-dir "$H/out" "$IMG"
+	grep -q "report.json': node 'india' is rebuilt: .*$3" "$WORK/rep-$2.err" ||
+		{ cat "$WORK/rep-$2.err" >&2; fail "report.json with $2: no message naming the file and '$3'"; }
+	assert_eq "report.json with $2: india rebuilt, juliet reused" "india=ok juliet=up-to-date" \
+		"$(status "$H/out")"
+}
+edit_report '.nodes[0].status = null' status-null status
+edit_report '.nodes[0].status = 7' status-number status
+edit_report '.nodes[0].size = "big"' size-string size
+edit_report '.nodes[0].mtime_ns = 12' mtime-number mtime_ns
+edit_report '.nodes[0].artifact = "../india.img"' artifact-path artifact
+edit_report '.nodes[0].host_keys = [5]' host-key-number 'host_keys\[0\]'
+edit_report '.nodes[0].user = "pirate\n[all:vars]\nansible_ssh_common_args=-o ProxyCommand=x"' user-newline user
+edit_report '.nodes[0].address = "10.0.0.41/24\n[all:vars]"' address-newline address
+edit_report '.nodes[0].host_keys[0].public = "ssh-ed25519 AAAA\n[all:vars]"' host-key-newline 'host key'
+grep -q 'all:vars' "$H/out/inventory.ini" "$H/out/hosts" "$H/out/known_hosts" &&
+	fail "a string from report.json reached a listing"
+for bad in '[]' '{"nodes": 5}' 'not json'; do
+	echo "$bad" >"$H/out/report.json"
+	batch rep-bad 0 --inventory "$H/user.csv" --host-keys --out-dir "$H/out" "$IMG"
+	grep -q "report.json': .*every node is rebuilt" "$WORK/rep-bad.err" ||
+		{ cat "$WORK/rep-bad.err" >&2; fail "report.json '$bad': no message naming the file"; }
+	assert_eq "report.json '$bad': every node rebuilt" "india=ok juliet=ok" "$(status "$H/out")"
+done
+# A record with a bad user for a node left out by --only is not kept either.
+jq '.nodes[1].user = "ops\n[all:vars]"' "$H/out/report.json" >"$H/r.json"
+mv "$H/r.json" "$H/out/report.json"
+batch rep-kept 0 --inventory "$H/user.csv" --host-keys --only india --out-dir "$H/out" "$IMG"
+assert_eq "a kept node with a bad user in report.json is not kept" "india=up-to-date" "$(status "$H/out")"
+grep -q 'all:vars' "$H/out/inventory.ini" && fail "a kept record's user reached inventory.ini"
+pass "report.json values of the wrong type or content rebuild their node, never crash"
+
+# The seed from a file of the user's alone, or from the environment, gives the bytes of the
+# same seed as an argument (run 6); a file open to others is refused before anything is
+# done; the argument, which every local user can read in /proc/PID/cmdline, warns.
+printf '%s\n' "$SEED" >"$H/seed"
+chmod 644 "$H/seed"
+expect_fail 1 "instance-id-seed-file: '.*/seed' is open to group or others \(mode 0644\).*chmod 600" \
+	"$PIFLASH" batch --inventory "$CSV" --host-keys --instance-id-seed-file "$H/seed" \
+	--only alpha --out-dir "$H/s0" "$IMG"
+[ ! -e "$H/s0" ] || fail "a refused seed file created the out dir"
+chmod 600 "$H/seed"
+batch seed-file 0 --inventory "$CSV" --host-keys --bmap --instance-id-seed-file "$H/seed" \
+	--only alpha --out-dir "$H/s1" "$IMG"
+cmp "$B/alpha.img" "$H/s1/alpha.img" || fail "--instance-id-seed-file: other bytes than --instance-id-seed"
+(
+	export PIFLASH_INSTANCE_ID_SEED=$SEED
+	batch seed-env 0 --inventory "$CSV" --host-keys --bmap --only alpha --out-dir "$H/s2" "$IMG"
+) || fail "PIFLASH_INSTANCE_ID_SEED run"
+cmp "$B/alpha.img" "$H/s2/alpha.img" || fail "PIFLASH_INSTANCE_ID_SEED: other bytes than --instance-id-seed"
+grep -q 'warning' "$WORK/seed-file.err" "$WORK/seed-env.err" && fail "the file or environment seed warns"
+grep -q 'warning: --instance-id-seed shows the seed to every local user' "$WORK/full.err" ||
+	fail "--instance-id-seed S gives no warning"
+pass "seed from a 0600 file or PIFLASH_INSTANCE_ID_SEED: same artifact; 0644 refused; argument warns"
+rm -rf "$H"
+
 assert_eq "the input image is unchanged" "$IN_SHA" "$(sha256 "$IMG")"
 
 finish

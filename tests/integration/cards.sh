@@ -137,6 +137,14 @@ pass "--progress=json lines carry the device and the node"
 	</dev/null 2>"$WORK/all-done.err" || fail "a run with every node on record failed"
 grep -q "Every node is done already" "$WORK/all-done.err" || fail "no word on all done"
 pass "with every node on record, nothing is asked of the reader"
+# A record line with a value of another type than piflash writes is an error naming the
+# file, the line and the field, before any card is touched.
+for bad in '{"node": ["node1"], "result": "ok"}' '{"node": "node1", "result": 1}' '[1, 2]'; do
+	{ head -n 1 "$REC"; echo "$bad"; } >"$WORK/bad.jsonl"
+	expect_fail 1 "bad\.jsonl:2: ('(node|result)' is not a string \((array|int)\)|not a JSON record line)" \
+		"$PIFLASH" --inventory "$WORK/cluster.csv" --all --yes --record "$WORK/bad.jsonl" \
+		"$IMG" "$WORK/no-such-reader"
+done
 
 # ---- two readers at once --------------------------------------------------------------------
 for c in d1 d2 d3 d4; do card $c; done

@@ -169,4 +169,26 @@ assert_eq "cache clean leaves no file" "" "$(cache_files)"
 check_inspect "$WORK/nocache.json" "$img" "$img.xz" xz null
 assert_eq "--no-cache leaves no cache entry" "" "$(cache_files)"
 
+# ---- strings from the image reach the terminal escaped ------------------------------------
+# os-release and a file name carry ESC sequences (a window title, clear screen), a C1 CSI
+# byte and an invalid UTF-8 byte; inspect and ls must show them as \xNN, never raw.
+"$PIFLASH" cat "$img" root:/etc/os-release >"$WORK/os-release" || fail "cat os-release"
+sed -i 's/^PRETTY_NAME=.*/PRETTY_NAME="Evil \x1b]0;owned\x07 \x1b[2J\xc2\x9b\xff OS"/' "$WORK/os-release"
+grep -q $'\x1b\\[2J' "$WORK/os-release" || fail "sed did not put ESC into os-release"
+: >"$WORK/empty"
+"$PIFLASH" -q --add "$WORK/os-release=root:/etc/os-release" \
+	--add "$WORK/empty=root:/etc/name-"$'\x1b'"[31mred" "$img" "$WORK/evil.img" ||
+	fail "cannot make the image with escapes"
+"$PIFLASH" inspect "$WORK/evil.img" >"$WORK/evil.out" 2>&1 || fail "inspect: $(cat "$WORK/evil.out")"
+"$PIFLASH" ls -l "$WORK/evil.img" root:/etc >>"$WORK/evil.out" 2>&1 || fail "ls: $(cat "$WORK/evil.out")"
+"$PIFLASH" ls "$WORK/evil.img" root:/etc >>"$WORK/evil.out" 2>&1 || fail "ls: $(cat "$WORK/evil.out")"
+if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f\x80-\x9f]\|\xff' "$WORK/evil.out"; then
+	od -c "$WORK/evil.out" | grep -E '033|377|302 233' >&2
+	fail "inspect/ls print control bytes from the image raw"
+fi
+grep -qF 'OS:      Evil \x1b]0;owned\x07 \x1b[2J\xc2\x9b\xff OS' "$WORK/evil.out" ||
+	{ cat "$WORK/evil.out" >&2; fail "inspect does not show PRETTY_NAME escaped"; }
+assert_eq "ls -l and ls show the file name escaped" 2 "$(grep -cF 'name-\x1b[31mred' "$WORK/evil.out")"
+rm -f "$WORK/evil.img"
+
 finish
