@@ -198,6 +198,9 @@ variant_seedlinks() {
 	units disable systemd-networkd.service
 	put /etc/cloud/cloud.cfg.d/90_seedlinks.cfg 0644 <<'EOF'
 datasource_list: [NoCloud, None]
+# The minbase root has no locales package: update-locale refuses en_US.UTF-8 (Debian's
+# default), C.UTF-8 needs none.
+locale: C.UTF-8
 system_info:
   default_user:
     name: pirate
@@ -247,7 +250,10 @@ config:
     subnets:
       - type: dhcp
 EOF
+	FACT_NET=networking
 	FACT_USER=pirate
+	# user-data names it (piflash must replace that)
+	FACT_HOSTNAME=black-pearl
 	FACT_CLOUD_INIT=yes
 	FACT_RUNCMD=/var/lib/seed-runcmd
 }
@@ -265,6 +271,9 @@ datasource_list: [NoCloud, None]
 datasource:
   NoCloud:
     fs_label: system-boot
+# The minbase root has no locales package: update-locale refuses en_US.UTF-8 (Debian's
+# default), C.UTF-8 needs none.
+locale: C.UTF-8
 system_info:
   default_user:
     name: ubuntu
@@ -303,6 +312,7 @@ ethernets:
     dhcp4: true
     optional: true
 EOF
+	FACT_NET=systemd-networkd
 	FACT_USER=ubuntu
 	FACT_CLOUD_INIT=yes
 }
@@ -318,6 +328,8 @@ variant_nm() {
 	regenerate_keys
 	sshswitch /boot/firmware
 	add_user pi 1000 1000
+	FACT_NET=NetworkManager
+	FACT_SSH=switch
 	FACT_USER=pi
 	FACT_CLOUD_INIT=no
 }
@@ -333,6 +345,8 @@ variant_dhcpcd() {
 	units enable dhcpcd.service
 	sshswitch /boot
 	add_user pi 1000 1000
+	FACT_NET=dhcpcd
+	FACT_SSH=switch
 	FACT_USER=pi
 	FACT_CLOUD_INIT=no
 }
@@ -359,6 +373,9 @@ datasource_list: [NoCloud, None]
 datasource:
   NoCloud:
     fs_label: bootfs
+# The minbase root has no locales package: update-locale refuses en_US.UTF-8 (Debian's
+# default), C.UTF-8 needs none.
+locale: C.UTF-8
 system_info:
   network:
     renderers: [netplan]
@@ -388,6 +405,8 @@ ethernets:
     dhcp4: true
     optional: true
 EOF
+	FACT_NET=NetworkManager
+	FACT_SSH=switch
 	FACT_USER=pi
 	FACT_CLOUD_INIT=yes
 	FACT_KEEP_META="dsmode: local"
@@ -403,6 +422,7 @@ variant_ifupdown() {
 	units enable networking.service ssh.service
 	units disable systemd-networkd.service
 	add_user ops 1001 1001
+	FACT_NET=networking
 	FACT_USER=ops
 	FACT_CLOUD_INIT=no
 }
@@ -420,6 +440,8 @@ variant_rpiissue_dhcpcd() {
 	units enable dhcpcd.service
 	sshswitch /boot
 	add_user pi 1000 1000
+	FACT_NET=dhcpcd
+	FACT_SSH=switch
 	FACT_USER=pi
 	FACT_CLOUD_INIT=no
 }
@@ -441,6 +463,7 @@ Name=eth0
 DHCP=yes
 EOF
 	add_user debian 1000 1000
+	FACT_NET=networking
 	FACT_USER=debian
 	FACT_CLOUD_INIT=no
 }
@@ -462,8 +485,9 @@ Name=eth0
 DHCP=yes
 EOF
 	add_user ops 1001 1002
+	FACT_NET=systemd-networkd
 	FACT_USER=ops
-	FACT_CLOUD_INIT=no
+	FACT_CLOUD_INIT=disabled
 }
 
 # common_identity NAME: what every image bakes: hostname, machine-id (and a D-Bus copy of it),
@@ -515,6 +539,9 @@ write_facts() {
 	{
 		echo "VARIANT=$VARIANT"
 		echo "USER=$FACT_USER"
+		echo "NET=$FACT_NET"
+		echo "HOSTNAME=${FACT_HOSTNAME:-$VARIANT}"
+		echo "SSH=$FACT_SSH"
 		echo "CLOUD_INIT=$FACT_CLOUD_INIT"
 		echo "RUNCMD=${FACT_RUNCMD:-}"
 		echo "KEEP_META=${FACT_KEEP_META:-}"
@@ -598,6 +625,8 @@ build() {
 		run tar -I zstd --numeric-owner --xattrs --acls -C "$TREE" -xf "$tarball"
 		FACT_RUNCMD=
 		FACT_KEEP_META=
+		FACT_SSH=enabled
+		FACT_HOSTNAME=
 		"$fn"
 		common_identity "$VARIANT"
 		# The FAT mount point hides what is under it; the kernel comes from outside (qemu -kernel).

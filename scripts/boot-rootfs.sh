@@ -37,8 +37,8 @@ PACKAGES=(
 	cloud-init netplan.io network-manager dhcpcd isc-dhcp-client ifupdown
 	dosfstools
 	# debootstrap does not resolve virtual packages: python3-cryptography (cloud-init) needs
-	# python3-cffi-backend-api-*, which only this package provides.
-	python3-cffi-backend
+	# python3-cffi-backend-api-*, polkitd (network-manager) default-logind | logind.
+	python3-cffi-backend libpam-systemd
 )
 
 # die MSG: print MSG and exit 1.
