@@ -5,6 +5,7 @@
 #   scripts/boot-images.sh build VARIANT        build (or reuse) VARIANT's image; print the
 #                                               directory holding VARIANT.img, VARIANT.facts,
 #                                               vmlinuz and initrd.img
+#   scripts/boot-images.sh clean                remove outdated cache entries
 #
 # Every image is an MBR disk: partition 1 FAT16 (64 MiB, the variant's label) mounted by LABEL=
 # at /boot or /boot/firmware, partition 2 ext4 holding a copy of the debootstrap root from
@@ -610,9 +611,13 @@ build() {
 		sha256sum | cut -c1-12)
 	dir="$CACHE/images-$key"
 	mkdir -p "$dir"
-	exec 8>"$dir/$VARIANT.lock"
+	# The kernel is shared by the variants: one extraction at a time.
+	exec 8>"$dir/kernel.lock"
 	flock 8
 	kernel "$tarball" "$dir"
+	exec 8>&-
+	exec 8>"$dir/$VARIANT.lock"
+	flock 8
 	if [ ! -f "$dir/$VARIANT.img" ]; then
 		WORK=$(mktemp -d "$CACHE/build-$VARIANT.XXXXXX")
 		# shellcheck disable=SC2064 # expand now: the path is fixed
@@ -643,11 +648,30 @@ build() {
 	echo "$dir"
 }
 
+# clean: remove cached images and root filesystems other than the current ones (left behind
+# when this script, the report script or the package list changed).
+clean() {
+	local key keep f
+	key=$("$HERE/boot-rootfs.sh" --key)
+	keep="images-$key-$(cat "${BASH_SOURCE[0]}" "$REPORT_SCRIPT" | sha256sum | cut -c1-12)"
+	for f in "$CACHE"/images-* "$CACHE"/rootfs-*.tar.zst; do
+		[ -e "$f" ] || continue
+		case ${f##*/} in
+		"$keep" | "rootfs-$key.tar.zst") ;;
+		*)
+			echo "boot-images: removing $f"
+			rm -rf "$f"
+			;;
+		esac
+	done
+}
+
 case ${1:-} in
 list) printf '%s\n' "${VARIANTS[@]}" ;;
+clean) clean ;;
 build)
 	[ $# -eq 2 ] || die "usage: boot-images.sh build VARIANT"
 	build "$2"
 	;;
-*) die "usage: boot-images.sh list | build VARIANT" ;;
+*) die "usage: boot-images.sh list | build VARIANT | clean" ;;
 esac

@@ -227,6 +227,9 @@ check_cloud_init() {
 			echo "no ($(field CI_STATUS | grep -v '^status' | joined))")"
 	check "instance-id is the one in the seed's meta-data ($SEED_IID)" "$SEED_IID" \
 		"$(field CI_INSTANCE_ID)"
+	if [ -n "$(fact RUNCMD)" ]; then
+		check "the image's runcmd ran ($(fact RUNCMD))" present "$(field RUNCMD_FILE)"
+	fi
 	if [ "$MODE" = base ]; then
 		return
 	fi
@@ -237,9 +240,6 @@ check_cloud_init() {
 	if [ -n "$keep" ]; then
 		check "meta-data keeps '$keep'" yes \
 			"$(grep -qxF "$keep" "$WORK/meta-data" && echo yes || echo no)"
-	fi
-	if [ -n "$(fact RUNCMD)" ]; then
-		check "the image's runcmd ran ($(fact RUNCMD))" present "$(field RUNCMD_FILE)"
 	fi
 }
 
