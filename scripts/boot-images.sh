@@ -306,12 +306,13 @@ EOF
 	seed meta-data <<'EOF'
 instance-id: cloud-image
 EOF
+	# Not "optional: true" as on Ubuntu's cards: with every link optional,
+	# systemd-networkd-wait-online waits for a link that never counts, times out and fails.
 	seed network-config <<'EOF'
 version: 2
 ethernets:
   eth0:
     dhcp4: true
-    optional: true
 EOF
 	FACT_NET=systemd-networkd
 	FACT_USER=ubuntu
