@@ -222,6 +222,7 @@ check_cloud_init() {
 	esac
 	check "cloud-init runs" runs "$(field CLOUD_INIT)"
 	check "cloud-init status: done" "status: done" "$(field CI_STATUS | grep '^status:' || true)"
+	echo "# cloud-init: $(field CI_STATUS | grep 'DataSource' || true)"
 	check "cloud-init used the NoCloud seed" yes \
 		"$(field CI_STATUS | grep -q 'DataSourceNoCloud' && echo yes ||
 			echo "no ($(field CI_STATUS | grep -v '^status' | joined))")"
@@ -235,12 +236,17 @@ check_cloud_init() {
 	fi
 	check "the seed's instance-id is new (image: $(fact INSTANCE_ID))" yes \
 		"$([ -n "$SEED_IID" ] && [ "$SEED_IID" != "$(fact INSTANCE_ID)" ] && echo yes || echo no)"
-	local keep
+	local keep want
 	keep=$(fact KEEP_META)
-	if [ -n "$keep" ]; then
-		check "meta-data keeps '$keep'" yes \
-			"$(grep -qxF "$keep" "$WORK/meta-data" && echo yes || echo no)"
-	fi
+	case $keep in
+	dsmode:*)
+		# Judged by what cloud-init did, not by the file's spelling (quotes are fine).
+		want=$(echo "${keep#dsmode:}" | tr -d ' ')
+		check "cloud-init ran in dsmode $want, as the image's meta-data says" yes \
+			"$(field CI_STATUS | grep -qF "[dsmode=$want]" && echo yes ||
+				echo "no ($(field CI_STATUS | grep -o 'dsmode=[a-z]*'))")"
+		;;
+	esac
 }
 
 # write_node: piflash writes node worker3 into BASE as OUT.img.
