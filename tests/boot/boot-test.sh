@@ -231,11 +231,6 @@ check_cloud_init() {
 	if [ -n "$(fact RUNCMD)" ]; then
 		check "the image's runcmd ran ($(fact RUNCMD))" present "$(field RUNCMD_FILE)"
 	fi
-	if [ "$MODE" = base ]; then
-		return
-	fi
-	check "the seed's instance-id is new (image: $(fact INSTANCE_ID))" yes \
-		"$([ -n "$SEED_IID" ] && [ "$SEED_IID" != "$(fact INSTANCE_ID)" ] && echo yes || echo no)"
 	local keep want
 	keep=$(fact KEEP_META)
 	case $keep in
@@ -247,6 +242,11 @@ check_cloud_init() {
 				echo "no ($(field CI_STATUS | grep -o 'dsmode=[a-z]*'))")"
 		;;
 	esac
+	if [ "$MODE" = base ]; then
+		return
+	fi
+	check "the seed's instance-id is new (image: $(fact INSTANCE_ID))" yes \
+		"$([ -n "$SEED_IID" ] && [ "$SEED_IID" != "$(fact INSTANCE_ID)" ] && echo yes || echo no)"
 }
 
 # write_node: piflash writes node worker3 into BASE as OUT.img.
