@@ -2,6 +2,8 @@
 # Install the Debian packages piflash needs to build and test.
 # Idempotent: quiet and quick when everything is already there.
 # Uses sudo only when not running as root.
+#   scripts/install-deps.sh          what building and the unit/integration tests need
+#   scripts/install-deps.sh --boot   that, plus what the boot suite needs (tests/boot)
 set -eu
 
 PACKAGES="
@@ -15,6 +17,17 @@ bmap-tools dmsetup time
 openssh-client cloud-init python3 openssl
 ansible-core
 "
+
+# The boot suite (meson test --suite boot, scripts/boot-test.sh) boots the images piflash
+# writes in qemu. Its tools are a separate list, installed only for that suite: qemu-system-x86
+# alone is a few hundred MB that builds and the other suites never use, and the boot suite is
+# opt-in (it needs root and minutes of CPU).
+BOOT_PACKAGES="
+qemu-system-x86 debootstrap curl
+"
+if [ "${1:-}" = --boot ]; then
+	PACKAGES="$PACKAGES $BOOT_PACKAGES"
+fi
 
 missing=""
 for p in $PACKAGES; do
