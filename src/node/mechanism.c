@@ -792,11 +792,11 @@ int pf_mechanism_decide(PfFlavorInfo *f, const PfDetectOptions *o)
 		r = decide_ssh(f);
 	if (r < 0)
 		return r;
-	if (pf_flavor_add_evidence(f, "network: %s — %s", pf_net_stack_name(f->net), f->net_why) <
+	if (pf_flavor_add_evidence(f, "network: %s (%s)", pf_net_stack_name(f->net), f->net_why) <
 		    0 ||
-	    pf_flavor_add_evidence(f, "user: %s — %s", pf_user_way_name(f->user), f->user_why) <
+	    pf_flavor_add_evidence(f, "user: %s (%s)", pf_user_way_name(f->user), f->user_why) <
 		    0 ||
-	    pf_flavor_add_evidence(f, "ssh: %s — %s", pf_ssh_way_name(f->ssh), f->ssh_why) < 0)
+	    pf_flavor_add_evidence(f, "ssh: %s (%s)", pf_ssh_way_name(f->ssh), f->ssh_why) < 0)
 		return -ENOMEM;
 	return 0;
 }

@@ -10,6 +10,26 @@
 
 #include "node/handler.h"
 #include "util/error.h"
+#include "util/strutil.h"
+
+/* Whether what cloud-init renders puts the DNS servers into effect: ENI's dns-nameservers
+ * needs resolvconf, networkd's DNS= needs systemd-resolved (found by booting: without them
+ * the node has its address and route but resolv.conf stays as the image baked it). */
+static bool renderer_applies_dns(const PfFlavorInfo *f)
+{
+	const char *r = f->cloud_init_renderer;
+	bool resolved = pf_flavor_unit(f, "systemd-resolved.service")->state == PF_UNIT_ENABLED;
+
+	if (!r)
+		return true;
+	if (streq(r, "eni"))
+		return f->has_resolvconf;
+	if (streq(r, "networkd") ||
+	    (streq(r, "netplan") &&
+	     (!f->netplan_renderer || streq(f->netplan_renderer, "networkd"))))
+		return resolved;
+	return true; /* NetworkManager writes resolv.conf itself */
+}
 
 static int plan_net_cloud_init(PfPlanCtx *c)
 {
@@ -33,9 +53,13 @@ static int plan_net_cloud_init(PfPlanCtx *c)
 		 "network-config version %d, the one cloud-init %s reads; it renders it for %s",
 		 v1 ? 1 : 2, f->cloud_init_version ? f->cloud_init_version : "",
 		 f->cloud_init_renderer ? f->cloud_init_renderer : "the image's network stack");
-	return pf_plan_write_rendered(c, v1 ? "network-config-v1.yaml" : "network-config-v2.yaml",
-				      PF_TPL_YAML, part, path, 0600, c->cfg->wifi_ssid != NULL,
-				      why);
+	r = pf_plan_write_rendered(c, v1 ? "network-config-v1.yaml" : "network-config-v2.yaml",
+				   PF_TPL_YAML, part, path, 0600, c->cfg->wifi_ssid != NULL, why);
+	if (r >= 0 && !renderer_applies_dns(f))
+		r = pf_plan_resolv_conf(c, "cloud-init's DNS servers reach no resolver on this "
+					   "image (ENI without resolvconf, networkd without "
+					   "systemd-resolved)");
+	return r;
 }
 
 const PfHandler pf_handler_net_cloud_init = { "cloud-init", plan_net_cloud_init };
