@@ -30,6 +30,7 @@
 
 #include "cmd/cluster.h"
 #include "cmd/cmd.h"
+#include "cmd/report.h"
 #include "config.h"
 #include "flash/artifact.h"
 #include "flash/ranges.h"
@@ -1022,28 +1023,14 @@ static int write_all(const Batch *b, double seconds)
 static json_object *read_previous(const char *out_dir)
 {
 	_cleanup_(freep) char *path = NULL;
-	json_object *root, *nodes, *byname;
+	json_object *root, *byname;
 
 	if (asprintf(&path, "%s/report.json", out_dir) < 0 || access(path, F_OK) < 0)
 		return NULL;
 	root = json_object_from_file(path);
 	if (!root)
 		return NULL;
-	byname = json_object_new_object();
-	if (json_object_object_get_ex(root, "nodes", &nodes) &&
-	    json_object_is_type(nodes, json_type_array))
-		for (size_t i = 0; i < json_object_array_length(nodes); i++) {
-			json_object *n = json_object_array_get_idx(nodes, i), *h, *s;
-
-			if (json_object_object_get_ex(n, "hostname", &h) &&
-			    json_object_object_get_ex(n, "status", &s) &&
-			    json_object_is_type(h, json_type_string) &&
-			    (streq(json_object_get_string(s), "ok") ||
-			     streq(json_object_get_string(s), "up-to-date") ||
-			     streq(json_object_get_string(s), "kept")))
-				json_object_object_add(byname, json_object_get_string(h),
-						       json_object_get(n));
-		}
+	byname = report_previous_nodes(root);
 	json_object_put(root);
 	return byname;
 }

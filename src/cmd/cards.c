@@ -15,11 +15,11 @@
 
 #include "cmd/cards.h"
 #include "cmd/cmd.h"
+#include "cmd/report.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
 #define READERS_MAX 32u
-#define RECORD_LINE_MAX (64u * 1024)
 
 typedef enum NodeState {
 	NODE_PENDING,
@@ -181,38 +181,26 @@ static void flash_progress(void *userdata, const char *phase, uint64_t done, uin
 
 /* ---- the record: JSON lines ------------------------------------------------------------- */
 
+static void record_done(const char *node, void *userdata)
+{
+	Cards *c = userdata;
+
+	for (size_t i = 0; i < c->n_nodes; i++)
+		if (streq(c->nodes[i].hostname, node))
+			c->nodes[i].state = NODE_RECORDED;
+}
+
 static int record_read(Cards *c, const char *path)
 {
-	_cleanup_(freep) char *line = NULL;
-	size_t cap = 0;
-	unsigned lineno = 0;
-	ssize_t n;
 	FILE *f;
+	int r;
 
 	f = fopen(path, "re");
 	if (!f)
 		return errno == ENOENT ? 0 : pf_error_set(-errno, "'%s': %m", path);
-	while ((n = getline(&line, &cap, f)) > 0) {
-		json_object *o, *node, *result;
-
-		lineno++;
-		if ((size_t)n > RECORD_LINE_MAX)
-			continue;
-		o = json_tokener_parse(line);
-		if (!o) {
-			fclose(f);
-			return pf_error_set(-EINVAL, "%s:%u: not a JSON record line", path, lineno);
-		}
-		if (json_object_object_get_ex(o, "node", &node) &&
-		    json_object_object_get_ex(o, "result", &result) &&
-		    streq(json_object_get_string(result) ?: "", "ok"))
-			for (size_t i = 0; i < c->n_nodes; i++)
-				if (streq(c->nodes[i].hostname, json_object_get_string(node) ?: ""))
-					c->nodes[i].state = NODE_RECORDED;
-		json_object_put(o);
-	}
+	r = record_read_done(f, path, record_done, c);
 	fclose(f);
-	return 0;
+	return r;
 }
 
 typedef struct CardRecord {
