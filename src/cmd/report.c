@@ -20,6 +20,8 @@ json_object *report_previous_nodes(json_object *root)
 			if (json_object_object_get_ex(n, "hostname", &h) &&
 			    json_object_object_get_ex(n, "status", &s) &&
 			    json_object_is_type(h, json_type_string) &&
+			    /* "status": null has no string: streq() would get NULL. */
+			    json_object_is_type(s, json_type_string) &&
 			    (streq(json_object_get_string(s), "ok") ||
 			     streq(json_object_get_string(s), "up-to-date") ||
 			     streq(json_object_get_string(s), "kept")))
