@@ -45,10 +45,10 @@
 #define WALK_ENTRIES_MAX 400
 #define READ_MAX_BYTES (64u * 1024)
 
-#define CHECK(x)                    \
-	do {                        \
-		if (!(x))           \
-			abort();    \
+#define CHECK(x)                                                                                   \
+	do {                                                                                       \
+		if (!(x))                                                                          \
+			abort();                                                                   \
 	} while (0)
 
 /* Bounds of one walk over a filesystem. */
@@ -133,7 +133,8 @@ static void visit_partitions(PfTree *tree, const PfPtable *t, bool change)
 		walk(&w, "/", 0);
 		if (pf_fs_used(fs, &used) >= 0)
 			for (size_t k = 0; k < used.n; k++)
-				CHECK(used.items[k].start_bytes + used.items[k].length_bytes <= p->size_bytes);
+				CHECK(used.items[k].start_bytes + used.items[k].length_bytes <=
+				      p->size_bytes);
 		pf_extents_done(&used);
 		if (change)
 			edit(fs);
@@ -261,9 +262,10 @@ static size_t find_ranges(const uint8_t *data, size_t size, Range *ret, size_t m
 		uint64_t first = le32(e + 8), count = le32(e + 12);
 
 		if (e[4] && count && first < size / 512)
-			ret[n++] = (Range){ first * 512,
-					    (first + count > size / 512 ? size / 512 - first : count) *
-						    512 };
+			ret[n++] =
+				(Range){ first * 512,
+					 (first + count > size / 512 ? size / 512 - first : count) *
+						 512 };
 	}
 	return n;
 }

@@ -38,8 +38,9 @@ static void check_inventory(const PfInventory *inv, bool keep_bad)
 		/* Hostnames are unique among the good rows: find() gives this row, or a bad row
 		 * of the same name. */
 		found = pf_inventory_find(inv, host);
-		if (!row->error && (!found || strcmp(found->fields[inv->hostname_column], host) != 0 ||
-				    (!found->error && found != row)))
+		if (!row->error &&
+		    (!found || strcmp(found->fields[inv->hostname_column], host) != 0 ||
+		     (!found->error && found != row)))
 			abort();
 		if (row->error) {
 			if (!keep_bad)
@@ -68,7 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
 		PfInventory *inv = NULL;
-		int r = pf_inventory_parse_flags((const char *)data, size, CSV_NAME, flags[f], &inv);
+		int r = pf_inventory_parse_flags((const char *)data, size, CSV_NAME, flags[f],
+						 &inv);
 
 		if (r > 0 || (r < 0) != !inv)
 			abort();

@@ -142,7 +142,8 @@ static PfTplCtx *fixed_ctx(void)
 
 	if (!c || pf_tpl_set(c, "hostname", "node-1") < 0 ||
 	    pf_tpl_set(c, "evil", "x\n  - evil: true\n\"'{{v}}\\") < 0 ||
-	    pf_tpl_set(c, "empty", "") < 0 || pf_tpl_set(c, "utf", "caf\xc3\xa9 \xe2\x80\xa8") < 0 ||
+	    pf_tpl_set(c, "empty", "") < 0 ||
+	    pf_tpl_set(c, "utf", "caf\xc3\xa9 \xe2\x80\xa8") < 0 ||
 	    pf_tpl_set_raw(c, "raw", "10.0.0.1/24") < 0 || pf_tpl_set_bool(c, "yes", true) < 0 ||
 	    pf_tpl_set_bool(c, "no", false) < 0)
 		abort();
