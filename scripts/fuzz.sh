@@ -6,7 +6,7 @@
 #   TARGET   fuzz-image, fuzz-inventory, fuzz-template, fuzz-report (default: all)
 #
 # Builds build-fuzz with clang, ASan and UBSan (-Dfuzz=true) if it is not there, then runs the
-# targets one after the other, one process each (-jobs=1 -workers=1), so the machine stays
+# targets one after the other, one fuzzing process at a time (no -jobs/-fork), so the machine stays
 # usable. Each starts from its committed corpus, tests/fuzz/corpus/TARGET, which is only
 # read: new inputs go to a scratch dir ($FUZZ_WORK, default build-fuzz/fuzz-work/TARGET)
 # that later runs start from too. Crashes, leaks and timeouts go to tests/fuzz/crashes/.
@@ -61,7 +61,8 @@ for t in "${TARGETS[@]}"; do
 		left=$((SECONDS_EACH - ($(date +%s) - start)))
 		[ "$left" -gt 5 ] || break
 		r=0
-		"$exe" -max_total_time="$left" -jobs=1 -workers=1 -print_final_stats=1 \
+		# One plain process: -jobs=1 would spawn a child logging to ./fuzz-0.log.
+		"$exe" -max_total_time="$left" -print_final_stats=1 \
 			-artifact_prefix="$CRASHES/$t-" "${extra[@]}" "$WORK/$t" "$corpus" >>"$log" 2>&1 || r=$?
 		[ "$r" = 0 ] && break
 		rc=$r
