@@ -9,6 +9,9 @@
 # mke2fs -d, as mkimage.sh does. FAT16 needs at least 4085 clusters (2 MiB), so the FATs here
 # are FAT12 and a FAT32 forced below its usual size (BPB_FATSz16 == 0 decides, see fat.c).
 #
+# The result is not byte-identical from run to run (mke2fs -d copies the staged files' ctimes,
+# and checksums follow), which does not matter to a seed; the committed ones are what counts.
+#
 # usage: tests/fuzz/make-corpus.sh [OUTDIR]   (default: tests/fuzz/corpus/fuzz-image)
 set -euo pipefail
 
@@ -66,7 +69,8 @@ make_root() {
 		put "$r" /lib/systemd/system/ssh.service
 	ln -s /lib/systemd/system/ssh.service "$r"/etc/systemd/system/multi-user.target.wants/ssh.service
 	# An aarch64 ELF header is all pf_elf_arch() reads of /bin/sh.
-	printf '\177ELF\002\001\001\000\000\000\000\000\000\000\000\000\003\000\267\000\001\000\000\000' >"$r"/bin/dash
+	printf '\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\xb7\x00\x01\x00\x00\x00' >"$r"/bin/dash
+	head -c 40 /dev/zero >>"$r"/bin/dash
 	ln -s dash "$r"/bin/sh
 	ln -s "$3"/user-data "$r"/var/lib/cloud/seed/nocloud-net/user-data
 	ln -s ../../../../../etc/../etc/hostname "$r"/var/lib/cloud/seed/nocloud-net/meta-data
