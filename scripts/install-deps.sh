@@ -13,6 +13,7 @@ libssl-dev libjson-c-dev libyaml-dev libcmocka-dev
 dosfstools mtools e2fsprogs fdisk util-linux
 gzip xz-utils zstd bzip2 zip unzip
 clang-format jq
+clang libclang-rt-14-dev
 bmap-tools dmsetup time
 openssh-client cloud-init python3 openssl
 ansible-core
