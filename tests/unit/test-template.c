@@ -410,10 +410,10 @@ static void test_yaml_escapes_exact(void **state)
 	assert_render_fails("u.yaml", "{{bad}}", c, PF_TPL_YAML, -EINVAL, "UTF-8", NULL);
 	/* Raw emits as is, for a value piflash built (set_raw) only; a value set with
 	 * pf_tpl_set() — the operator's, the image's — is refused there, whatever it holds. */
-	assert_render_fails("r.yaml", "ssh_pwauth: {{{v}}}", c, PF_TPL_YAML, -EINVAL, "r.yaml:1:",
-			    "'v' is inserted unescaped");
-	assert_int_equal(pf_tpl_set_raw(c, "v", "a\"b\\c\nd\te\x01\x7f\xc2\x85\xe2\x80\xa8\xc3\xa9"),
-			 0);
+	assert_render_fails("r.yaml", "ssh_pwauth: {{{v}}}", c, PF_TPL_YAML, -EINVAL,
+			    "r.yaml:1:", "'v' is inserted unescaped");
+	assert_int_equal(
+		pf_tpl_set_raw(c, "v", "a\"b\\c\nd\te\x01\x7f\xc2\x85\xe2\x80\xa8\xc3\xa9"), 0);
 	assert_render("{{{v}}}", c, PF_TPL_YAML,
 		      "a\"b\\c\nd\te\x01\x7f\xc2\x85\xe2\x80\xa8\xc3\xa9");
 	/* A later plain set takes the permission away again. */
