@@ -12,6 +12,7 @@
 
 #include "node/template.h"
 #include "util/error.h"
+#include "util/escape.h"
 #include "util/fileio.h"
 #include "util/macros.h"
 
@@ -519,44 +520,6 @@ static const Value *lookup(const Renderer *rd, const Token *t)
 }
 
 /*
- * Decodes one UTF-8 character of s[0, n); returns its length and the code point, or 0 for an
- * invalid sequence (overlong, surrogate, over U+10FFFF, truncated).
- */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *ret_cp)
-{
-	uint32_t cp;
-	size_t len;
-
-	if (s[0] < 0x80) {
-		*ret_cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*ret_cp = cp;
-	return len;
-}
-
-/*
  * Emits s as a YAML double-quoted scalar. Escaped: '\' and '"'; every C0 control character,
  * DEL and C1 control (NEL included, a line break in YAML 1.1); U+2028/U+2029 (line breaks in
  * YAML 1.1); U+FEFF (a byte order mark) and U+FFFE/U+FFFF (not printable for YAML). What is
@@ -579,7 +542,7 @@ static int emit_yaml(Renderer *rd, const Token *t, const char *s)
 	while (i < n) {
 		char esc[16];
 		uint32_t cp;
-		size_t l = utf8_decode(u + i, n - i, &cp);
+		size_t l = pf_utf8_decode(u + i, n - i, &cp);
 
 		if (l == 0)
 			return pf_error_set(-EINVAL,

@@ -12,7 +12,7 @@
  * standard: no overlong forms, no surrogates, nothing past U+10FFFF), with its code point;
  * 0 when s does not start one.
  */
-static size_t utf8_len(const unsigned char *s, size_t n, uint32_t *ret_cp)
+size_t pf_utf8_decode(const unsigned char *s, size_t n, uint32_t *ret_cp)
 {
 	unsigned char lo = 0x80, hi = 0xbf;
 	size_t len;
@@ -78,7 +78,7 @@ static void walk(const char *s, size_t n, void (*emit)(void *, const char *, siz
 
 	while (i < n) {
 		uint32_t cp = 0;
-		size_t l = utf8_len(u + i, n - i, &cp);
+		size_t l = pf_utf8_decode(u + i, n - i, &cp);
 
 		if (l > 0 && cp_shown(cp)) {
 			i += l;

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * s with every byte that a terminal could take for a command written as \xNN: C0 controls
@@ -26,6 +27,13 @@
  * for people to read, not a format to decode. Returns a malloc'd string, or NULL on ENOMEM
  * (or for s NULL).
  */
+/*
+ * Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), with its code point in *ret_cp; 0 when s does not start
+ * one. n must be at least 1.
+ */
+size_t pf_utf8_decode(const unsigned char *s, size_t n, uint32_t *ret_cp);
+
 char *pf_escape(const char *s);
 
 /* The same for n bytes of s (NUL bytes among them are escaped too). */
