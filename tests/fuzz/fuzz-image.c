@@ -286,9 +286,12 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
 	const Range *p;
 	uint64_t off = 0, win;
 
-	/* No table we can read, or now and then anyway: libFuzzer's own mutation, same size. */
-	if (n == 0 || rand_r(&s) % 16 == 0)
-		return LLVMFuzzerMutate(data, size, size) ?: size;
+	/* No table we can read, or now and then anyway: libFuzzer's own mutation anywhere (the
+	 * table too). The size stays: a shorter result leaves the old tail in place. */
+	if (n == 0 || rand_r(&s) % 16 == 0) {
+		(void)LLVMFuzzerMutate(data, size, size);
+		return size;
+	}
 
 	p = &parts[(size_t)rand_r(&s) % n];
 	win = 1 + (uint64_t)rand_r(&s) % (rand_r(&s) % 4 == 0 ? 4096 : 64);
