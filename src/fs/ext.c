@@ -1672,7 +1672,6 @@ static int ext_remove(void *priv, const char *path)
 
 static int ext_list(void *priv, const char *path, PfDirent **ret, size_t *ret_n)
 {
-	_cleanup_(freep) struct ext2_inode_large *din = NULL;
 	PfExt *e = priv;
 	DirScan s = {};
 	ext2_ino_t ino;
