@@ -3,7 +3,7 @@
 #
 # usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  how long each target runs (default 600)
-#   TARGET   fuzz-image, fuzz-inventory, fuzz-template (default: all)
+#   TARGET   fuzz-image, fuzz-inventory, fuzz-template, fuzz-report (default: all)
 #
 # Builds build-fuzz with clang, ASan and UBSan (-Dfuzz=true) if it is not there, then runs the
 # targets one after the other, one fuzzing process at a time (no -jobs/-fork), so the machine stays
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-600}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz-image fuzz-inventory fuzz-template)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz-image fuzz-inventory fuzz-template fuzz-report)
 BUILD=${FUZZ_BUILD:-build-fuzz}
 WORK=${FUZZ_WORK:-$BUILD/fuzz-work}
 CRASHES=tests/fuzz/crashes

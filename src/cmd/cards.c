@@ -15,6 +15,7 @@
 
 #include "cmd/cards.h"
 #include "cmd/cmd.h"
+#include "cmd/report.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
@@ -181,25 +182,6 @@ static void flash_progress(void *userdata, const char *phase, uint64_t done, uin
 
 /* ---- the record: JSON lines ------------------------------------------------------------- */
 
-/*
- * A string field of a record line: NULL when absent; any other type than a string (or null)
- * is -EINVAL naming path:line and the field, as the line is then not one piflash wrote.
- */
-static int record_field(json_object *o, const char *key, const char *path, unsigned lineno,
-			const char **ret)
-{
-	json_object *v = NULL;
-
-	*ret = NULL;
-	if (!json_object_object_get_ex(o, key, &v) || !v)
-		return 0;
-	if (!json_object_is_type(v, json_type_string))
-		return pf_error_set(-EINVAL, "%s:%u: '%s' is not a string (%s)", path, lineno, key,
-				    json_type_to_name(json_object_get_type(v)));
-	*ret = json_object_get_string(v);
-	return 0;
-}
-
 /* Marks the nodes a record (JSON lines, ours) says are done: "result": "ok". */
 static int record_read(Cards *c, const char *path)
 {
@@ -221,12 +203,7 @@ static int record_read(Cards *c, const char *path)
 		if ((size_t)n > RECORD_LINE_MAX)
 			continue;
 		o = json_tokener_parse(line);
-		if (!o || !json_object_is_type(o, json_type_object))
-			r = pf_error_set(-EINVAL, "%s:%u: not a JSON record line", path, lineno);
-		if (r >= 0)
-			r = record_field(o, "node", path, lineno, &node);
-		if (r >= 0)
-			r = record_field(o, "result", path, lineno, &result);
+		r = report_record_line(o, path, lineno, &node, &result);
 		if (r >= 0 && node && result && streq(result, "ok"))
 			for (size_t i = 0; i < c->n_nodes; i++)
 				if (streq(c->nodes[i].hostname, node))
