@@ -224,6 +224,15 @@ static int confirm(Image *img, const PfTargetInfo *i, const OutputOptions *o)
 	return PF_EXIT_OK;
 }
 
+/* A card given as IMAGE and an existing file as TARGET: most likely the two swapped. */
+static bool swapped(const char *image, const char *target)
+{
+	struct stat a, b;
+
+	return stat(image, &a) == 0 && S_ISBLK(a.st_mode) && stat(target, &b) == 0 &&
+	       S_ISREG(b.st_mode);
+}
+
 int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret)
 {
 	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
@@ -244,6 +253,10 @@ int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget
 	r = pf_target_open(target, &to, ret);
 	if (r < 0) {
 		log_error_errno(r, "'%s'", target);
+		if (r == -EPERM && swapped(img->path, target))
+			log_error("'%s' is a block device and '%s' a file: IMAGE comes first "
+				  "(piflash [OPTIONS] IMAGE TARGET)",
+				  img->path, target);
 		return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
 	}
 	return PF_EXIT_OK;

@@ -1,0 +1,104 @@
+#!/bin/bash
+# Operator mistakes (issue 13): nothing lost, nothing silently wrong. Swapped IMAGE and TARGET,
+# an output name that says compressed, an existing file piflash did not write, secrets in
+# world-readable artifacts, the system disk named as the card. Run as root, the loop-device
+# cases are tried too; without root they skip with the reason.
+. "$(dirname "$0")/lib.sh"
+need sfdisk cmp ssh-keygen stat sha256sum getfattr
+export SOURCE_DATE_EPOCH=1700000000
+export PIFLASH_INSTANCE_ID_SEED=mistakes-seed
+
+IMG=$WORK/hypriot.img
+build_image hypriot "$IMG" --size 105
+ssh-keygen -q -t ed25519 -N '' -C 'ops@cluster' -f "$WORK/ops"
+
+# ---- 1. an existing file piflash did not write is not replaced -------------------------------
+
+cp "$IMG" "$WORK/download.img"
+SUM=$(sha256sum <"$WORK/download.img")
+expect_fail 4 "exists and is not an image piflash wrote.*--force" \
+	"$PIFLASH" "$IMG" "$WORK/download.img"
+assert_eq "the refused file is untouched" "$SUM" "$(sha256sum <"$WORK/download.img")"
+[ ! -e "$WORK/download.img.piflash-partial" ] || fail "a partial file was left behind"
+pass "no partial file left"
+
+# A compressed name is refused, existing or not, --force or not.
+printf 'xz bytes' >"$WORK/release.img.xz"
+for name in release.img.xz new.img.zst new.img.gz new.zip NEW.IMG.BZ2; do
+	expect_fail 4 "the name says compressed.*raw image" "$PIFLASH" --force "$IMG" "$WORK/$name"
+done
+assert_eq "the .xz is untouched" "xz bytes" "$(cat "$WORK/release.img.xz")"
+[ ! -e "$WORK/new.img.zst" ] || fail "new.img.zst was created"
+pass "no compressed-looking file created"
+
+# A new name is written, 0600 whatever the umask: it may hold keys.
+(umask 022 && "$PIFLASH" -q --node w1 --ssh-key "$WORK/ops.pub" --host-keys "$IMG" "$WORK/out.img") ||
+	fail "the main job failed"
+assert_eq "OUT.img mode" "600" "$(stat -c %a "$WORK/out.img")"
+getfattr -n user.piflash.output "$WORK/out.img" >/dev/null 2>&1 ||
+	skip "the filesystem of $WORK keeps no user extended attributes"
+pass "OUT.img carries piflash's mark"
+
+# ... and replaced by the next run (it is piflash's, unchanged), ...
+"$PIFLASH" -q --node w2 --ssh-key "$WORK/ops.pub" "$IMG" "$WORK/out.img" ||
+	fail "replacing piflash's own output failed"
+pass "piflash's own output is replaced without --force"
+
+# ... but not once something else changed it.
+printf 'x' | dd of="$WORK/out.img" bs=1 seek=1000 conv=notrunc status=none
+expect_fail 4 "exists and is not an image piflash wrote" "$PIFLASH" "$IMG" "$WORK/out.img"
+"$PIFLASH" -q --force "$IMG" "$WORK/out.img" || fail "--force did not replace the file"
+cmp -s "$IMG" "$WORK/out.img" || fail "the forced output differs from the image"
+pass "--force replaces a changed file"
+
+# ---- 9. batch: node images 0600, the lists beside them readable -------------------------------
+
+cat >"$WORK/nodes.csv" <<EOF
+hostname,ssh_key
+n1,$WORK/ops.pub
+EOF
+(umask 022 && "$PIFLASH" batch -q --inventory "$WORK/nodes.csv" --host-keys --bmap \
+	--out-dir "$WORK/arts" "$IMG") || fail "batch failed"
+assert_eq "batch image mode" "600" "$(stat -c %a "$WORK/arts/n1.img")"
+assert_eq "bmap mode" "644" "$(stat -c %a "$WORK/arts/n1.img.bmap")"
+assert_eq "SHA256SUMS mode" "644" "$(stat -c %a "$WORK/arts/SHA256SUMS")"
+
+# ---- root: swapped arguments with a card, the system disk -------------------------------------
+
+[ "$(id -u)" = 0 ] || {
+	finish
+	skip "the card cases need root for loop devices ($CHECKS checks passed)"
+}
+need losetup findmnt lsblk
+LOOP=
+cleanup() {
+	[ -z "$LOOP" ] || losetup -d "$LOOP" 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+truncate -s 120M "$WORK/card.back"
+LOOP=$(losetup -f --show "$WORK/card.back") || skip "no free loop device"
+"$PIFLASH" -q --yes "$IMG" "$LOOP" || fail "writing the card failed"
+
+# The README's order swapped: the card read as IMAGE, the download as TARGET. Refused, with
+# the hint, and the download is untouched.
+cp "$IMG" "$WORK/hypriotos.img"
+SUM=$(sha256sum <"$WORK/hypriotos.img")
+expect_fail 4 "IMAGE comes first" "$PIFLASH" --yes --node worker3 --ssh-key "$WORK/ops.pub" \
+	"$LOOP" "$WORK/hypriotos.img"
+assert_eq "the swapped download is untouched" "$SUM" "$(sha256sum <"$WORK/hypriotos.img")"
+printf 'xz bytes' >"$WORK/hypriotos.img.xz"
+expect_fail 4 "IMAGE comes first" "$PIFLASH" --yes "$LOOP" "$WORK/hypriotos.img.xz"
+assert_eq "the swapped .xz is untouched" "xz bytes" "$(cat "$WORK/hypriotos.img.xz")"
+
+# 10. The disk holding / is refused as the system disk (exit 4), before it is opened.
+root_src=$(findmnt -no SOURCE / 2>/dev/null || true)
+if [ -b "$root_src" ]; then
+	disk=/dev/$(lsblk -no PKNAME "$root_src" 2>/dev/null | head -n1)
+	[ "$disk" != /dev/ ] || disk=$root_src
+	expect_fail 4 "running system's root" "$PIFLASH" --yes --force "$IMG" "$disk"
+	expect_fail 4 "running system's root" "$PIFLASH" --yes --force "$IMG" "$root_src"
+else
+	echo "# / is not on a block device here ($root_src): system-disk case not tried"
+fi
+finish
