@@ -4,7 +4,7 @@
 # world-readable artifacts, the system disk named as the card. Run as root, the loop-device
 # cases are tried too; without root they skip with the reason.
 . "$(dirname "$0")/lib.sh"
-need sfdisk cmp ssh-keygen stat sha256sum getfattr
+need sfdisk cmp ssh-keygen stat sha256sum getfattr debugfs jq
 export SOURCE_DATE_EPOCH=1700000000
 export PIFLASH_INSTANCE_ID_SEED=mistakes-seed
 
@@ -62,6 +62,21 @@ EOF
 assert_eq "batch image mode" "600" "$(stat -c %a "$WORK/arts/n1.img")"
 assert_eq "bmap mode" "644" "$(stat -c %a "$WORK/arts/n1.img.bmap")"
 assert_eq "SHA256SUMS mode" "644" "$(stat -c %a "$WORK/arts/SHA256SUMS")"
+
+# ---- 8. an ext filesystem e2fsck should see first: read, not written ---------------------------
+
+cp "$IMG" "$WORK/unclean.img"
+P2=$(part_offset "$IMG" 2)
+debugfs -w -R 'feature needs_recovery' "$WORK/unclean.img?offset=$P2" >/dev/null 2>&1
+SUM=$(sha256sum <"$WORK/unclean.img")
+"$PIFLASH" ls "$WORK/unclean.img" 2:/etc >"$WORK/ls.out" || fail "ls of a filesystem needing recovery"
+grep -q '^hostname$' "$WORK/ls.out" || fail "ls 2:/etc lists no hostname"
+pass "piflash ls reads a filesystem that needs journal recovery"
+"$PIFLASH" cat "$WORK/unclean.img" 2:/etc/hostname >/dev/null || fail "cat 2:/etc/hostname"
+pass "piflash cat reads it too"
+expect_fail 1 "journal recovery.*run 'e2fsck'" "$PIFLASH" --node w1 --ssh-key "$WORK/ops.pub" \
+	"$WORK/unclean.img" "$WORK/unclean-out.img"
+assert_eq "the image is untouched" "$SUM" "$(sha256sum <"$WORK/unclean.img")"
 
 # ---- root: swapped arguments with a card, the system disk -------------------------------------
 
