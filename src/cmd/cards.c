@@ -306,7 +306,32 @@ static bool stopping(Cards *c)
 	return s || output_interrupted();
 }
 
-/* Waits until the reader has a card (present) or has none (!present). */
+/* The first node no reader has, or NULL. With c->lock held. */
+static Node *next_pending(Cards *c)
+{
+	for (size_t i = 0; i < c->n_nodes; i++)
+		if (c->nodes[i].state == NODE_PENDING)
+			return &c->nodes[i];
+	return NULL;
+}
+
+/* True while some node waits for a reader (its card may still be on the way). */
+static bool work_pending(Cards *c)
+{
+	bool p;
+
+	pthread_mutex_lock(&c->lock);
+	p = !c->stop && next_pending(c);
+	pthread_mutex_unlock(&c->lock);
+	return p;
+}
+
+/*
+ * Waits until the reader has a card (present) or has none (!present). Returns 0, -ECANCELED
+ * when stopping, or 1 when waiting for a removal is pointless: no node waits for a card any
+ * more (another reader took the last one, or the run stops), so the run need not wait for
+ * this card to be taken out.
+ */
 static int wait_media(Reader *r, bool present)
 {
 	struct timespec ts;
@@ -327,17 +352,10 @@ static int wait_media(Reader *r, bool present)
 			return -ECANCELED;
 		if (!present && output_interrupted())
 			return -ECANCELED;
+		if (!present && !work_pending(r->c))
+			return 1;
 		nanosleep(&ts, NULL);
 	}
-}
-
-/* The first node no reader has, or NULL. With c->lock held. */
-static Node *next_pending(Cards *c)
-{
-	for (size_t i = 0; i < c->n_nodes; i++)
-		if (c->nodes[i].state == NODE_PENDING)
-			return &c->nodes[i];
-	return NULL;
 }
 
 static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
@@ -491,7 +509,7 @@ static void *reader_main(void *userdata)
 				break;
 		}
 		show(r, "wait-removal", 0, 0);
-		if (wait_media(r, false) < 0)
+		if (wait_media(r, false) != 0)
 			break;
 		r->node = NULL;
 	}
@@ -589,6 +607,13 @@ static int summary(Cards *c)
 		default:
 			left++;
 		}
+	if (!failed && !left) {
+		/* Every node is done: the run is over, whatever a late Ctrl-C says. */
+		fprintf(stderr,
+			"piflash: all %zu node%s done: %zu written, %zu done before (record)\n",
+			c->n_nodes, c->n_nodes == 1 ? "" : "s", done, recorded);
+		return PF_EXIT_OK;
+	}
 	fprintf(stderr,
 		"piflash: %zu node%s: %zu written, %zu done before (record), %zu failed, "
 		"%zu not written\n",
