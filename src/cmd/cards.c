@@ -102,8 +102,7 @@ static void reader_line(const Reader *r, char *buf, size_t size)
 			 r->node ?: "", r->phase, 100.0 * (double)r->done / (double)r->total,
 			 pf_format_bytes(d, sizeof(d), r->done),
 			 pf_format_bytes(t, sizeof(t), r->total),
-			 pf_format_bytes(rate, sizeof(rate),
-					 el > 0.05 ? (uint64_t)((double)r->done / el) : 0));
+			 pf_format_bytes(rate, sizeof(rate), output_rate(r->done, el)));
 	else
 		snprintf(buf, size, "%-12s %-12s %s", r->path, r->node ?: "", r->phase ?: "");
 }
@@ -160,9 +159,8 @@ static void show(Reader *r, const char *phase, uint64_t done, uint64_t total)
 		json_object_object_add(o, "phase", json_object_new_string(phase));
 		json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
 		json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
-		json_object_object_add(
-			o, "rate",
-			json_object_new_int64(el > 0.05 ? (int64_t)((double)done / el) : 0));
+		json_object_object_add(o, "rate",
+				       json_object_new_int64((int64_t)output_rate(done, el)));
 		fprintf(stderr, "%s\n",
 			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 								  JSON_C_TO_STRING_NOSLASHESCAPE));

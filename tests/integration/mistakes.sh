@@ -51,6 +51,27 @@ expect_fail 4 "exists and is not an image piflash wrote" "$PIFLASH" "$IMG" "$WOR
 cmp -s "$IMG" "$WORK/out.img" || fail "the forced output differs from the image"
 pass "--force replaces a changed file"
 
+# ---- 11. --progress=json: a rate wherever something is done, and a last line with the result --
+
+"$PIFLASH" --progress=json "$IMG" "$WORK/out.img" 2>"$WORK/progress.err" || fail "write failed"
+grep '^{' "$WORK/progress.err" >"$WORK/progress.json"
+jq -s -e 'map(select(.phase == "verify" or .phase == "write")) | length > 0 and
+	all(.done == 0 or .rate > 0)' "$WORK/progress.json" >/dev/null ||
+	fail "a progress line with bytes done has rate 0"
+pass "every write/verify line with bytes done has a rate"
+assert_eq "the last JSON line of a write" "end $WORK/out.img ok 0 true" \
+	"$(tail -n 1 "$WORK/progress.json" | jq -r '"\(.phase) \(.target) \(.result) \(.exit) \(.written > 0)"')"
+"$PIFLASH" verify --progress=json "$IMG" "$WORK/out.img" 2>"$WORK/progress.err" || fail "verify failed"
+assert_eq "the last JSON line of a verification" "end ok 0" \
+	"$(grep '^{' "$WORK/progress.err" | tail -n 1 | jq -r '"\(.phase) \(.result) \(.exit)"')"
+printf 'y' | dd of="$WORK/out.img" bs=1 seek=$((1024 * 1024 + 3)) conv=notrunc status=none
+set +e
+"$PIFLASH" verify --progress=json "$IMG" "$WORK/out.img" 2>"$WORK/progress.err"
+set -e
+assert_eq "a mismatch's last JSON line" "end verify-failed 3" \
+	"$(grep '^{' "$WORK/progress.err" | tail -n 1 | jq -r '"\(.phase) \(.result) \(.exit)"')"
+rm -f "$WORK/out.img"
+
 # ---- 9. batch: node images 0600, the lists beside them readable -------------------------------
 
 cat >"$WORK/nodes.csv" <<EOF
