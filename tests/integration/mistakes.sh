@@ -72,6 +72,37 @@ assert_eq "a mismatch's last JSON line" "end verify-failed 3" \
 	"$(grep '^{' "$WORK/progress.err" | tail -n 1 | jq -r '"\(.phase) \(.result) \(.exit)"')"
 rm -f "$WORK/out.img"
 
+# ---- 6. verify a card written without the seed and SOURCE_DATE_EPOCH -------------------------
+
+# What the run chose itself (time stamp, random instance-id, random host key) is read back
+# from the target; every other byte must still match, and a change anywhere else fails.
+node=(--node w6 --ssh-key "$WORK/ops.pub" --host-keys)
+(
+	unset SOURCE_DATE_EPOCH PIFLASH_INSTANCE_ID_SEED
+	"$PIFLASH" -q "${node[@]}" "$IMG" "$WORK/w6.img"
+	sleep 1.1 # a rebuild with its own clock would differ
+	"$PIFLASH" verify "${node[@]}" "$IMG" "$WORK/w6.img" 2>"$WORK/v6.err"
+) || { cat "$WORK/v6.err" >&2; fail "verify of an unseeded write failed"; }
+grep -q "Read back from $WORK/w6.img: time stamp 20..-..-.. ..:..:.. UTC, instance-id iid-piflash-w6-[0-9a-f]\{16\}, 1 host key" \
+	"$WORK/v6.err" || { cat "$WORK/v6.err" >&2; fail "verify does not say what it read back"; }
+pass "verify passes on an unseeded write, naming the values it read back"
+cp "$WORK/w6.img" "$WORK/w6-changed.img"
+off=$(grep -abo 'ssh-ed25519' "$WORK/w6.img" | head -n 1 | cut -d: -f1)
+[ -n "$off" ] || fail "no key text found in w6.img"
+printf 'X' | dd of="$WORK/w6-changed.img" bs=1 seek=$((off + 20)) conv=notrunc status=none
+expect_fail 3 "verification failed" env -u SOURCE_DATE_EPOCH -u PIFLASH_INSTANCE_ID_SEED \
+	"$PIFLASH" verify "${node[@]}" "$IMG" "$WORK/w6-changed.img"
+# An instance-id not of piflash's form is not taken from the card: the rebuild differs.
+cp "$WORK/w6.img" "$WORK/w6-iid.img"
+off=$(grep -abo 'iid-piflash-w6-' "$WORK/w6-iid.img" | head -n 1 | cut -d: -f1)
+printf 'Z' | dd of="$WORK/w6-iid.img" bs=1 seek=$((off + 15)) conv=notrunc status=none
+expect_fail 3 "verification failed" env -u SOURCE_DATE_EPOCH -u PIFLASH_INSTANCE_ID_SEED \
+	"$PIFLASH" verify "${node[@]}" "$IMG" "$WORK/w6-iid.img"
+# Another node's options do not verify.
+expect_fail 3 "verification failed" env -u SOURCE_DATE_EPOCH -u PIFLASH_INSTANCE_ID_SEED \
+	"$PIFLASH" verify --node w7 --ssh-key "$WORK/ops.pub" --host-keys "$IMG" "$WORK/w6.img"
+rm -f "$WORK"/w6*.img
+
 # ---- 9. batch: node images 0600, the lists beside them readable -------------------------------
 
 cat >"$WORK/nodes.csv" <<EOF
@@ -126,6 +157,15 @@ assert_eq "the swapped download is untouched" "$SUM" "$(sha256sum <"$WORK/hyprio
 printf 'xz bytes' >"$WORK/hypriotos.img.xz"
 expect_fail 4 "IMAGE comes first" "$PIFLASH" --yes "$LOOP" "$WORK/hypriotos.img.xz"
 assert_eq "the swapped .xz is untouched" "xz bytes" "$(cat "$WORK/hypriotos.img.xz")"
+
+# 6. The same check of a card written without the seed and SOURCE_DATE_EPOCH.
+(
+	unset SOURCE_DATE_EPOCH PIFLASH_INSTANCE_ID_SEED
+	"$PIFLASH" -q --yes "${node[@]}" "$IMG" "$LOOP"
+	sleep 1.1
+	"$PIFLASH" verify "${node[@]}" "$IMG" "$LOOP" 2>"$WORK/v6.err"
+) || { cat "$WORK/v6.err" >&2; fail "verify of an unseeded card failed"; }
+pass "verify passes on a card written without seed and SOURCE_DATE_EPOCH"
 
 # 10. The disk holding / is refused as the system disk (exit 4), before it is opened.
 root_src=$(findmnt -no SOURCE / 2>/dev/null || true)
