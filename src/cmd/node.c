@@ -535,8 +535,7 @@ int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *r
 	int r;
 
 	if (!no->node) {
-		log_error("--node NAME is needed to say which node this is");
-		return PF_EXIT_FAILURE;
+		return usage_error(NULL, "--node NAME is needed to say which node this is");
 	}
 	if (no->inventory) {
 		r = pf_inventory_load(no->inventory, &inv);

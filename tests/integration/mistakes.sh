@@ -103,6 +103,14 @@ expect_fail 3 "verification failed" env -u SOURCE_DATE_EPOCH -u PIFLASH_INSTANCE
 	"$PIFLASH" verify --node w7 --ssh-key "$WORK/ops.pub" --host-keys "$IMG" "$WORK/w6.img"
 rm -f "$WORK"/w6*.img
 
+# ---- 10. the same mistake, the same exit code ---------------------------------------------
+
+expect_fail 2 "--node NAME is needed to say which node this is" \
+	"$PIFLASH" --ssh-key "$WORK/ops.pub" "$IMG" "$WORK/nonode.img"
+expect_fail 2 "--node NAME is needed to say which node this is" \
+	"$PIFLASH" plan --ssh-key "$WORK/ops.pub" "$IMG"
+[ ! -e "$WORK/nonode.img" ] || fail "nonode.img was written"
+
 # ---- 9. batch: node images 0600, the lists beside them readable -------------------------------
 
 cat >"$WORK/nodes.csv" <<EOF
