@@ -39,20 +39,20 @@ static const struct {
 	const char *option;
 	const char *key;
 } setting_keys[] = {
-	{ "domain", "domain" },
-	{ "ssh-key", "ssh_key" },
-	{ "user", "user" },
-	{ "password-hash", "password_hash" },
-	{ "ip", "ip" },
-	{ "gateway", "gateway" },
-	{ "dns", "dns" },
-	{ "iface", "iface" },
-	{ "wifi-ssid", "wifi_ssid" },
-	{ "wifi-psk-file", "wifi_psk_file" },
-	{ "wifi-country", "wifi_country" },
-	{ "timezone", "timezone" },
-	{ "locale", "locale" },
-	{ "board", "board" },
+	{ "--domain", "domain" },
+	{ "--ssh-key", "ssh_key" },
+	{ "--user", "user" },
+	{ "--password-hash", "password_hash" },
+	{ "--ip", "ip" },
+	{ "--gateway", "gateway" },
+	{ "--dns", "dns" },
+	{ "--iface", "iface" },
+	{ "--wifi-ssid", "wifi_ssid" },
+	{ "--wifi-psk-file", "wifi_psk_file" },
+	{ "--wifi-country", "wifi_country" },
+	{ "--timezone", "timezone" },
+	{ "--locale", "locale" },
+	{ "--board", "board" },
 };
 
 const struct option node_long_options[] = {
@@ -314,7 +314,12 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 			.option = "--set",
 			.owned = true,
 		};
-		return no->settings[no->n_settings - 1].key ? 0 : PF_EXIT_FAILURE;
+		if (!no->settings[no->n_settings - 1].key)
+			return PF_EXIT_FAILURE;
+		/* A misspelt setting is an error now, not a variable for every node later. */
+		if (pf_node_config_key_check(no->settings[no->n_settings - 1].key) < 0)
+			return usage_error(NULL, "--set: %s", pf_error_message(-EINVAL));
+		return 0;
 	}
 	if (c >= OPT_SETTING_FIRST && c < OPT_SETTING_FIRST + (int)ELEMENTSOF(setting_keys)) {
 		no->settings[no->n_settings++] = (NodeSetting){
@@ -362,19 +367,25 @@ int node_settings(const NodeOptions *no, const PfInventory *inv, const PfInvento
 		if (r < 0)
 			return r;
 	} else {
+		/* The message names --node already: no prefix here. */
 		r = pf_node_config_set(cfg, "hostname", no->node, "--node");
 		if (r < 0)
-			return pf_error_prefix(r, "--node");
+			return r;
 	}
 
 	/* Options given on the command line override the row, in the order given. */
 	for (size_t i = 0; i < no->n_settings; i++) {
 		const NodeSetting *s = &no->settings[i];
+		char origin[96];
 
+		/* "--ip"; "--set var_rack", since --set alone does not say which. */
+		snprintf(origin, sizeof(origin), "%s%s%.64s", s->option,
+			 streq(s->option, "--set") ? " " : "",
+			 streq(s->option, "--set") ? s->key : "");
 		if (streq(s->key, "ssh_key") && keys_seen)
 			r = append_keys(cfg, s->value, "--ssh-key");
 		else
-			r = pf_node_config_set(cfg, s->key, s->value, s->option);
+			r = pf_node_config_set(cfg, s->key, s->value, origin);
 		if (streq(s->key, "ssh_key"))
 			keys_seen = true;
 		if (r < 0)
@@ -512,12 +523,13 @@ int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *r
 	if (no->inventory) {
 		r = pf_inventory_load(no->inventory, &inv);
 		if (r < 0) {
-			log_error_errno(r, "inventory '%s'", no->inventory);
+			/* Every message of the loader names the file (and line, column). */
+			log_error_errno(r, "inventory");
 			return PF_EXIT_FAILURE;
 		}
 		row = pf_inventory_find(inv, no->node);
 		if (!row) {
-			log_error_errno(-ENOENT, "inventory '%s'", no->inventory);
+			log_error_errno(-ENOENT, "inventory");
 			return PF_EXIT_FAILURE;
 		}
 	}

@@ -167,7 +167,7 @@ pass "two nodes, two instance-ids"
 
 # The same node from an inventory row.
 cat >"$WORK/cluster.csv" <<CSV
-hostname,ip,gateway,dns,ssh_key,role
+hostname,ip,gateway,dns,ssh_key,var_role
 worker2,192.168.1.12/24,192.168.1.1,1.1.1.1,id.pub,worker
 worker3,192.168.1.13/24,192.168.1.1,"192.168.1.1,1.1.1.1",id.pub,worker
 CSV
@@ -197,9 +197,9 @@ cat >"$WORK/tpl/user-data.yaml" <<'T'
 #cloud-config
 hostname: {{hostname}}
 bootcmd:
-  - [ echo, {{motd}} ]
+  - [ echo, {{var_motd}} ]
 T
-"$PIFLASH" -q --node worker3 --template-dir "$WORK/tpl" --set 'motd=x ]
+"$PIFLASH" -q --node worker3 --template-dir "$WORK/tpl" --set 'var_motd=x ]
   - evil: true
 #' "$WORK/hypriot.img" "$WORK/yaml.img"
 fat "$WORK/yaml.img" 1 /user-data >"$WORK/ud"
@@ -255,6 +255,20 @@ expect_fail 1 "gateway" "$PIFLASH" --node w1 --ip 10.0.0.5/24 --gateway 10.0.1.1
 expect_fail 1 "unbalanced.csv:2" "$PIFLASH" --inventory "$WORK/unbalanced.csv" --node w1 "$WORK/plain.img" "$WORK/x.img"
 expect_fail 1 "dup.csv:3.*10.0.0.1|10.0.0.1.*dup.csv:3" "$PIFLASH" --inventory "$WORK/dup.csv" --node w1 "$WORK/plain.img" "$WORK/x.img"
 expect_fail 1 "worker9" "$PIFLASH" --inventory "$WORK/cluster.csv" --node worker9 "$WORK/plain.img" "$WORK/x.img"
+# A misspelt column or --set name is an error, not a template variable nothing reads (it once
+# built every node without its key, or without its default route).
+printf 'hostname,ip,gatway,sshkey\nw1,10.0.0.2/24,10.0.0.1,id.pub\n' >"$WORK/typo.csv"
+expect_fail 1 "^piflash: inventory: $WORK/typo.csv:1:13: unknown column 'gatway' \(did you mean gateway\?\)$" \
+	"$PIFLASH" --inventory "$WORK/typo.csv" --node w1 "$WORK/plain.img" "$WORK/x.img"
+expect_fail 2 "^piflash: --set: unknown setting 'sshkey' \(did you mean ssh_key\?\)$" \
+	"$PIFLASH" --node w1 --set "sshkey=$WORK/id.pub" "$WORK/plain.img" "$WORK/x.img"
+# Each message names the setting once, and IPv6 is called IPv6.
+expect_fail 1 "^piflash: node 'w1': invalid node settings: --ip: '2001:db8::13/64' is an IPv6 address: piflash sets IPv4 addresses only \(IPv6 is not supported here\)$" \
+	"$PIFLASH" --node w1 --ip 2001:db8::13/64 "$WORK/plain.img" "$WORK/x.img"
+expect_fail 1 "^piflash: node 'W1': --node: hostname 'W1' has upper case; write it 'w1'$" \
+	"$PIFLASH" --node W1 "$WORK/plain.img" "$WORK/x.img"
+expect_fail 1 "^piflash: node 'w1': invalid node settings: --password-hash: password hash is not a crypt" \
+	"$PIFLASH" --node w1 --password-hash hunter2 "$WORK/plain.img" "$WORK/x.img"
 mkdir -p "$WORK/tpl2"
 printf 'instance-id: {{instance_id}}\nlocal-hostname: {{nope}}\n' >"$WORK/tpl2/meta-data.yaml"
 expect_fail 1 "meta-data.yaml:2.*nope" "$PIFLASH" --node w1 --template-dir "$WORK/tpl2" "$WORK/hypriot.img" "$WORK/x.img"
