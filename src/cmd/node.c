@@ -26,6 +26,7 @@ enum {
 	OPT_TEMPLATE_DIR,
 	OPT_USER_DATA,
 	OPT_SSH_PASSWORD,
+	OPT_NO_LOGIN,
 	OPT_HOST_KEYS,
 	OPT_KNOWN_HOSTS,
 	OPT_INSTANCE_ID_SEED,
@@ -63,6 +64,7 @@ const struct option node_long_options[] = {
 	{ "template-dir", required_argument, NULL, OPT_TEMPLATE_DIR },
 	{ "user-data", required_argument, NULL, OPT_USER_DATA },
 	{ "ssh-password", no_argument, NULL, OPT_SSH_PASSWORD },
+	{ "no-login", no_argument, NULL, OPT_NO_LOGIN },
 	{ "host-keys", no_argument, NULL, OPT_HOST_KEYS },
 	{ "known-hosts", required_argument, NULL, OPT_KNOWN_HOSTS },
 	{ "instance-id-seed", required_argument, NULL, OPT_INSTANCE_ID_SEED },
@@ -95,6 +97,8 @@ const char node_options_help[] =
 	"     --user NAME            The user who gets the keys (default: the image's)\n"
 	"     --password-hash HASH   A crypt(3) hash (openssl passwd -6); never a password\n"
 	"     --ssh-password         Keep SSH password login on although keys are given\n"
+	"     --no-login             A node nobody can log into: no key, no password (without\n"
+	"                            a key or a hash, piflash refuses to lock the login)\n"
 	"     --ip ADDR/PREFIX       Static IPv4 address (default: DHCP)\n"
 	"     --gateway ADDR         Default gateway, inside the --ip subnet\n"
 	"     --dns ADDR[,ADDR...]   DNS servers\n"
@@ -127,8 +131,8 @@ const char node_options_help[] =
 bool node_options_given(const NodeOptions *no)
 {
 	return no->node || no->inventory || no->n_settings > 0 || no->flavor || no->network ||
-	       no->template_dir || no->user_data || no->ssh_password || no->host_keys ||
-	       no->seed_option;
+	       no->template_dir || no->user_data || no->ssh_password || no->no_login ||
+	       no->host_keys || no->seed_option;
 }
 
 struct option *node_merge_options(const struct option *own)
@@ -287,6 +291,9 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 	case OPT_SSH_PASSWORD:
 		no->ssh_password = true;
 		return 0;
+	case OPT_NO_LOGIN:
+		no->no_login = true;
+		return 0;
 	case OPT_HOST_KEYS:
 		no->host_keys = true;
 		return 0;
@@ -393,6 +400,8 @@ int node_settings(const NodeOptions *no, const PfInventory *inv, const PfInvento
 	}
 	if (no->ssh_password)
 		cfg->ssh_password = true;
+	if (no->no_login)
+		cfg->no_login = true;
 	return pf_node_config_check(cfg);
 }
 
@@ -508,6 +517,18 @@ int node_build(Image *img, const NodeOptions *no, const PfFlavorInfo *f, bool ma
 		return pf_error_prefix(r, "'%s': cannot plan node '%s' (%s)", img->path,
 				       b->cfg.hostname, pf_flavor_name(f->flavor));
 	return 0;
+}
+
+int node_check(Image *img, const NodeOptions *no, const PfFlavorInfo *f, const PfInventory *inv,
+	       const PfInventoryRow *row)
+{
+	_cleanup_(node_build_done) NodeBuild nb = { 0 };
+	int r;
+
+	r = node_settings(no, inv, row, &nb.cfg);
+	if (r >= 0)
+		r = node_build(img, no, f, true, &nb);
+	return r;
 }
 
 int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *ret)

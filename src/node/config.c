@@ -1744,5 +1744,14 @@ int pf_node_config_check(const PfNodeConfig *c)
 	if (c->wifi_psk && !c->wifi_ssid)
 		return pf_error_set(-EINVAL,
 				    "a WiFi passphrase is given without an SSID (wifi_ssid)");
+	/* Password login over SSH with a locked password is a contradiction, not a choice. */
+	if (c->ssh_password && !c->password_hash)
+		return pf_error_set(
+			-EINVAL, "SSH password login (--ssh-password, ssh_password) is asked for, "
+				 "but no password is set: give --password-hash HASH");
+	if (c->no_login && (c->n_keys > 0 || c->password_hash))
+		return pf_error_set(-EINVAL,
+				    "--no-login asks for a node nobody can log into, but %s given",
+				    c->n_keys > 0 ? "an SSH key is" : "a password hash is");
 	return 0;
 }

@@ -177,6 +177,7 @@ typedef struct PfNodeConfig {
 	char *user;	     /* NULL: the flavor's default */
 	char *password_hash; /* NULL: none */
 	bool ssh_password;   /* allow password login even when keys are given */
+	bool no_login;	     /* --no-login: the operator means a node with no key and no password */
 	bool static_ip;	     /* false: DHCP */
 	uint32_t ip;
 	unsigned prefix;
@@ -245,6 +246,9 @@ int pf_node_config_check_network(const PfNodeConfig *c);
 /*
  * Checks the settings as a whole, once every source has been applied: a hostname is present,
  * hostname.domain fits in 253 bytes, the network agrees (above), a WiFi SSID has a passphrase
- * and a country, and a passphrase has an SSID. Returns 0 or -EINVAL with a detail.
+ * and a country, and a passphrase has an SSID; SSH password login (ssh_password) has a
+ * password hash to log in with, and no_login comes with neither keys nor a hash. Whether a
+ * node without keys or hash can be logged into depends on the image: the plan checks that.
+ * Returns 0 or -EINVAL with a detail.
  */
 int pf_node_config_check(const PfNodeConfig *c);

@@ -368,8 +368,11 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 	r |= pf_tpl_set_raw(ctx, "lock_passwd", c->password_hash ? "false" : "true");
 	if (c->password_hash)
 		r |= pf_tpl_set(ctx, "password_hash", in->mask_secrets ? MASK : c->password_hash);
+	/* Password login over SSH only with a password to log in with: never next to
+	 * lock_passwd: true. */
 	r |= pf_tpl_set_raw(ctx, "ssh_pwauth",
-			    c->n_keys == 0 || c->ssh_password ? "true" : "false");
+			    c->password_hash && (c->n_keys == 0 || c->ssh_password) ? "true"
+										    : "false");
 	r |= pf_tpl_set_bool(ctx, "has_keys", c->n_keys > 0);
 	for (size_t i = 0; i < c->n_keys; i++) {
 		_cleanup_(freep) char *line = pf_ssh_key_format(&c->keys[i]);
@@ -556,6 +559,24 @@ int pf_plan_enable_unit(PfPlanCtx *c, const char *unit, const char *why)
 			return r;
 	}
 	return pf_plan_add_note(c->plan, "%s is enabled (%s)", unit, why);
+}
+
+int pf_plan_login_check(PfPlanCtx *c, const char *what)
+{
+	const PfNodeConfig *cfg = c->cfg;
+
+	if (cfg->n_keys > 0 || cfg->password_hash)
+		return 0;
+	if (cfg->no_login)
+		return pf_plan_add_note(c->plan,
+					"--no-login: '%s' gets no SSH key and a locked password; "
+					"nobody can log into this node",
+					c->user);
+	return pf_error_set(-EPERM,
+			    "nobody could log into this node: %s, and neither an SSH key nor a "
+			    "password hash is given; give --ssh-key FILE or --password-hash HASH "
+			    "(an inventory's ssh_key or password_hash), or --no-login to mean it",
+			    what);
 }
 
 /* ~user/.ssh/authorized_keys, owned as the image's passwd and group say. */

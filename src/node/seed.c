@@ -125,6 +125,13 @@ static int plan_seed(PfPlanCtx *c)
 	unsigned part = 0;
 	int r;
 
+	snprintf(why, sizeof(why),
+		 "the user-data replaces the image's logins (its users:, passwords and SSH "
+		 "settings) with '%s' whole",
+		 c->user);
+	r = pf_plan_login_check(c, why);
+	if (r < 0)
+		return r;
 	snprintf(why, sizeof(why), "cloud-init %s reads the NoCloud seed here (%s)",
 		 f->cloud_init_version ? f->cloud_init_version : "", f->seed_how);
 	r = pf_plan_seed_path(f, "user-data", &part, path, sizeof(path));

@@ -158,8 +158,8 @@ for flavor in hypriot ubuntu rpios-trixie rpios-bookworm raspbian-buster plain; 
 done
 
 # Two nodes from one image: different instance-ids.
-"$PIFLASH" -q --node worker4 "$WORK/hypriot.img" "$WORK/w4.img"
-"$PIFLASH" -q --node worker5 "$WORK/hypriot.img" "$WORK/w5.img"
+"$PIFLASH" -q --node worker4 --ssh-key "$WORK/id.pub" "$WORK/hypriot.img" "$WORK/w4.img"
+"$PIFLASH" -q --node worker5 --ssh-key "$WORK/id.pub" "$WORK/hypriot.img" "$WORK/w5.img"
 a=$(fat "$WORK/w4.img" 1 /meta-data | grep instance-id)
 b=$(fat "$WORK/w5.img" 1 /meta-data | grep instance-id)
 [ "$a" != "$b" ] || fail "two nodes got the same instance-id"
@@ -199,7 +199,7 @@ hostname: {{hostname}}
 bootcmd:
   - [ echo, {{var_motd}} ]
 T
-"$PIFLASH" -q --node worker3 --template-dir "$WORK/tpl" --set 'var_motd=x ]
+"$PIFLASH" -q --node worker3 --ssh-key "$WORK/id.pub" --template-dir "$WORK/tpl" --set 'var_motd=x ]
   - evil: true
 #' "$WORK/hypriot.img" "$WORK/yaml.img"
 fat "$WORK/yaml.img" 1 /user-data >"$WORK/ud"
@@ -211,13 +211,13 @@ pass "a YAML-breaking value stays one string"
 
 # A node of a cloud-init image can be verified later when its instance-id is derived from a
 # seed (and the times from SOURCE_DATE_EPOCH): the rebuilt image is the same, host key included.
-SEEDED=(--node worker3 --ip 10.0.0.13/24 --host-keys --instance-id-seed s3cr3t)
+SEEDED=(--node worker3 --ssh-key "$WORK/id.pub" --ip 10.0.0.13/24 --host-keys --instance-id-seed s3cr3t)
 SOURCE_DATE_EPOCH=1700000000 "$PIFLASH" -q "${SEEDED[@]}" "$WORK/hypriot.img" "$WORK/seeded.img"
 SOURCE_DATE_EPOCH=1700000000 "$PIFLASH" verify -q "${SEEDED[@]}" "$WORK/hypriot.img" \
 	"$WORK/seeded.img" || fail "piflash verify with the same seed: the image differs"
 pass "piflash verify --instance-id-seed: the seeded node rebuilds byte for byte"
 SOURCE_DATE_EPOCH=1700000000 expect_fail 3 "verification failed" \
-	"$PIFLASH" verify --node worker3 --ip 10.0.0.13/24 --host-keys --instance-id-seed other \
+	"$PIFLASH" verify --node worker3 --ssh-key "$WORK/id.pub" --ip 10.0.0.13/24 --host-keys --instance-id-seed other \
 	"$WORK/hypriot.img" "$WORK/seeded.img"
 assert_eq "the seeded instance-id is HMAC-SHA256(seed, hostname)" \
 	"instance-id: \"iid-piflash-worker3-$(printf worker3 | openssl dgst -sha256 -hmac s3cr3t -r | cut -c1-16)\"" \
@@ -227,7 +227,7 @@ rm -f "$WORK/seeded.img"
 # --known-hosts: the node's new key replaces the lines that named it; other lines stay.
 printf '# mine\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOTHERxx\nworker3,10.0.0.13 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOLDKEYxx\n' \
 	>"$WORK/known_hosts"
-"$PIFLASH" -q --node worker3 --ip 10.0.0.13/24 --host-keys --known-hosts "$WORK/known_hosts" \
+"$PIFLASH" -q --node worker3 --no-login --ip 10.0.0.13/24 --host-keys --known-hosts "$WORK/known_hosts" \
 	"$WORK/hypriot.img" "$WORK/kh.img"
 pub=$(e2 "$WORK/kh.img" 2 "cat /etc/ssh/ssh_host_ed25519_key.pub" | cut -d' ' -f1,2)
 for h in worker3 10.0.0.13; do
@@ -271,8 +271,50 @@ expect_fail 1 "^piflash: node 'w1': invalid node settings: --password-hash: pass
 	"$PIFLASH" --node w1 --password-hash hunter2 "$WORK/plain.img" "$WORK/x.img"
 mkdir -p "$WORK/tpl2"
 printf 'instance-id: {{instance_id}}\nlocal-hostname: {{nope}}\n' >"$WORK/tpl2/meta-data.yaml"
-expect_fail 1 "meta-data.yaml:2.*nope" "$PIFLASH" --node w1 --template-dir "$WORK/tpl2" "$WORK/hypriot.img" "$WORK/x.img"
+expect_fail 1 "meta-data.yaml:2.*nope" "$PIFLASH" --node w1 --no-login --template-dir "$WORK/tpl2" "$WORK/hypriot.img" "$WORK/x.img"
 expect_fail 1 "arm64.*pi1|pi1.*arm64" "$PIFLASH" --node w1 --board pi1 "$WORK/ubuntu.img" "$WORK/x.img"
 [ ! -e "$WORK/x.img" ] && pass "nothing written for bad input"
+
+# A node nobody could log into: where piflash replaces the image's login (cloud-init's users:,
+# custom.toml, userconf), no key and no hash is refused unless --no-login says it is meant.
+for f in hypriot ubuntu rpios-trixie rpios-bookworm; do
+	expect_fail 1 "nobody could log into this node: .*give --ssh-key FILE or --password-hash HASH .*or --no-login to mean it" \
+		"$PIFLASH" --node w1 "$WORK/$f.img" "$WORK/x.img"
+	expect_fail 1 "nobody could log into this node" "$PIFLASH" plan --node w1 "$WORK/$f.img"
+done
+[ ! -e "$WORK/x.img" ] || fail "an image was written for a node nobody could log into"
+expect_fail 1 "SSH password login .* no password is set: give --password-hash HASH" \
+	"$PIFLASH" --node w1 --ssh-key "$WORK/id.pub" --ssh-password "$WORK/hypriot.img" "$WORK/x.img"
+expect_fail 1 "--no-login asks for a node nobody can log into, but an SSH key is given" \
+	"$PIFLASH" --node w1 --ssh-key "$WORK/id.pub" --no-login "$WORK/hypriot.img" "$WORK/x.img"
+# The image's own /etc/shadow login is not touched where piflash only adds keys: said, not refused.
+"$PIFLASH" plan --node w1 "$WORK/plain.img" | grep -q "^Note: no SSH key or password hash given: the login of 'ops' stays as the image has it" ||
+	fail "plain image without key: no note that its login stays"
+pass "plain image without a key: built, its own login stays (a note says so)"
+
+# Never password login over SSH next to a locked password (ssh_pwauth true only with a hash).
+HASH='$6$abcdefgh$KQeXafAQAaOoKTevphVU215RvJdgzyfASRasIOuh12hO8u0r1bGW92ZnTmC9IjsiQ8VPiTXBiZF49dFL1U4wX/'
+"$PIFLASH" -q --node w1 --no-login "$WORK/hypriot.img" "$WORK/nl.img"
+"$PIFLASH" -q --node w1 --password-hash "$HASH" "$WORK/hypriot.img" "$WORK/pw.img"
+"$PIFLASH" -q --node w1 --password-hash "$HASH" --ssh-key "$WORK/id.pub" "$WORK/hypriot.img" "$WORK/pwk.img"
+"$PIFLASH" -q --node w1 --password-hash "$HASH" --ssh-key "$WORK/id.pub" --ssh-password \
+	"$WORK/hypriot.img" "$WORK/pwks.img"
+for t in nl:true:false pw:false:true pwk:false:false pwks:false:true; do
+	IFS=: read -r n lock pwauth <<<"$t"
+	fat "$WORK/$n.img" 1 /user-data >"$WORK/ud-$n"
+	assert_eq "$n: lock_passwd" "$lock" "$(sed -n 's/^    lock_passwd: //p' "$WORK/ud-$n")"
+	assert_eq "$n: ssh_pwauth" "$pwauth" "$(sed -n 's/^ssh_pwauth: //p' "$WORK/ud-$n")"
+	if [ "$HAVE_CLOUD_INIT" = 1 ]; then
+		cloud-init schema -c "$WORK/ud-$n" >/dev/null 2>&1 || fail "$n: cloud-init schema rejects user-data"
+	fi
+	rm -f "$WORK/$n.img"
+done
+"$PIFLASH" plan --json --node w1 --no-login "$WORK/rpios-bookworm.img" |
+	jq -r '.operations[] | select(.path == "/custom.toml") | .content' >"$WORK/custom.toml"
+if [ -s "$WORK/custom.toml" ]; then
+	grep -q '^password_authentication = false$' "$WORK/custom.toml" ||
+		fail "custom.toml: password login on without a password: $(cat "$WORK/custom.toml")"
+	pass "custom.toml: password_authentication false without a password"
+fi
 
 finish
