@@ -326,6 +326,7 @@ static const char *const reserved_vars[] = {
 	"wifi",		 "wifi_ssid",
 	"wifi_ssid_hex", "wifi_ssid_keyfile",
 	"wifi_psk_hex",	 "wifi_country",
+	"wifi_eni",	 "wifi_wpa_conf",
 	"uuid",		 "board",
 };
 
@@ -469,6 +470,11 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 		r |= ctx_set(ctx, "wifi_country", c->wifi_country);
 		explicit_bzero(psk, sizeof(psk));
 	}
+	/* cloud-init before 18 reads network-config version 1, which has no WiFi: the WiFi
+	 * goes into user-data as files for ifupdown and wpa_supplicant (net-cloud-init.c). */
+	r |= pf_tpl_set_bool(ctx, "wifi_eni",
+			     c->wifi_ssid && in->flavor->net == PF_NET_CLOUD_INIT &&
+				     in->flavor->network_config_version == 1);
 	for (size_t i = 0; i < c->n_vars; i++) {
 		/* The operator's variables may not replace piflash's: a value that reaches a
 		 * template unescaped, or a checked one, would no longer be what was checked. */
@@ -831,6 +837,19 @@ int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan
 	r = pf_tpl_set(tpl, "uuid", uuid);
 	if (r < 0)
 		return r;
+	if (in->cfg->wifi_ssid && f->net == PF_NET_CLOUD_INIT && f->network_config_version == 1) {
+		_cleanup_(freep) char *wpa = NULL;
+		size_t wpa_len = 0;
+
+		/* wpa_supplicant.conf whole, for user-data's write_files: one YAML string. */
+		r = render(in, "wpa_supplicant.conf", NULL, tpl, PF_TPL_TEXT, &wpa, &wpa_len);
+		if (r >= 0)
+			r = pf_tpl_set(tpl, "wifi_wpa_conf", wpa);
+		if (wpa)
+			explicit_bzero(wpa, wpa_len);
+		if (r < 0)
+			return r;
+	}
 	r = pf_passwd_load(tree, &pw);
 	if (r == -ENOENT)
 		pf_error_clear(); /* cloud-init or a first boot makes the user */

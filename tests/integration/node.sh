@@ -317,4 +317,117 @@ if [ -s "$WORK/custom.toml" ]; then
 	pass "custom.toml: password_authentication false without a password"
 fi
 
+# ---- WiFi on HypriotOS: cloud-init 0.7.9's network-config (version 1) has none, so it goes
+# into user-data's write_files, as HypriotOS documents it, with the derived key (0600).
+printf 'correct horse battery\n' >"$WORK/psk"
+WIFI=(--wifi-ssid 'lab net' --wifi-psk-file "$WORK/psk" --wifi-country DE)
+"$PIFLASH" -q --node worker3 --ssh-key "$WORK/id.pub" --ip 192.168.1.13/24 "${WIFI[@]}" \
+	"$WORK/hypriot.img" "$WORK/wifi.img" || fail "hypriot: WiFi refused"
+check_clean "$WORK/wifi.img"
+fat "$WORK/wifi.img" 1 /user-data >"$WORK/ud-wifi"
+grep -q 'correct horse' "$WORK/ud-wifi" && fail "hypriot WiFi: the passphrase is in user-data"
+python3 - "$WORK/ud-wifi" <<'PY' || fail "hypriot WiFi: user-data: $(cat "$WORK/ud-wifi")"
+import hashlib, sys, yaml
+# libyaml's parser (CSafeLoader), as cloud-init uses it where it is there.
+d = yaml.load(open(sys.argv[1]), Loader=yaml.CSafeLoader)
+files = {f["path"]: f for f in d["write_files"]}
+wpa = files["/etc/wpa_supplicant/wpa_supplicant.conf"]
+assert wpa["permissions"] == "0600", wpa
+key = hashlib.pbkdf2_hmac("sha1", b"correct horse battery", b"lab net", 4096, 32).hex()
+assert "\tpsk=" + key + "\n" in wpa["content"], wpa["content"]
+assert "\tssid=" + b"lab net".hex() + "\n" in wpa["content"], wpa["content"]
+assert "country=DE\n" in wpa["content"], wpa["content"]
+eni = files["/etc/network/interfaces.d/wlan0"]["content"]
+assert "iface wlan0 inet dhcp" in eni and "wpa-conf /etc/wpa_supplicant/wpa_supplicant.conf" in eni, eni
+assert "ifup wlan0" in files["/var/lib/cloud/scripts/per-instance/piflash-wifi"]["content"]
+assert files["/var/lib/cloud/scripts/per-instance/piflash-wifi"]["permissions"] == "0755"
+assert d["runcmd"] == ["systemctl restart avahi-daemon"], d["runcmd"]  # the image's, kept
+PY
+pass "hypriot WiFi: user-data write_files, wpa_supplicant.conf 0600 with the derived key"
+if [ "$HAVE_CLOUD_INIT" = 1 ]; then
+	cloud-init schema -c "$WORK/ud-wifi" >"$WORK/schema.out" 2>&1 ||
+		{ cat "$WORK/schema.out" >&2; fail "hypriot WiFi: cloud-init schema rejects user-data"; }
+	pass "hypriot WiFi: cloud-init schema -c user-data: valid"
+fi
+fat "$WORK/wifi.img" 1 /network-config | grep -q '192.168.1.13/24' || fail "hypriot WiFi: wired address lost"
+"$PIFLASH" plan --json --node worker3 --ssh-key "$WORK/id.pub" "${WIFI[@]}" "$WORK/hypriot.img" >"$WORK/wplan.json"
+assert_eq "hypriot WiFi: plan shows user-data as secret" true \
+	"$(jq '.operations[] | select(.path == "/user-data") | .secret' "$WORK/wplan.json")"
+grep -q 'correct horse' "$WORK/wplan.json" && fail "hypriot WiFi: plan shows the passphrase"
+rm -f "$WORK/wifi.img"
+# Without wpasupplicant's ifupdown hook nothing would read the files: refused, with the fact.
+cp --sparse=always "$WORK/hypriot.img" "$WORK/nowpa.img"
+debugfs -w -R "rm /etc/network/if-pre-up.d/wpasupplicant" "$WORK/nowpa.img?offset=$(part_offset "$WORK/nowpa.img" 2)" >/dev/null 2>&1
+expect_fail 1 "WiFi: cloud-init 0.7.9 reads network-config version 1, which has no WiFi, and the image has no wpasupplicant ifupdown hook" \
+	"$PIFLASH" --node worker3 --ssh-key "$WORK/id.pub" "${WIFI[@]}" "$WORK/nowpa.img" "$WORK/x.img"
+rm -f "$WORK/nowpa.img"
+
+# ---- --user-data FILE: merged with piflash's settings, the file winning where it sets a key.
+cat >"$WORK/ud.yaml" <<'UD'
+#cloud-config
+# the operator's own
+hostname: {{hostname}}
+package_upgrade: true
+runcmd:
+  - [ echo, {{var_msg}} ]
+ssh_genkeytypes: [ed25519, rsa]
+UD
+"$PIFLASH" -q --node worker3 --ssh-key "$WORK/id.pub" --host-keys --set var_msg=hi \
+	--user-data "$WORK/ud.yaml" "$WORK/hypriot.img" "$WORK/ud.img" || fail "--user-data refused"
+fat "$WORK/ud.img" 1 /user-data >"$WORK/ud-merged"
+python3 - "$WORK/ud-merged" "$KEY" <<'PY' || fail "--user-data merge: $(cat "$WORK/ud-merged")"
+import sys, yaml
+d = yaml.load(open(sys.argv[1]), Loader=yaml.CSafeLoader)
+assert d["hostname"] == "worker3", d
+assert d["package_upgrade"] is True, d            # the file's, not the image's false
+assert d["runcmd"] == [["echo", "hi"]], d         # the file's, rendered
+assert d["ssh_genkeytypes"] == ["ed25519", "rsa"], d  # the file wins where it sets a key
+assert d["ssh_deletekeys"] is False, d            # piflash's, for --host-keys
+u = d["users"][0]
+assert u["name"] == "pirate" and any(sys.argv[2] in k for k in u["ssh_authorized_keys"]), u
+assert d["ssh_pwauth"] is False, d
+PY
+pass "--user-data: the file's keys, and piflash's key, user, hostname and ssh_deletekeys"
+if [ "$HAVE_CLOUD_INIT" = 1 ]; then
+	cloud-init schema -c "$WORK/ud-merged" >/dev/null 2>&1 || fail "--user-data merge: schema"
+fi
+rm -f "$WORK/ud.img"
+# A key of the file that would break a promise is an error naming it.
+ud_conflict() { # REGEX YAML-LINES... : the file with these lines is refused with REGEX
+	local re=$1
+	shift
+	printf '#cloud-config\n' >"$WORK/ud-bad.yaml"
+	printf '%s\n' "$@" >>"$WORK/ud-bad.yaml"
+	expect_fail 1 "$re" "$PIFLASH" --node worker3 --ssh-key "$WORK/id.pub" --host-keys \
+		--user-data "$WORK/ud-bad.yaml" "$WORK/hypriot.img" "$WORK/x.img"
+}
+ud_conflict "sets ssh_deletekeys: cloud-init would delete the host key piflash made" 'ssh_deletekeys: true'
+ud_conflict "sets ssh_keys, which would replace the host key" 'ssh_keys:' '  ed25519_private: x'
+ud_conflict "sets users, which would replace the user 'pirate' piflash gives the keys of --ssh-key" \
+	'users:' '  - name: pirate'
+ud_conflict "sets hostname 'other', but the node is 'worker3'" 'hostname: other'
+printf '#!/bin/sh\necho hi\n' >"$WORK/ud-script"
+expect_fail 1 "is not #cloud-config" "$PIFLASH" --node worker3 --ssh-key "$WORK/id.pub" \
+	--user-data "$WORK/ud-script" "$WORK/hypriot.img" "$WORK/x.img"
+# The file's own users: carry the login: no key needed, the file's users kept.
+printf '#cloud-config\nusers:\n  - name: ops\n    ssh_authorized_keys: ["%s"]\n' "$(cat "$WORK/id.pub")" >"$WORK/ud-users.yaml"
+"$PIFLASH" plan --node worker3 --user-data "$WORK/ud-users.yaml" "$WORK/hypriot.img" >"$WORK/plan.out" ||
+	fail "--user-data with its own users: refused without --ssh-key"
+grep -q "makes its own users: the logins are the file's" "$WORK/plan.out" || fail "no note on the file's users"
+grep -q '  - name: ops' "$WORK/plan.out" && ! grep -q 'name: "pirate"' "$WORK/plan.out" ||
+	fail "--user-data users: not the file's: $(cat "$WORK/plan.out")"
+pass "--user-data with its own users: its login, no refusal"
+# cloud-init's own jinja template: passed on as written, never rendered as mustache; it cannot
+# carry options piflash would merge, and cloud-init 0.7.9 does not render jinja at all.
+printf '## template: jinja\n#cloud-config\nruncmd:\n  - echo {{ v1.local_hostname }}\n' >"$WORK/ud-jinja"
+expect_fail 1 "is a jinja template .* cannot carry --ssh-key" "$PIFLASH" --node worker3 \
+	--ssh-key "$WORK/id.pub" --user-data "$WORK/ud-jinja" "$WORK/hypriot.img" "$WORK/x.img"
+expect_fail 1 "jinja template, which cloud-init renders from 18.4 on; the image's cloud-init 0.7.9" \
+	"$PIFLASH" --node worker3 --user-data "$WORK/ud-jinja" "$WORK/hypriot.img" "$WORK/x.img"
+"$PIFLASH" -q --node worker3 --user-data "$WORK/ud-jinja" "$WORK/rpios-trixie.img" "$WORK/j.img" ||
+	fail "a jinja user-data was refused on trixie"
+cmp "$WORK/ud-jinja" <(fat "$WORK/j.img" 1 /user-data) || fail "the jinja user-data was changed"
+pass "a jinja user-data is written as given"
+rm -f "$WORK/j.img"
+
 finish
