@@ -100,7 +100,7 @@ bench_card() {
 	drop_caches
 	t=$(now)
 	PIFLASH_DEBUG_RANGES=$W/ranges.txt /usr/bin/time -v -o "$W/time.txt" \
-		"$PIFLASH" -q --yes --node worker3 --ip 192.168.1.13/24 --gateway 192.168.1.1 "$IMG" "$LOOP" </dev/null
+		"$PIFLASH" -q --yes --node worker3 --no-login --ip 192.168.1.13/24 --gateway 192.168.1.1 "$IMG" "$LOOP" </dev/null
 	T_PF=$(secs "$t")
 	RSS=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$W/time.txt")
 	NR=$(wc -l <"$W/ranges.txt")
