@@ -177,7 +177,7 @@ void main_help(void)
 	       "Options of the main job (piflash [OPTIONS] IMAGE TARGET):\n");
 	cmd_write_options_help();
 	printf("\n"
-	       "  -V --version         Show the version (anywhere on the command line)\n"
+	       "  -V --version        Show the version (anywhere on the command line)\n"
 	       "\n"
 	       "Exit codes: 0 success, 1 failure, 2 usage error, 3 verification mismatch,\n"
 	       "4 refused for safety, 130 interrupted.\n"
