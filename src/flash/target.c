@@ -451,12 +451,13 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 	fd = open(info->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 && probe) {
 		/* Not root: sysfs still tells the size, in 512-byte sectors. */
-		_cleanup_(freep) char *sectors = read_value(dev_dir, "size");
+		_cleanup_(freep) char *sectors = NULL;
 		uint64_t n;
 
+		probe->open_error = -errno;
+		sectors = read_value(dev_dir, "size");
 		if (sectors && pf_parse_u64(sectors, &n) == 0 && n <= UINT64_MAX / 512)
 			size = n * 512;
-		probe->open_error = -errno;
 	} else if (fd < 0)
 		return pf_error_set(errno == EPERM ? -EACCES : -errno, "cannot open: %m");
 	else if (ioctl(fd, BLKGETSIZE64, &size) < 0 || ioctl(fd, BLKSSZGET, &ssz) < 0)

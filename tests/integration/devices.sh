@@ -96,5 +96,18 @@ else
 	echo "note: cannot mount ext4 here: the mounted-card check was not run" >&2
 fi
 
+# A user who cannot open the disks still sees them (size from sysfs), refused for that.
+if command -v setpriv >/dev/null 2>&1 && id nobody >/dev/null 2>&1; then
+	chmod 755 "$WORK"
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$PIFLASH" devices --json \
+		>"$WORK/devices.json" 2>"$WORK/err" || fail "as nobody: $(cat "$WORK/err")"
+	e=$(entry "$LOOP")
+	assert_eq "as nobody: $LOOP size from sysfs" 67108864 "$(jq -r .size_bytes <<<"$e")"
+	assert_eq "as nobody: $LOOP refused" true "$(jq -r .refused <<<"$e")"
+	jq -r .refusal <<<"$e" | grep -q "cannot open: Permission denied" ||
+		fail "as nobody: refusal $(jq -r .refusal <<<"$e")"
+	pass "as nobody: $(jq -r .refusal <<<"$e")"
+fi
+
 expect_fail 2 "unknown argument 'x'" "$PIFLASH" devices x
 echo "devices: $CHECKS checks passed"
