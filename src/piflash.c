@@ -215,6 +215,12 @@ static const char *command_suggestion(const char *arg)
 	const char *best = NULL, *prefix_of = NULL;
 	size_t best_d = SIZE_MAX, n_prefix = 0;
 
+	/* Options that other tools have as commands. */
+	if (streq(arg, "help"))
+		return "--help";
+	if (streq(arg, "version"))
+		return "--version";
+
 	for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
 		size_t d = edit_distance(arg, commands[i].name);
 

@@ -135,6 +135,7 @@ expect_fail 2 "^piflash: unknown command 'inpsect'; did you mean 'inspect'\?$" \
 expect_fail 2 "^piflash: unknown command 'bacth'; did you mean 'batch'\?$" \
 	"$PIFLASH" bacth --inventory c.csv img.zip
 expect_fail 2 "did you mean 'devices'" "$PIFLASH" device
+expect_fail 2 "^piflash: unknown command 'help'; did you mean '--help'\?$" "$PIFLASH" help
 expect_fail 2 "did you mean 'ls'" "$PIFLASH" lss img.zip /etc
 expect_fail 2 "^piflash: unknown command 'frobnicate'$" "$PIFLASH" frobnicate img.zip out.img
 ! grep -q "did you mean" "$WORK/err" || fail "a suggestion for 'frobnicate'"
