@@ -17,6 +17,7 @@ clang libclang-rt-14-dev
 bmap-tools dmsetup time attr
 openssh-client cloud-init python3 openssl
 ansible-core
+scdoc bash-completion
 "
 
 # The boot suite (meson test --suite boot, scripts/boot-test.sh) boots the images piflash

@@ -120,7 +120,28 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void help(void)
+/*
+ * Node options batch leaves out of its table (and so of its --help), each with what to do
+ * instead: they name one node, and batch makes many.
+ */
+static const char *const not_for_batch[] = { "node", "ip", "known-hosts", NULL };
+
+static int not_for_batch_error(const char *arg)
+{
+	if (streq(arg, "--node") || startswith(arg, "--node="))
+		return usage_error("batch",
+				   "unknown option '--node' (one node: choose nodes with --only)");
+	if (streq(arg, "--ip") || startswith(arg, "--ip="))
+		return usage_error("batch", "unknown option '--ip' (it would give every node the "
+					    "same address: put the addresses in the inventory's "
+					    "ip column)");
+	if (streq(arg, "--known-hosts") || startswith(arg, "--known-hosts="))
+		return usage_error("batch", "unknown option '--known-hosts' (batch writes "
+					    "DIR/known_hosts itself)");
+	return usage_error("batch", "unknown option '%s'", arg);
+}
+
+static void help(const struct option *table)
 {
 	printf("Usage: piflash batch --inventory FILE.csv --out-dir DIR [OPTIONS] IMAGE\n"
 	       "\n"
@@ -142,9 +163,10 @@ static void help(void)
 	       "     --no-cache          Decompress to a temporary file instead of the cache\n"
 	       "  -q --quiet             Print nothing but errors and the summary\n"
 	       "\n"
-	       "The node options below override every row (--node is not used: see --only).\n"
-	       "\n%s",
-	       node_options_help);
+	       "The node options below override every row (--node, --ip and --known-hosts\n"
+	       "are not taken: see --only, the inventory's ip column and DIR/known_hosts).\n"
+	       "\n");
+	node_options_help_print(table);
 }
 
 /* ---- hashing the inputs ------------------------------------------------------------------ */
@@ -1423,7 +1445,7 @@ int cmd_batch(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{},
 	};
-	_cleanup_(freep) struct option *options = node_merge_options(own);
+	_cleanup_(freep) struct option *options = node_merge_options_except(own, not_for_batch);
 	_cleanup_(node_options_done) NodeOptions no = { 0 };
 	_cleanup_(image_close) Image base = { 0 };
 	_cleanup_(pf_inventory_freep) PfInventory *inv = NULL;
@@ -1446,7 +1468,7 @@ int cmd_batch(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hj:q", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
-			help();
+			help(options);
 			return PF_EXIT_OK;
 		case 'o':
 			b.out_dir = optarg;
@@ -1496,7 +1518,7 @@ int cmd_batch(int argc, char **argv)
 					return r;
 				break;
 			}
-			return usage_error("batch", "unknown option '%s'", argv[optind - 1]);
+			return not_for_batch_error(argv[optind - 1]);
 		}
 	}
 	r = node_options_finish(&no);
@@ -1512,8 +1534,6 @@ int cmd_batch(int argc, char **argv)
 	r = cluster_check_overrides(&no, "batch");
 	if (r != PF_EXIT_OK)
 		return r;
-	if (no.known_hosts)
-		return usage_error("batch", "--known-hosts: batch writes DIR/known_hosts itself");
 	if (pf_timestamp(&b.now) < 0) {
 		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
 			  getenv("SOURCE_DATE_EPOCH"));

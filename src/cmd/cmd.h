@@ -50,6 +50,11 @@ void out_line(const char *fmt, ...) _printf_(1, 2);
 /* A usage error: prints it and a hint to --help; returns PF_EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
 
+/* piflash --help: the commands and every option of the main job. */
+void main_help(void);
+/* The main job's options (write.c), for main_help() and `piflash verify --help`. */
+void cmd_write_options_help(void);
+
 int cmd_inspect(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
@@ -58,3 +63,4 @@ int cmd_write(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_batch(int argc, char **argv);
+int cmd_devices(int argc, char **argv);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cmd/cmd.h"
+#include "cmd/help.h"
 #include "cmd/node.h"
 #include "node/inventory.h"
 #include "util/error.h"
@@ -103,8 +104,11 @@ const char node_options_help[] =
 	"     --gateway ADDR         Default gateway, inside the --ip subnet\n"
 	"     --dns ADDR[,ADDR...]   DNS servers\n"
 	"     --iface NAME           Wired interface (default eth0)\n"
-	"     --wifi-ssid SSID --wifi-psk-file FILE --wifi-country CC   WiFi\n"
-	"     --timezone AREA/CITY   --locale LOCALE\n"
+	"     --wifi-ssid SSID       WiFi network name\n"
+	"     --wifi-psk-file FILE   WiFi passphrase, read from FILE (never printed)\n"
+	"     --wifi-country CC      WiFi regulatory country (DE, US, ...)\n"
+	"     --timezone AREA/CITY   Time zone (Europe/Berlin)\n"
+	"     --locale LOCALE        Locale (en_US.UTF-8)\n"
 	"     --board BOARD          pi3, pi4, pi5, zero, zero2, ...: checked against the image\n"
 	"     --set KEY=VALUE        Extra template variable; repeatable\n"
 	"     --flavor NAME          Override the detected flavor (hypriot, ubuntu,\n"
@@ -137,6 +141,19 @@ bool node_options_given(const NodeOptions *no)
 
 struct option *node_merge_options(const struct option *own)
 {
+	return node_merge_options_except(own, NULL);
+}
+
+static bool listed(const char *const *names, const char *name)
+{
+	for (; names && *names; names++)
+		if (streq(*names, name))
+			return true;
+	return false;
+}
+
+struct option *node_merge_options_except(const struct option *own, const char *const *except)
+{
 	size_t n = 0;
 	struct option *all;
 
@@ -146,8 +163,15 @@ struct option *node_merge_options(const struct option *own)
 	if (!all)
 		return NULL;
 	memcpy(all, own, n * sizeof(struct option));
-	memcpy(all + n, node_long_options, node_n_long_options * sizeof(struct option));
+	for (size_t i = 0; i < node_n_long_options; i++)
+		if (!listed(except, node_long_options[i].name))
+			all[n++] = node_long_options[i];
 	return all;
+}
+
+void node_options_help_print(const struct option *table)
+{
+	help_print_options(node_options_help, table);
 }
 
 /* The seed is a secret as a private key is: a file holding it is readable by its owner

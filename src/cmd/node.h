@@ -81,6 +81,11 @@ bool node_options_given(const NodeOptions *no);
  * Returns a malloc'd array.
  */
 struct option *node_merge_options(const struct option *own);
+/* The same without the node options named in except (NULL-terminated; NULL for none). */
+struct option *node_merge_options_except(const struct option *own, const char *const *except);
+
+/* Prints the entries of node_options_help whose option is in table (cmd/help.h). */
+void node_options_help_print(const struct option *table);
 
 /* Host key types made with --host-keys. */
 #define NODE_HOST_KEYS_MAX 1

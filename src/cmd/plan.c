@@ -10,7 +10,7 @@
 #include "util/error.h"
 #include "util/strutil.h"
 
-static void help(void)
+static void help(const struct option *table)
 {
 	printf("Usage: piflash plan [OPTIONS] --node NAME [NODE OPTIONS] IMAGE\n"
 	       "\n"
@@ -21,8 +21,8 @@ static void help(void)
 	       "  -h --help       Show this help\n"
 	       "     --json       Print the plan as one JSON object\n"
 	       "     --no-cache   Decompress to a temporary file instead of the cache\n"
-	       "\n%s",
-	       node_options_help);
+	       "\n");
+	node_options_help_print(table);
 }
 
 int cmd_plan(int argc, char **argv)
@@ -47,7 +47,7 @@ int cmd_plan(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
-			help();
+			help(options);
 			return PF_EXIT_OK;
 		case 'j':
 			json = true;

@@ -17,6 +17,7 @@
 
 #include "cmd/cards.h"
 #include "cmd/cmd.h"
+#include "cmd/help.h"
 #include "cmd/image.h"
 #include "cmd/node.h"
 #include "cmd/output.h"
@@ -37,40 +38,64 @@ typedef struct Add {
 	gid_t gid;
 } Add;
 
-static void help(void)
+/* The main job's own options; the node options are appended (node_merge_options()). */
+static const struct option write_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "add", required_argument, NULL, 'a' },
+	{ "no-cache", no_argument, NULL, 'N' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "yes", no_argument, NULL, 'y' },
+	{ "force", no_argument, NULL, 'F' },
+	{ "discard", no_argument, NULL, 'D' },
+	{ "no-verify", no_argument, NULL, 'V' },
+	{ "progress", required_argument, NULL, 'P' },
+	{ "all", no_argument, NULL, 'A' },
+	{ "only", required_argument, NULL, 'O' },
+	{ "exclude", required_argument, NULL, 'X' },
+	{ "record", required_argument, NULL, 'R' },
+	{ "on-error", required_argument, NULL, 'E' },
+	{},
+};
+
+static const char write_options_help[] =
+	"  -h --help           Show this help\n"
+	"     --add LOCAL=PART:/path[:MODE[:UID:GID]]\n"
+	"                      Put the local file LOCAL at /path on partition PART\n"
+	"                      (a number or a label; or /path as the booted system sees\n"
+	"                      it). Missing directories are created (0755, root). MODE\n"
+	"                      is octal (default 0644), owner root unless UID:GID given.\n"
+	"                      Repeatable.\n"
+	"     --no-cache       Decompress to a temporary file instead of the cache\n"
+	"  -q --quiet          Print nothing but errors\n";
+
+static const char write_card_options_help[] =
+	"Writing a card:\n"
+	"  -y --yes            Do not ask for confirmation (needed without a TTY)\n"
+	"     --force          Allow a partition node or a non-removable disk\n"
+	"     --discard        Discard (BLKDISCARD) what is not written\n"
+	"     --no-verify      Do not read the written ranges back\n"
+	"     --progress MODE  auto (a bar on a TTY), bar, json (lines on stderr), none\n"
+	"\n"
+	"A whole cluster, card after card, in one or more readers:\n"
+	"     --all            Every node of --inventory, in order\n"
+	"     --only A,B       These nodes\n"
+	"     --exclude A,B    Not these nodes\n"
+	"     --record FILE    JSON lines, one per card; nodes done are skipped when\n"
+	"                      the run is started again with the same FILE\n"
+	"     --on-error MODE  After a failed card: ask (on a TTY; else stop), skip the\n"
+	"                      node, or stop\n";
+
+void cmd_write_options_help(void)
 {
-	printf("Usage: piflash [OPTIONS] IMAGE TARGET\n"
-	       "       piflash --inventory FILE.csv --all|--only A,B [OPTIONS] IMAGE DEVICE...\n"
-	       "\n"
-	       "Write IMAGE (raw, .zip, .xz, .gz, .zst, .bz2), with the changes asked for, to\n"
-	       "TARGET: an image file (written sparse), a block device (a card), or - for\n"
-	       "standard output. IMAGE is never modified.\n"
-	       "\n"
-	       "  -h --help           Show this help\n"
-	       "     --add LOCAL=PART:/path[:MODE[:UID:GID]]\n"
-	       "                      Put the local file LOCAL at /path on partition PART\n"
-	       "                      (a number or a label; or /path as the booted system sees\n"
-	       "                      it). Missing directories are created (0755, root). MODE\n"
-	       "                      is octal (default 0644), owner root unless UID:GID given.\n"
-	       "                      Repeatable.\n"
-	       "     --no-cache       Decompress to a temporary file instead of the cache\n"
-	       "  -q --quiet          Print nothing but errors\n"
-	       "\n%s\n"
-	       "Writing a card:\n"
-	       "  -y --yes            Do not ask for confirmation (needed without a TTY)\n"
-	       "     --force          Allow a partition node or a non-removable disk\n"
-	       "     --discard        Discard (BLKDISCARD) what is not written\n"
-	       "     --no-verify      Do not read the written ranges back\n"
-	       "     --progress=MODE  auto (a bar on a TTY), bar, json (lines on stderr), none\n"
-	       "\n"
-	       "A whole cluster, card after card, in one or more readers:\n"
-	       "     --all            Every node of --inventory, in order\n"
-	       "     --only A,B       These nodes;  --exclude A,B  not these\n"
-	       "     --record FILE    JSON lines, one per card; nodes done are skipped when\n"
-	       "                      the run is started again with the same FILE\n"
-	       "     --on-error MODE  After a failed card: ask (on a TTY; else stop), skip the\n"
-	       "                      node, or stop\n",
-	       node_options_help);
+	_cleanup_(freep) struct option *table = node_merge_options(write_options);
+
+	if (!table)
+		return;
+	help_print_options(write_options_help, table);
+	printf("\n");
+	node_options_help_print(table);
+	printf("\n");
+	help_print_options(write_card_options_help, table);
 }
 
 static void help_verify(void)
@@ -83,7 +108,12 @@ static void help_verify(void)
 	       "so give SOURCE_DATE_EPOCH and the instance id the write used (cloud-init\n"
 	       "flavors get a new instance-id each run otherwise).\n"
 	       "\n"
-	       "Options: as for the main job; see 'piflash --help'.\n");
+	       "The options are the main job's, so a write's command line can be checked\n"
+	       "as it is: those about writing (--yes, --force, --discard, --no-verify,\n"
+	       "--known-hosts, --on-error) change nothing here, and --all, --only,\n"
+	       "--exclude and --record are refused.\n"
+	       "\n");
+	cmd_write_options_help();
 }
 
 static int parse_octal(const char *s, mode_t *ret)
@@ -281,24 +311,7 @@ static int cards(CardsOptions *co, bool all, bool verify, size_t n_adds, NodeOpt
 /* The main job and `piflash verify` share their options: verify rebuilds the same image. */
 static int run(int argc, char **argv, bool verify)
 {
-	static const struct option own[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "add", required_argument, NULL, 'a' },
-		{ "no-cache", no_argument, NULL, 'N' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "yes", no_argument, NULL, 'y' },
-		{ "force", no_argument, NULL, 'F' },
-		{ "discard", no_argument, NULL, 'D' },
-		{ "no-verify", no_argument, NULL, 'V' },
-		{ "progress", required_argument, NULL, 'P' },
-		{ "all", no_argument, NULL, 'A' },
-		{ "only", required_argument, NULL, 'O' },
-		{ "exclude", required_argument, NULL, 'X' },
-		{ "record", required_argument, NULL, 'R' },
-		{ "on-error", required_argument, NULL, 'E' },
-		{},
-	};
-	_cleanup_(freep) struct option *options = node_merge_options(own);
+	_cleanup_(freep) struct option *options = node_merge_options(write_options);
 	_cleanup_(node_options_done) NodeOptions no = { 0 };
 	_cleanup_(node_build_done) NodeBuild nb = { 0 };
 	_cleanup_(image_close) Image img = { 0 };
@@ -325,7 +338,7 @@ static int run(int argc, char **argv, bool verify)
 			if (verify)
 				help_verify();
 			else
-				help();
+				main_help();
 			ret = PF_EXIT_OK;
 			goto out;
 		case 'a':

@@ -105,6 +105,16 @@ static int parse_devno(const char *s, dev_t *ret)
 	return 0;
 }
 
+static void target_info_done(PfTargetInfo *i)
+{
+	free(i->path);
+	free(i->name);
+	free(i->disk);
+	free(i->model);
+	free(i->serial);
+	*i = (PfTargetInfo){ 0 };
+}
+
 PfTarget *pf_target_free(PfTarget *t)
 {
 	if (!t)
@@ -114,11 +124,7 @@ PfTarget *pf_target_free(PfTarget *t)
 	if (t->tmp)
 		unlink(t->tmp);
 	free(t->tmp);
-	free(t->info.path);
-	free(t->info.name);
-	free(t->info.disk);
-	free(t->info.model);
-	free(t->info.serial);
+	target_info_done(&t->info);
 	free(t);
 	return NULL;
 }
@@ -271,7 +277,13 @@ static bool vital_mount(const char *where)
 	       streq(where, "/boot/efi") || streq(where, "/usr") || streq(where, "/var");
 }
 
-static int check_mounts(const Devs *devs)
+/*
+ * Calls found(userdata, name, where) for each mount of one of devs (name: its kernel name);
+ * stops at the first call that returns non-zero and returns that. Returns 0 or -errno.
+ */
+static int scan_mounts(const Devs *devs,
+		       int (*found)(void *userdata, const char *name, const char *where),
+		       void *userdata)
 {
 	_cleanup_(freep) char *line = NULL;
 	size_t cap = 0;
@@ -304,20 +316,48 @@ static int check_mounts(const Devs *devs)
 			if (!(parse_devno(devno, &md) == 0 && md == devs->devs[i]) &&
 			    !(by_src && dev == devs->devs[i]))
 				continue;
-			if (vital_mount(where))
-				r = pf_error_set(-EPERM,
-						 "holds the running system's %s filesystem ('%s' "
-						 "is mounted at %s)",
-						 streq(where, "/") ? "root" : where, devs->names[i],
-						 where);
-			else
-				r = pf_error_set(-EPERM, "'%s' is mounted at %s; unmount it first",
-						 devs->names[i], where);
+			r = found(userdata, devs->names[i], where);
 			break;
 		}
 	}
 	fclose(f);
 	return r;
+}
+
+static int refuse_mount(void *userdata, const char *name, const char *where)
+{
+	if (vital_mount(where))
+		return pf_error_set(
+			-EPERM, "holds the running system's %s filesystem ('%s' is mounted at %s)",
+			streq(where, "/") ? "root" : where, name, where);
+	return pf_error_set(-EPERM, "'%s' is mounted at %s; unmount it first", name, where);
+}
+
+static int check_mounts(const Devs *devs)
+{
+	return scan_mounts(devs, refuse_mount, NULL);
+}
+
+/* For pf_target_probe(): every mount point, once. */
+static int collect_mount(void *userdata, const char *name, const char *where)
+{
+	PfTargetProbe *p = userdata;
+	char **m;
+
+	for (size_t i = 0; i < p->n_mounts; i++)
+		if (streq(p->mounts[i], where))
+			return 0;
+	if (p->n_mounts >= MAX_PARTITIONS)
+		return 0;
+	m = reallocarray(p->mounts, p->n_mounts + 1, sizeof(char *));
+	if (!m)
+		return -ENOMEM;
+	p->mounts = m;
+	m[p->n_mounts] = strdup(where);
+	if (!m[p->n_mounts])
+		return -ENOMEM;
+	p->n_mounts++;
+	return 0;
 }
 
 static int check_swaps(const Devs *devs)
@@ -439,9 +479,44 @@ static char *describe_model(const char *disk_dir)
 	return TAKE_PTR(model);
 }
 
-/* Fills the block device part of info from sysfs and the device. */
+/*
+ * The disk and its partitions: not the running system's, not mounted, not swap, not held by
+ * device-mapper or RAID. With probe, the mount points are collected too. Returns 0, -EPERM
+ * with the reason, or -errno.
+ */
+static int check_in_use(const char *disk_dir, const char *disk, dev_t disk_dev, Devs *devs,
+			PfTargetProbe *probe)
+{
+	int r;
+
+	r = list_devs(disk_dir, disk, disk_dev, devs);
+	if (r < 0)
+		return r;
+	if (probe) {
+		r = scan_mounts(devs, collect_mount, probe);
+		if (r < 0)
+			return r;
+	}
+	r = check_root(devs);
+	if (r < 0)
+		return r;
+	r = check_mounts(devs);
+	if (r < 0)
+		return r;
+	r = check_swaps(devs);
+	if (r < 0)
+		return r;
+	return check_holders(disk_dir, devs);
+}
+
+/*
+ * Fills the block device part of info from sysfs and the device, and (unless read_only)
+ * runs the safety checks. With probe (pf_target_probe()), also collects the mount points,
+ * takes the size from sysfs when the device cannot be opened, and opens the device only
+ * read-only, to see whether anything holds it.
+ */
 static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool force,
-		       uint64_t need, int *ret_fd)
+		       uint64_t need, int *ret_fd, PfTargetProbe *probe)
 {
 	_cleanup_(freep) char *link = NULL, *dev_dir = NULL, *disk_dir = NULL;
 	_cleanup_(closep) int fd = -1;
@@ -449,7 +524,7 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 	PfTargetInfo *info = &t->info;
 	dev_t disk_dev = st->st_rdev;
 	uint64_t size = 0;
-	int flags, r, ssz = 512;
+	int flags, in_use = 0, ssz = 512;
 	char *slash;
 
 	if (asprintf(&link, "%s/dev/block/%u:%u", sysfs_root(), major(st->st_rdev),
@@ -497,29 +572,27 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 		info->serial = udev_serial(disk_dev);
 
 	/* The safety checks, most serious first, before the device is even opened: the
-	 * system disk is refused as such, whatever opening it would say. */
+	 * system disk is refused as such, whatever opening it would say. A probe goes on to
+	 * learn the size. */
 	if (!read_only) {
-		r = list_devs(disk_dir, info->disk, disk_dev, &devs);
-		if (r < 0)
-			return r;
-		r = check_root(&devs);
-		if (r < 0)
-			return r;
-		r = check_mounts(&devs);
-		if (r < 0)
-			return r;
-		r = check_swaps(&devs);
-		if (r < 0)
-			return r;
-		r = check_holders(disk_dir, &devs);
-		if (r < 0)
-			return r;
+		in_use = check_in_use(disk_dir, info->disk, disk_dev, &devs, probe);
+		if (in_use < 0 && (!probe || in_use != -EPERM))
+			return in_use;
 	}
 
 	fd = open(info->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
+	if (fd < 0 && probe) {
+		/* Not root: sysfs still tells the size, in 512-byte sectors. */
+		_cleanup_(freep) char *sectors = NULL;
+		uint64_t n;
+
+		probe->open_error = -errno;
+		sectors = read_value(dev_dir, "size");
+		if (sectors && pf_parse_u64(sectors, &n) == 0 && n <= UINT64_MAX / 512)
+			size = n * 512;
+	} else if (fd < 0)
 		return open_error();
-	if (ioctl(fd, BLKGETSIZE64, &size) < 0 || ioctl(fd, BLKSSZGET, &ssz) < 0)
+	else if (ioctl(fd, BLKGETSIZE64, &size) < 0 || ioctl(fd, BLKSSZGET, &ssz) < 0)
 		return pf_error_set(errno == EPERM ? -EACCES : -errno,
 				    "cannot read the device's size: %m");
 	info->size_bytes = size;
@@ -533,6 +606,8 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 		*ret_fd = TAKE_FD(fd);
 		return 0;
 	}
+	if (in_use < 0)
+		return in_use;
 
 	if (info->partition && !force)
 		return pf_error_set(-EPERM,
@@ -555,8 +630,12 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 				    pf_format_bytes(b, sizeof(b), need), need);
 	}
 
+	if (probe && probe->open_error)
+		return pf_error_set(probe->open_error == -EPERM ? -EACCES : probe->open_error,
+				    "cannot open: %s", strerror(-probe->open_error));
+
 	/* O_EXCL fails while anything (a mount, another writer, device-mapper) holds it. */
-	flags = O_RDWR | O_CLOEXEC | O_EXCL;
+	flags = (probe ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_EXCL;
 	fd = open(info->path, flags | O_DIRECT);
 	if (fd >= 0)
 		info->direct = true;
@@ -619,7 +698,7 @@ int pf_target_open(const char *path, const PfTargetOptions *o, PfTarget **ret)
 
 	if (S_ISBLK(st.st_mode)) {
 		t->info.kind = PF_TARGET_BLOCK;
-		r = probe_block(t, &st, o->read_only, o->force, o->need_bytes, &t->fd);
+		r = probe_block(t, &st, o->read_only, o->force, o->need_bytes, &t->fd, NULL);
 		if (r < 0)
 			return r;
 		*ret = TAKE_PTR(t);
@@ -655,6 +734,113 @@ int pf_target_open(const char *path, const PfTargetOptions *o, PfTarget **ret)
 	}
 	*ret = TAKE_PTR(t);
 	return 0;
+}
+
+/* ---- listing the disks ---------------------------------------------------------------- */
+
+void pf_target_probe_done(PfTargetProbe *p)
+{
+	target_info_done(&p->info);
+	free(p->refusal);
+	for (size_t i = 0; i < p->n_mounts; i++)
+		free(p->mounts[i]);
+	free(p->mounts);
+	*p = (PfTargetProbe){ 0 };
+}
+
+int pf_target_probe(const char *path, PfTargetProbe *ret)
+{
+	_cleanup_(pf_target_freep) PfTarget *t = NULL;
+	PfTargetProbe p = { 0 };
+	struct stat st;
+	int fd = -1, r;
+
+	if (stat(path, &st) < 0)
+		return pf_error_set(-errno, "'%s': %m", path);
+	if (!S_ISBLK(st.st_mode))
+		return pf_error_set(-ENOTBLK, "'%s' is not a block device", path);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->fd = -1;
+	t->info.kind = PF_TARGET_BLOCK;
+	t->info.path = strdup(path);
+	if (!t->info.path)
+		return -ENOMEM;
+	r = probe_block(t, &st, false, false, 0, &fd, &p);
+	safe_close(fd);
+	if (r == -EPERM || r == -EACCES || (r < 0 && p.open_error)) {
+		p.refusal = strdup(pf_error_message(r));
+		pf_error_clear();
+		if (!p.refusal)
+			r = -ENOMEM;
+		else
+			r = 0;
+	}
+	if (r < 0 || !t->info.name) {
+		pf_target_probe_done(&p);
+		return r < 0 ? r : pf_error_set(-ENODEV, "'%s' has no entry in sysfs", path);
+	}
+	p.info = t->info;
+	t->info = (PfTargetInfo){ 0 };
+	*ret = p;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int pf_target_list_disks(char ***ret_paths)
+{
+	_cleanup_(freep) char *dir = NULL;
+	_cleanup_(closedirp) DIR *d = NULL;
+	char **paths = NULL;
+	struct dirent *de;
+	size_t n = 0;
+
+	if (asprintf(&dir, "%s/block", sysfs_root()) < 0)
+		return -ENOMEM;
+	d = opendir(dir);
+	if (!d)
+		return pf_error_set(-errno, "'%s': %m", dir);
+	while ((de = readdir(d))) {
+		_cleanup_(freep) char *sub = NULL, *real = NULL, *size = NULL;
+		char **more;
+		uint64_t sectors;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (asprintf(&sub, "%s/%s", dir, de->d_name) < 0)
+			goto nomem;
+		real = realpath(sub, NULL);
+		if (!real)
+			continue;
+		if (strstr(real, "/devices/virtual/") && !startswith(de->d_name, "loop"))
+			continue;
+		size = read_value(sub, "size");
+		if (!size || pf_parse_u64(size, &sectors) < 0 || sectors == 0)
+			continue; /* an empty reader, a detached loop device */
+		if (n >= MAX_PARTITIONS)
+			break;
+		more = reallocarray(paths, n + 1, sizeof(char *));
+		if (!more)
+			goto nomem;
+		paths = more;
+		if (asprintf(&paths[n], "/dev/%s", de->d_name) < 0)
+			goto nomem;
+		n++;
+	}
+	if (n > 0)
+		qsort(paths, n, sizeof(char *), cmp_str);
+	*ret_paths = paths;
+	return (int)n;
+nomem:
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+	return -ENOMEM;
 }
 
 /* ---- writing -------------------------------------------------------------------------- */

@@ -68,6 +68,33 @@ typedef struct PfTargetOptions {
 
 typedef struct PfTarget PfTarget;
 
+/* What pf_target_probe() finds out about a disk without writing it. */
+typedef struct PfTargetProbe {
+	PfTargetInfo info;
+	char *refusal; /* why pf_target_open() would refuse it (force off), or NULL */
+	char **mounts; /* mount points of the disk and its partitions */
+	size_t n_mounts;
+	int open_error; /* -errno when the device could not be opened (not root), else 0 */
+} PfTargetProbe;
+
+/*
+ * For a list of the disks a card could be (`piflash devices`): what pf_target_open() learns
+ * about the block device path, where it is mounted, and whether it would refuse it as a
+ * target — the same checks, without --force and without a size to fit — and why. Nothing is
+ * written: the device is opened read-only (exclusively, for a moment, to see whether
+ * anything holds it). Returns 0 with *ret filled, or -errno with a detail when path is not a
+ * block device or sysfs does not know it.
+ */
+int pf_target_probe(const char *path, PfTargetProbe *ret);
+void pf_target_probe_done(PfTargetProbe *p);
+
+/*
+ * The whole disks of the machine, as device paths ("/dev/sdb"), sorted: every entry of
+ * sysfs's block/ with a size, but virtual devices other than loop devices (device-mapper,
+ * md, zram, ram). Returns the number of paths (a malloc'd array in *ret_paths) or -errno.
+ */
+int pf_target_list_disks(char ***ret_paths);
+
 /*
  * Checks path as a target ("-" for standard output) and opens it. A file target gets a
  * temporary file next to it. Returns 0, -EPERM for a refusal (detail says why), or -errno.
