@@ -1564,8 +1564,7 @@ int pf_cache_list(const char *dir, PfCacheEntry **ret, size_t *ret_n)
 			.download = download,
 		};
 		/* Each use touches the info file (the data file's times are part of keys). */
-		if (fstatat(dirfd(d), info, &ist, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISREG(ist.st_mode) && ist.st_mtim.tv_sec > list[n].used)
+		if (fstatat(dirfd(d), info, &ist, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(ist.st_mode))
 			list[n].used = ist.st_mtim.tv_sec;
 		read_info_origin(dirfd(d), info, &list[n].origin);
 		n++;

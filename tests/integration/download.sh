@@ -57,7 +57,7 @@ pass "plan, ls, cat, verify take the URL"
 assert_eq "--sha256 matching the recorded download: the server is not asked" "" \
 	"$(requests h.img.xz)"
 assert_eq "cache: the download and its image, both from the URL" "2" \
-	"$("$PIFLASH" cache | grep -c "from $URL/h.img.xz\$")"
+	"$("$PIFLASH" cache | grep -c "from $URL/h.img.xz, used")"
 
 # --sha256 before anything is written: a file, a URL, standard input.
 expect_fail 1 "SHA-256 mismatch: expected $ZERO, got $SHA" \
