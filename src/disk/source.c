@@ -1570,7 +1570,8 @@ int pf_cache_list(const char *dir, PfCacheEntry **ret, size_t *ret_n)
 		n++;
 	}
 	closedir(d);
-	qsort(list, n, sizeof(*list), cmp_used);
+	if (n > 1)
+		qsort(list, n, sizeof(*list), cmp_used);
 	*ret = list;
 	*ret_n = n;
 	return 0;
