@@ -75,6 +75,14 @@ void output_describe(const PfTargetInfo *i);
 int output_flash(Image *img, PfTarget *t, const OutputOptions *o, OutputProgressFn progress,
 		 void *progress_data, uint64_t *ret_written);
 
+/*
+ * A phase outside output_write() (the download of an image), shown as --progress says:
+ * output_progress_mode is PROGRESS_AUTO unless a command with --progress sets it. phase
+ * NULL ends the display's line. total_bytes 0: unknown.
+ */
+extern ProgressMode output_progress_mode;
+void output_progress_phase(const char *phase, uint64_t done_bytes, uint64_t total_bytes);
+
 /* SIGINT/SIGTERM set a flag that stops every write and verification between chunks;
  * SIGPIPE is ignored. Nested calls are counted. */
 void output_signals_catch(void);

@@ -43,6 +43,7 @@ static const struct option write_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "add", required_argument, NULL, 'a' },
 	{ "no-cache", no_argument, NULL, 'N' },
+	{ "sha256", required_argument, NULL, IMAGE_OPTION_SHA256 },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "yes", no_argument, NULL, 'y' },
 	{ "force", no_argument, NULL, 'F' },
@@ -66,6 +67,7 @@ static const char write_options_help[] =
 	"                      is octal (default 0644), owner root unless UID:GID given.\n"
 	"                      Repeatable.\n"
 	"     --no-cache       Decompress to a temporary file instead of the cache\n"
+	"     --sha256 HEX     Fail unless the image (file, download) has this SHA-256\n"
 	"  -q --quiet          Print nothing but errors\n";
 
 static const char write_card_options_help[] =
@@ -359,6 +361,12 @@ static int run(int argc, char **argv, bool verify)
 		case 'N':
 			so.no_cache = true;
 			break;
+		case IMAGE_OPTION_SHA256:
+			ret = image_option_sha256(&so, verify ? "verify" : NULL, optarg);
+			if (ret != PF_EXIT_OK)
+				goto out;
+			ret = PF_EXIT_FAILURE;
+			break;
 		case 'q':
 			arg_quiet = true;
 			break;
@@ -433,6 +441,7 @@ static int run(int argc, char **argv, bool verify)
 	if (ret != PF_EXIT_OK)
 		goto out;
 	ret = PF_EXIT_FAILURE;
+	output_progress_mode = oo.progress;
 	if (no.known_hosts && !no.host_keys) {
 		ret = usage_error(NULL, "--known-hosts goes with --host-keys");
 		goto out;

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -991,6 +993,281 @@ static void test_progress_small(void **state)
 	expect_content(pf_source_fd(s), orig, IMG_BYTES);
 }
 
+/* A fake complete entry: key (64 hex digits from c), kib KiB of data written (not sparse),
+ * last used age_s seconds ago (its info file's time). */
+static void fake_entry(char c, const char *data_suffix, const char *info_suffix, size_t kib,
+		       int64_t age_s)
+{
+	char key[65], name[128];
+	struct timespec ts[2];
+	uint8_t *buf = calloc(1, kib * 1024);
+
+	assert_non_null(buf);
+	memset(key, c, 64);
+	key[64] = 0;
+	memset(buf, 0xa5, kib * 1024);
+	snprintf(name, sizeof(name), "cache/piflash/%s%s", key, data_suffix);
+	write_file(in_tdir(name), buf, kib * 1024);
+	snprintf(name, sizeof(name), "cache/piflash/%s%s", key, info_suffix);
+	write_file(in_tdir(name), "origin=test\n", 12);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= age_s;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, in_tdir(name), ts, 0), 0);
+	free(buf);
+}
+
+static bool entry_exists(char c, const char *suffix)
+{
+	char name[128], key[65];
+
+	memset(key, c, 64);
+	key[64] = 0;
+	snprintf(name, sizeof(name), "cache/piflash/%s%s", key, suffix);
+	return access(in_tdir(name), F_OK) == 0;
+}
+
+static void make_cache_dir(void)
+{
+	char *d = cache_dir();
+
+	run("mkdir -p '%s' && chmod 700 '%s'", d, d);
+	free(d);
+}
+
+static void test_cache_evict(void **state)
+{
+	char *d = cache_dir();
+	char keep_key[65];
+	const char *keep[1] = { keep_key };
+	PfCacheEntry *list = NULL;
+	uint64_t freed = 0;
+	size_t n = 0;
+	int lock_fd;
+
+	make_cache_dir();
+	/* Oldest first: a (kept), b (locked by another run), c, d (a download), e newest. */
+	fake_entry('a', ".img", ".info", 256, 5000);
+	fake_entry('b', ".img", ".info", 256, 4000);
+	fake_entry('c', ".img", ".info", 256, 3000);
+	fake_entry('d', ".download", ".url", 256, 2000);
+	fake_entry('e', ".img", ".info", 256, 1000);
+	memset(keep_key, 'a', 64);
+	keep_key[64] = 0;
+
+	assert_int_equal(pf_cache_list(d, &list, &n), 0);
+	assert_int_equal(n, 5);
+	/* Least recently used first, downloads among them. */
+	assert_non_null(strstr(list[0].path, "aaaa"));
+	assert_non_null(strstr(list[3].path, "dddd"));
+	assert_true(list[3].download);
+	assert_false(list[0].download);
+	pf_cache_entries_free(list, n);
+
+	/* Another run holds b's lock: b is in use there. */
+	lock_fd = open(
+		in_tdir("cache/piflash/"
+			"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.lock"),
+		O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(lock_fd >= 0);
+	assert_int_equal(flock(lock_fd, LOCK_EX), 0);
+
+	/* A cap of 600 KiB: of 1280 KiB, three entries must go, the oldest that may. */
+	assert_int_equal(pf_cache_evict(d, 600 * 1024, keep, 1, &freed), 3);
+	assert_true(freed >= 3 * 256 * 1024);
+	assert_true(entry_exists('a', ".img"));	 /* kept: in use by this run */
+	assert_true(entry_exists('b', ".img"));	 /* locked by another run */
+	assert_false(entry_exists('c', ".img")); /* evicted, with its info */
+	assert_false(entry_exists('c', ".info"));
+	assert_false(entry_exists('d', ".download"));
+	assert_false(entry_exists('d', ".url"));
+	assert_false(entry_exists('e', ".img")); /* even the newest, to fit */
+	close(lock_fd);
+
+	/* Under the cap: nothing goes. */
+	assert_int_equal(pf_cache_evict(d, 1024 * 1024, NULL, 0, &freed), 0);
+	assert_int_equal(freed, 0);
+	assert_true(entry_exists('a', ".img"));
+	/* No cap at all. */
+	assert_int_equal(pf_cache_evict(d, UINT64_MAX, NULL, 0, NULL), 0);
+	free(d);
+}
+
+static void test_cache_clean_older(void **state)
+{
+	char *d = cache_dir();
+	uint64_t freed = 0;
+	struct timespec ts[2] = { { .tv_sec = 1000 }, { .tv_sec = 1000 } };
+
+	make_cache_dir();
+	fake_entry('a', ".img", ".info", 16, 10 * 86400);
+	fake_entry('b', ".download", ".url", 16, 8 * 86400);
+	fake_entry('c', ".img", ".info", 16, 3600);
+	/* An old partial download of an interrupted run, and a fresh one. */
+	write_file(in_tdir("cache/piflash/"
+			   "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+			   ".download.partial"),
+		   "x", 1);
+	assert_int_equal(utimensat(AT_FDCWD,
+				   in_tdir("cache/piflash/"
+					   "dddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+					   "dddddddddd.download.partial"),
+				   ts, 0),
+			 0);
+	write_file(in_tdir("cache/piflash/"
+			   "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+			   ".download.partial"),
+		   "x", 1);
+
+	assert_int_equal(pf_cache_clean_older(d, 7 * 86400, &freed), 2);
+	assert_true(freed >= 2 * 16 * 1024);
+	assert_false(entry_exists('a', ".img"));
+	assert_false(entry_exists('a', ".info"));
+	assert_false(entry_exists('b', ".download"));
+	assert_true(entry_exists('c', ".img"));
+	assert_false(entry_exists('d', ".download.partial"));
+	assert_true(entry_exists('e', ".download.partial"));
+	free(d);
+}
+
+static void test_cache_parse(void **state)
+{
+	uint64_t v = 0;
+	int64_t a = 0;
+
+	assert_int_equal(pf_cache_parse_max("20G", &v), 0);
+	assert_int_equal(v, 20 * GIB);
+	assert_int_equal(pf_cache_parse_max("500MiB", &v), 0);
+	assert_int_equal(v, 500 * MIB);
+	assert_int_equal(pf_cache_parse_max("1T", &v), 0);
+	assert_int_equal(v, 1024 * GIB);
+	assert_int_equal(pf_cache_parse_max("4096", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(pf_cache_parse_max("0", &v), 0);
+	assert_int_equal(v, UINT64_MAX);
+	assert_int_equal(pf_cache_parse_max("unlimited", &v), 0);
+	assert_int_equal(v, UINT64_MAX);
+	assert_int_equal(pf_cache_parse_max("", &v), -EINVAL);
+	assert_int_equal(pf_cache_parse_max("-1G", &v), -EINVAL);
+	assert_int_equal(pf_cache_parse_max("12X", &v), -EINVAL);
+	assert_int_equal(pf_cache_parse_max("99999999999T", &v), -EINVAL);
+
+	assert_int_equal(pf_cache_parse_age("7d", &a), 0);
+	assert_int_equal(a, 7 * 86400);
+	assert_int_equal(pf_cache_parse_age("12h", &a), 0);
+	assert_int_equal(a, 12 * 3600);
+	assert_int_equal(pf_cache_parse_age("2w", &a), 0);
+	assert_int_equal(a, 14 * 86400);
+	assert_int_equal(pf_cache_parse_age("30m", &a), 0);
+	assert_int_equal(a, 1800);
+	assert_int_equal(pf_cache_parse_age("7", &a), -EINVAL);
+	assert_int_equal(pf_cache_parse_age("d", &a), -EINVAL);
+	assert_int_equal(pf_cache_parse_age("7dd", &a), -EINVAL);
+	assert_int_equal(pf_cache_parse_age("-7d", &a), -EINVAL);
+
+	setenv("PIFLASH_CACHE_MAX", "3G", 1);
+	assert_int_equal(pf_cache_max_bytes(NULL, &v), 0);
+	assert_int_equal(v, 3 * GIB);
+	setenv("PIFLASH_CACHE_MAX", "lots", 1);
+	assert_int_equal(pf_cache_max_bytes(NULL, &v), -EINVAL);
+	unsetenv("PIFLASH_CACHE_MAX");
+	assert_int_equal(pf_cache_max_bytes(NULL, &v), 0);
+	assert_int_equal(v, PF_CACHE_MAX_DEFAULT_BYTES);
+}
+
+/* Adding an entry evicts older ones down to the cap, never the one just opened. */
+static void test_cache_cap_on_open(void **state)
+{
+	PfSource *s = NULL, *t = NULL;
+	PfSourceOptions opts = { .cache_max_bytes = 1 }; /* smaller than any entry */
+	char *d = cache_dir();
+
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), &opts, &s), 0);
+	/* Alone and in use: kept although over the cap. */
+	assert_int_equal(count_files(d, ".img"), 1);
+	assert_int_equal(pf_source_open(in_work("orig.img.xz"), &opts, &t), 0);
+	/* The gz entry went; the xz one, in use, stayed; the gz source still reads. */
+	assert_int_equal(count_files(d, ".img"), 1);
+	assert_string_equal(pf_source_cache_path(t), pf_source_cache_path(t));
+	assert_int_equal(access(pf_source_cache_path(s), F_OK), -1);
+	assert_int_equal(access(pf_source_cache_path(t), F_OK), 0);
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	expect_content(pf_source_fd(t), orig, IMG_BYTES);
+	s = pf_source_free(s);
+	t = pf_source_free(t);
+
+	/* Without a cap set, the default (20 GiB) keeps both. */
+	opts.cache_max_bytes = 0;
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), &opts, &s), 0);
+	assert_int_equal(count_files(d, ".img"), 2);
+	s = pf_source_free(s);
+	free(d);
+}
+
+static void test_stdin(void **state)
+{
+	_cleanup_(pf_source_freep) PfSource *s = NULL;
+	PfSourceOptions opts = { 0 };
+	char hex[65];
+	int saved = dup(STDIN_FILENO), fd;
+	char *d = cache_dir();
+
+	/* The SHA-256 of the .gz as given, in either case. */
+	run("sha256sum '%s' | cut -c1-64 | tr -d '\\n' >'%s'", in_work("orig.img.gz"),
+	    in_tdir("sum"));
+	fd = open(in_tdir("sum"), O_RDONLY | O_CLOEXEC);
+	assert_int_equal(read(fd, hex, 64), 64);
+	hex[64] = 0;
+	close(fd);
+	assert_int_equal(pf_sha256_parse(hex, hex), 0);
+	opts.sha256 = hex;
+
+	fd = open(in_work("orig.img.gz"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0 && saved >= 0);
+	assert_int_equal(dup2(fd, STDIN_FILENO), STDIN_FILENO);
+	close(fd);
+	assert_int_equal(pf_source_open("-", &opts, &s), 0);
+	dup2(saved, STDIN_FILENO);
+	close(saved);
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	assert_string_equal(pf_source_sha256(s), hex);
+	assert_null(pf_source_input_path(s));
+	assert_int_equal(pf_source_kind(s), PF_SOURCE_GZIP);
+	assert_int_equal(count_files(d, ".img"), 1);
+	free(d);
+}
+
+static void test_sha256_mismatch(void **state)
+{
+	PfSource *s = NULL;
+	char want[65];
+	PfSourceOptions opts = { .sha256 = want };
+	int r;
+
+	assert_int_equal(pf_sha256_parse("00000000000000000000000000000000000000000000000000000000"
+					 "000000AB",
+					 want),
+			 0);
+	assert_string_equal(want, "0000000000000000000000000000000000000000000000000000000000"
+				  "0000ab");
+	assert_int_equal(pf_sha256_parse("0000", want), -EINVAL);
+	assert_int_equal(pf_sha256_parse("g000000000000000000000000000000000000000000000000000000"
+					 "000000000",
+					 want),
+			 -EINVAL);
+	assert_int_equal(pf_sha256_parse("00000000000000000000000000000000000000000000000000000000"
+					 "000000AB",
+					 want),
+			 0);
+	r = pf_source_open(in_work("orig.img.xz"), &opts, &s);
+	assert_int_equal(r, -EBADMSG);
+	assert_null(s);
+	assert_non_null(strstr(pf_error_message(r), "expected 00000000"));
+	assert_non_null(strstr(pf_error_message(r), "got "));
+	/* Checked before decompression: nothing in the cache. */
+	expect_cache_clean();
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1028,6 +1305,12 @@ int main(void)
 		T(test_not_regular),
 		T(test_cache_list_clean),
 		T(test_progress_small),
+		T(test_cache_evict),
+		T(test_cache_clean_older),
+		cmocka_unit_test(test_cache_parse),
+		T(test_cache_cap_on_open),
+		T(test_stdin),
+		T(test_sha256_mismatch),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
