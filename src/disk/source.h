@@ -6,7 +6,7 @@
  * *.img). The kind comes from the content's magic bytes, never from the file name.
  *
  * A raw image is opened read-only and used in place. A compressed one is decompressed once,
- * through libarchive, into a cache file under $XDG_CACHE_HOME/piflash (or ~/.cache/piflash),
+ * through libarchive (xz through liblzma on every core, disk/xz.h), into a cache file under $XDG_CACHE_HOME/piflash (or ~/.cache/piflash),
  * written sparse (runs of zero 4 KiB blocks become holes) to a temporary name and renamed
  * when complete, so an interrupted run never leaves an entry that looks whole. Entries are
  * keyed by the input's identity: device, inode, size, and modification and change times in
@@ -47,6 +47,14 @@ typedef struct PfSourceOptions {
 	/* Called now and then during decompression with bytes written so far; may be NULL. */
 	void (*progress)(uint64_t done_bytes, void *userdata);
 	void *userdata;
+	/*
+	 * Called from the decompressing thread each time more of the image is in fd, the file
+	 * being filled (the cache entry's temporary file): every byte below done_bytes may be
+	 * read from it now. A negative return stops decompression with that error (nothing is
+	 * left in the cache). May be NULL.
+	 */
+	int (*decoded)(int fd, uint64_t done_bytes, void *decoded_data);
+	void *decoded_data;
 } PfSourceOptions;
 
 typedef struct PfSource PfSource;
