@@ -224,6 +224,21 @@ static int confirm(Image *img, const PfTargetInfo *i, const OutputOptions *o)
 	return PF_EXIT_OK;
 }
 
+int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o)
+{
+	Image img = { .path = image };
+
+	return confirm(&img, i, o);
+}
+
+void output_adopt(PfTarget *t, const char *target)
+{
+	pf_target_free(checked_target);
+	free(checked_path);
+	checked_path = strdup(target);
+	checked_target = checked_path ? t : pf_target_free(t);
+}
+
 int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret)
 {
 	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };

@@ -923,6 +923,35 @@ int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret
 	return 0;
 }
 
+int pf_source_cached(const char *path, const PfSourceOptions *opts)
+{
+	_cleanup_(freep) char *dir = NULL;
+	_cleanup_(closep) int fd = -1, dfd = -1, efd = -1;
+	char key[65], name[80];
+	struct stat st;
+	int r;
+
+	if (opts && opts->no_cache)
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	r = pf_cache_dir(opts, &dir);
+	if (r < 0)
+		return r;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return 0;
+	r = cache_key(fd, &st, key);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "%s.img", key);
+	efd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (efd < 0 || fstat(efd, &st) < 0)
+		return 0;
+	return S_ISREG(st.st_mode) && st.st_uid == geteuid();
+}
+
 /* The origin= line of an entry's info file, read without following a link. */
 static int read_info_origin(int dfd, const char *info_name, char **ret_origin)
 {

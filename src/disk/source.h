@@ -71,6 +71,13 @@ int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret
 PfSource *pf_source_free(PfSource *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PfSource *, pf_source_free);
 
+/*
+ * Whether pf_source_open(path, opts) would find a complete cache entry: 1 if so, 0 if it
+ * would decompress (or path is raw, missing, or --no-cache), or -errno. Looks only; the
+ * entry is checked again when opened.
+ */
+int pf_source_cached(const char *path, const PfSourceOptions *opts);
+
 /* A read-only descriptor of the raw image, owned by the source. */
 int pf_source_fd(const PfSource *s);
 uint64_t pf_source_size(const PfSource *s);
