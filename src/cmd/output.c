@@ -270,6 +270,21 @@ static bool swapped(const char *image, const char *target)
 	       S_ISREG(b.st_mode);
 }
 
+int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o)
+{
+	Image img = { .path = image };
+
+	return confirm(&img, i, o);
+}
+
+void output_adopt(PfTarget *t, const char *target)
+{
+	pf_target_free(checked_target);
+	free(checked_path);
+	checked_path = strdup(target);
+	checked_target = checked_path ? t : pf_target_free(t);
+}
+
 int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret)
 {
 	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };

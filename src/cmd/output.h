@@ -63,6 +63,11 @@ typedef void (*OutputProgressFn)(void *userdata, const char *phase, uint64_t don
  * the reason of a refusal; returns an exit code. */
 int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret);
 
+/* For a target opened before the image (cmd/cold.h): the question output_check() asks, and
+ * the opened, checked target handed over for output_write() to use. */
+int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o);
+void output_adopt(PfTarget *t, const char *target);
+
 /* "Target /dev/sdb: sdb, usb, 29.7 GiB, model '...', serial '...'" */
 void output_describe(const PfTargetInfo *i);
 

@@ -17,6 +17,7 @@
 
 #include "cmd/cards.h"
 #include "cmd/cmd.h"
+#include "cmd/cold.h"
 #include "cmd/help.h"
 #include "cmd/image.h"
 #include "cmd/node.h"
@@ -324,6 +325,7 @@ static int run(int argc, char **argv, bool verify)
 	size_t n_adds = 0;
 	OutputOptions oo = { 0 };
 	CardsOptions co = { 0 };
+	Cold *cold = NULL;
 	bool all = false;
 	int64_t now;
 	int c, r, ret = PF_EXIT_FAILURE;
@@ -464,11 +466,19 @@ static int run(int argc, char **argv, bool verify)
 		goto out;
 	}
 
+	/* Cold: a card from an .xz not in the cache yet is written while it is decoded. */
+	if (!verify) {
+		ret = cold_begin(argv[optind], out, &oo, &so, &cold);
+		if (ret != PF_EXIT_OK)
+			goto out;
+		ret = PF_EXIT_FAILURE;
+	}
+
 	if (image_open(&img, argv[optind], &so) < 0)
 		goto out;
 
 	/* The target is checked before anything is done, let alone written. */
-	if (!verify) {
+	if (!verify && !cold) {
 		ret = output_check(&img, out, &oo);
 		if (ret != PF_EXIT_OK)
 			goto out;
@@ -509,6 +519,8 @@ static int run(int argc, char **argv, bool verify)
 		goto out;
 	}
 
+	if (cold && cold_handover(cold, out) != PF_EXIT_OK)
+		goto out;
 	ret = verify ? output_verify(&img, out, &oo) : output_write(&img, out, &oo);
 	if (ret == PF_EXIT_OK && !verify && no.known_hosts && nb.n_host_keys > 0) {
 		r = node_known_hosts_update(no.known_hosts, &nb);
@@ -519,6 +531,7 @@ static int run(int argc, char **argv, bool verify)
 			log_info("%s's host key is in %s", nb.cfg.hostname, no.known_hosts);
 	}
 out:
+	ret = cold_end(&cold, ret);
 	for (size_t i = 0; i < n_adds; i++) {
 		free(adds[i].local);
 		free(adds[i].dest);

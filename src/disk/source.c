@@ -19,6 +19,7 @@
 
 #include "disk/fetch.h"
 #include "disk/source.h"
+#include "disk/xz.h"
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/strutil.h"
@@ -421,6 +422,64 @@ static int zip_find_image(const char *path, char **ret_entry)
 			    listing, n_all > ZIP_LIST_MAX ? ", ..." : "");
 }
 
+/* Where decoded bytes go: the cache file, written sparse, and who wants to know. */
+typedef struct Sink {
+	int out_fd;
+	const PfSourceOptions *opts;
+	uint64_t next_report;
+} Sink;
+
+/* Writes len decoded bytes at offset; tells opts->progress and opts->decoded. */
+static int sink_write(Sink *k, uint64_t offset, const uint8_t *buf, size_t len)
+{
+	const PfSourceOptions *opts = k->opts;
+	uint64_t done = offset + len;
+	int r;
+
+	r = pf_pwrite_sparse(k->out_fd, buf, len, offset, BLOCK, NULL);
+	if (r < 0)
+		return pf_error_prefix(r, "cannot write the decompressed image");
+	if (opts && opts->progress && done >= k->next_report) {
+		opts->progress(done, opts->userdata);
+		k->next_report = done + 64 * MIB;
+	}
+	if (opts && opts->decoded)
+		return opts->decoded(k->out_fd, done, opts->decoded_data);
+	return 0;
+}
+
+static int xz_output(void *userdata, uint64_t offset, const uint8_t *buf, size_t len)
+{
+	return sink_write(userdata, offset, buf, len);
+}
+
+/* An .xz through liblzma, on every core (disk/xz.h), rather than libarchive's one thread. */
+static int decompress_xz(const char *path, int out_fd, const PfSourceOptions *opts,
+			 uint64_t *ret_size)
+{
+	_cleanup_(closep) int fd = -1;
+	Sink k = { .out_fd = out_fd, .opts = opts, .next_report = 64 * MIB };
+	PfXzOptions o = {
+		.max_bytes = PF_SOURCE_MAX_BYTES,
+		.output = xz_output,
+		.userdata = &k,
+	};
+	uint64_t size;
+	int r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return pf_error_set(-errno, "cannot open: %m");
+	r = pf_xz_decode(fd, &o, &size);
+	if (r < 0)
+		return r;
+	/* Trailing holes need the size set explicitly. */
+	if (ftruncate(out_fd, (off_t)size) < 0)
+		return pf_error_set(-errno, "cannot size decompressed image: %m");
+	*ret_size = size;
+	return 0;
+}
+
 /* Decompresses path (of kind) into out_fd, sparse. Returns the size in *ret_size. */
 static int decompress(const char *path, PfSourceKind kind, const char *entry, int out_fd,
 		      const PfSourceOptions *opts, uint64_t *ret_size)
@@ -428,9 +487,12 @@ static int decompress(const char *path, PfSourceKind kind, const char *entry, in
 	struct archive *a;
 	struct archive_entry *e;
 	_cleanup_(freep) uint8_t *buf = NULL;
-	uint64_t done = 0, next_report = 64 * MIB;
+	Sink k = { .out_fd = out_fd, .opts = opts, .next_report = 64 * MIB };
+	uint64_t done = 0;
 	int r;
 
+	if (kind == PF_SOURCE_XZ)
+		return decompress_xz(path, out_fd, opts, ret_size);
 	buf = malloc(READ_BUFFER_BYTES);
 	if (!buf)
 		return -ENOMEM;
@@ -476,16 +538,10 @@ static int decompress(const char *path, PfSourceKind kind, const char *entry, in
 					 PF_SOURCE_MAX_BYTES / GIB);
 			goto out;
 		}
-		r = pf_pwrite_sparse(out_fd, buf, (size_t)n, done, BLOCK, NULL);
-		if (r < 0) {
-			r = pf_error_prefix(r, "cannot write the decompressed image");
+		r = sink_write(&k, done, buf, (size_t)n);
+		if (r < 0)
 			goto out;
-		}
 		done += (uint64_t)n;
-		if (opts && opts->progress && done >= next_report) {
-			opts->progress(done, opts->userdata);
-			next_report = done + 64 * MIB;
-		}
 	}
 	if (done == 0) {
 		r = pf_error_set(-EINVAL, "%s stream holds an empty image",
@@ -1456,6 +1512,35 @@ int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret
 	cache_enforce(s, opts);
 	*ret = TAKE_PTR(s);
 	return 0;
+}
+
+int pf_source_cached(const char *path, const PfSourceOptions *opts)
+{
+	_cleanup_(freep) char *dir = NULL;
+	_cleanup_(closep) int fd = -1, dfd = -1, efd = -1;
+	char key[65], name[80];
+	struct stat st;
+	int r;
+
+	if (opts && opts->no_cache)
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	r = pf_cache_dir(opts, &dir);
+	if (r < 0)
+		return r;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return 0;
+	r = cache_key(fd, &st, key);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "%s.img", key);
+	efd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (efd < 0 || fstat(efd, &st) < 0)
+		return 0;
+	return S_ISREG(st.st_mode) && st.st_uid == geteuid();
 }
 
 /* The origin= line of an entry's info file, read without following a link. */

@@ -6,7 +6,7 @@
  * *.img). The kind comes from the content's magic bytes, never from the file name.
  *
  * A raw image is opened read-only and used in place. A compressed one is decompressed once,
- * through libarchive, into a cache file under $XDG_CACHE_HOME/piflash (or ~/.cache/piflash),
+ * through libarchive (xz through liblzma on every core, disk/xz.h), into a cache file under $XDG_CACHE_HOME/piflash (or ~/.cache/piflash),
  * written sparse (runs of zero 4 KiB blocks become holes) to a temporary name and renamed
  * when complete, so an interrupted run never leaves an entry that looks whole. Entries are
  * keyed by the input's identity: device, inode, size, and modification and change times in
@@ -70,6 +70,14 @@ typedef struct PfSourceOptions {
 	/* Called as a download progresses (total UINT64_MAX when unknown); may be NULL. */
 	void (*fetch_progress)(uint64_t done_bytes, uint64_t total_bytes, void *userdata);
 	void *fetch_userdata;
+	/*
+	 * Called from the decompressing thread each time more of the image is in fd, the file
+	 * being filled (the cache entry's temporary file): every byte below done_bytes may be
+	 * read from it now. A negative return stops decompression with that error (nothing is
+	 * left in the cache). May be NULL.
+	 */
+	int (*decoded)(int fd, uint64_t done_bytes, void *decoded_data);
+	void *decoded_data;
 } PfSourceOptions;
 
 /* Checks that s is 64 hex digits; writes them in lower case to ret_hex. Returns 0 or
@@ -89,6 +97,13 @@ const char *pf_source_kind_name(PfSourceKind k);
 int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret);
 PfSource *pf_source_free(PfSource *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PfSource *, pf_source_free);
+
+/*
+ * Whether pf_source_open(path, opts) would find a complete cache entry: 1 if so, 0 if it
+ * would decompress (or path is raw, missing, or --no-cache), or -errno. Looks only; the
+ * entry is checked again when opened.
+ */
+int pf_source_cached(const char *path, const PfSourceOptions *opts);
 
 /* A read-only descriptor of the raw image, owned by the source. */
 int pf_source_fd(const PfSource *s);

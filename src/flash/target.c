@@ -45,7 +45,8 @@ static inline void closedirp(DIR **d)
 struct PfTarget {
 	PfTargetInfo info;
 	int fd;
-	char *tmp; /* a file target's temporary name until committed */
+	char *tmp;	   /* a file target's temporary name until committed */
+	PfExtents written; /* already holding the base image's bytes (pf_target_set_written()) */
 };
 
 typedef struct Sink {
@@ -124,6 +125,7 @@ PfTarget *pf_target_free(PfTarget *t)
 	if (t->tmp)
 		unlink(t->tmp);
 	free(t->tmp);
+	pf_extents_done(&t->written);
 	target_info_done(&t->info);
 	free(t);
 	return NULL;
@@ -917,6 +919,35 @@ static int write_small(PfTarget *t, PfOverlay *ov, PfExtents *e, bool zero)
 	return 0;
 }
 
+/*
+ * Takes out of body what the card already holds (written while the image was decoded,
+ * cmd/cold.c): the base image's bytes, which stay right where the overlay did not change
+ * them. What it changed is written again, in the card's whole blocks.
+ */
+static int skip_written(PfTarget *t, PfOverlay *ov, PfExtents *body)
+{
+	_cleanup_(pf_extents_done) PfExtents changed = { 0 }, keep = { 0 }, rest = { 0 };
+	const PfExtents *c = pf_overlay_changed(ov);
+	uint64_t align = pf_target_align(t);
+	int r;
+
+	if (t->written.n == 0)
+		return 0;
+	r = pf_extents_add_all(&changed, c, 0);
+	if (r >= 0)
+		r = pf_ranges_align(&changed, align, ALIGN_UP(pf_overlay_size(ov), align));
+	if (r >= 0)
+		r = pf_ranges_subtract(&t->written, &changed, &keep);
+	if (r >= 0)
+		r = pf_ranges_subtract(body, &keep, &rest);
+	if (r < 0)
+		return r;
+	pf_extents_done(body);
+	*body = rest;
+	rest = (PfExtents){ 0 };
+	return 0;
+}
+
 static int discard(PfTarget *t, PfExtents *ranges, PfWriteResult *res)
 {
 	_cleanup_(pf_extents_done) PfExtents free_space = { 0 };
@@ -1011,6 +1042,9 @@ int pf_target_write(PfTarget *t, PfOverlay *ov, PfExtents *ranges, PfExtents *ta
 		r = pf_ranges_subtract(ranges, table, &body);
 		if (r < 0)
 			return r;
+		r = skip_written(t, ov, &body);
+		if (r < 0)
+			return r;
 		s.ranges = &body;
 		r = pf_stream_run(&s, &ret->done_bytes);
 		if (r >= 0)
@@ -1034,8 +1068,16 @@ int pf_target_write(PfTarget *t, PfOverlay *ov, PfExtents *ranges, PfExtents *ta
 	}
 	ret->written_bytes = sink.written;
 	if (t->info.kind == PF_TARGET_BLOCK && r >= 0)
-		ret->written_bytes += pf_extents_total(table);
+		ret->written_bytes += pf_extents_total(table) + pf_extents_total(&t->written);
 	return r;
+}
+
+int pf_target_set_written(PfTarget *t, PfExtents *written)
+{
+	if (t->info.kind != PF_TARGET_BLOCK)
+		return -EINVAL;
+	pf_extents_done(&t->written);
+	return pf_extents_add_all(&t->written, written, 0);
 }
 
 int pf_target_zero(PfTarget *t, PfExtents *table)

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "disk/source.h"
+#include "disk/xz.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
@@ -82,7 +83,12 @@ static int group_setup(void **state)
 	write_file(path, orig, IMG_BYTES);
 	run("cd '%s' && gzip -n -c orig.img >orig.img.gz && xz -c orig.img >orig.img.xz && "
 	    "zstd -q -c orig.img >orig.img.zst && bzip2 -c orig.img >orig.img.bz2 && "
-	    "echo hello >readme.txt && echo notes >notes.md",
+	    "echo hello >readme.txt && echo notes >notes.md && "
+	    /* Blocks of 256 KiB with their sizes in the headers: what xz -T writes, and what
+	     * the multi-threaded decoder spreads over threads. */
+	    "xz -T2 --block-size=262144 -c orig.img >orig-mb.img.xz && "
+	    "head -c 300000 orig.img | xz -c >cat.xz && tail -c +300001 orig.img | "
+	    "xz -T2 --block-size=65536 -c >>cat.xz",
 	    work);
 	/* The image is deliberately not compressible to nothing: truncating a compressed
 	 * file in the middle leaves a stream that ends inside the data. */
@@ -380,6 +386,161 @@ static void test_bzip2(void **state)
 	check_compressed("orig.img.bz2", PF_SOURCE_BZIP2);
 }
 
+/* A multi-block .xz (xz -T) decodes to the same bytes on several threads. */
+static void test_xz_multiblock(void **state)
+{
+	PfXzInfo info;
+	int fd;
+
+	fd = open(in_work("orig-mb.img.xz"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pf_xz_info(fd, &info), 0);
+	close(fd);
+	assert_int_equal(info.size_bytes, IMG_BYTES);
+	assert_int_equal(info.blocks, IMG_BYTES / 262144);
+	assert_int_equal(info.streams, 1);
+
+	fd = open(in_work("orig.img.xz"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pf_xz_info(fd, &info), 0);
+	close(fd);
+	assert_int_equal(info.size_bytes, IMG_BYTES);
+	assert_int_equal(info.blocks, 1);
+
+	check_compressed("orig-mb.img.xz", PF_SOURCE_XZ);
+}
+
+/* Collects decoded output in memory, checking it comes in order. */
+typedef struct Collect {
+	uint8_t *buf;
+	uint64_t size, calls;
+} Collect;
+
+static int collect(void *userdata, uint64_t offset, const uint8_t *buf, size_t len)
+{
+	Collect *c = userdata;
+
+	assert_int_equal(offset, c->size);
+	assert_true(offset + len <= IMG_BYTES);
+	memcpy(c->buf + offset, buf, len);
+	c->size += len;
+	c->calls++;
+	return 0;
+}
+
+static void decode_file(const char *path, uint32_t threads, uint64_t memlimit)
+{
+	Collect c = { .buf = malloc(IMG_BYTES) };
+	PfXzOptions o = {
+		.threads = threads,
+		.memlimit_bytes = memlimit,
+		.output = collect,
+		.userdata = &c,
+	};
+	uint64_t size = 0;
+	int fd;
+
+	assert_non_null(c.buf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pf_xz_decode(fd, &o, &size), 0);
+	close(fd);
+	assert_int_equal(size, IMG_BYTES);
+	assert_int_equal(c.size, IMG_BYTES);
+	assert_memory_equal(c.buf, orig, IMG_BYTES);
+	free(c.buf);
+}
+
+/* Every combination of single/multi-block and one/several threads, and concatenated
+ * streams (a single-block one, then a multi-block one) as xz -dc reads them. */
+static void test_xz_decode_threads(void **state)
+{
+	PfXzInfo info;
+	int fd;
+
+	assert_true(pf_xz_threads() >= 1);
+	assert_true(pf_xz_memlimit() >= PF_XZ_MEMLIMIT_MIN_BYTES);
+	assert_true(pf_xz_memlimit() <= PF_XZ_MEMLIMIT_MAX_BYTES);
+	for (uint32_t t = 1; t <= 4; t++) {
+		decode_file(in_work("orig.img.xz"), t, 0);
+		decode_file(in_work("orig-mb.img.xz"), t, 0);
+		decode_file(in_work("cat.xz"), t, 0);
+	}
+	fd = open(in_work("cat.xz"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pf_xz_info(fd, &info), 0);
+	close(fd);
+	assert_int_equal(info.size_bytes, IMG_BYTES);
+	assert_int_equal(info.streams, 2);
+	check_compressed("cat.xz", PF_SOURCE_XZ);
+}
+
+/* A memory limit below what one thread needs is refused, naming both figures. */
+static void test_xz_memlimit(void **state)
+{
+	PfXzOptions o = { .threads = 2, .memlimit_bytes = 64 * 1024, .output = collect };
+	Collect c = { .buf = malloc(IMG_BYTES) };
+	uint64_t size;
+	int fd, r;
+
+	o.userdata = &c;
+	fd = open(in_work("orig-mb.img.xz"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	r = pf_xz_decode(fd, &o, &size);
+	close(fd);
+	free(c.buf);
+	assert_int_equal(r, -E2BIG);
+	print_message("    %s\n", pf_error_message(r));
+	assert_non_null(strstr(pf_error_message(r), "than the limit of 64 KiB"));
+}
+
+/* The decoded hook sees the file fill up in order, and an error from it stops the
+ * decompression and leaves nothing in the cache. */
+static int decoded_calls;
+static uint64_t decoded_last;
+
+static int on_decoded(int fd, uint64_t done, void *userdata)
+{
+	uint8_t b = 0;
+
+	/* A trailing run of zeros is not written yet (a hole past the end): it reads as EOF. */
+	assert_true(done > decoded_last);
+	assert_true(pread(fd, &b, 1, (off_t)done - 1) >= 0);
+	assert_int_equal(b, orig[done - 1]);
+	decoded_last = done;
+	decoded_calls++;
+	return *(int *)userdata && done >= IMG_BYTES / 2 ? -ECANCELED : 0;
+}
+
+static void test_decoded_hook(void **state)
+{
+	PfSource *s = NULL;
+	int stop = 0;
+	PfSourceOptions opts = { .decoded = on_decoded, .decoded_data = &stop };
+
+	decoded_calls = 0;
+	decoded_last = 0;
+	assert_int_equal(pf_source_open(in_work("orig-mb.img.xz"), &opts, &s), 0);
+	assert_true(decoded_calls >= 1);
+	assert_int_equal(decoded_last, IMG_BYTES);
+	s = pf_source_free(s);
+
+	/* Stopped half way: an error, and no entry that looks complete. */
+	stop = 1;
+	decoded_calls = 0;
+	decoded_last = 0;
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), &opts, &s), -ECANCELED);
+	assert_null(s);
+	{
+		_cleanup_(freep) char *d = cache_dir();
+
+		/* The first entry only. */
+		assert_int_equal(count_files(d, ".img"), 1);
+		assert_int_equal(count_files(d, ".info"), 1);
+		assert_int_equal(count_files(d, ".partial"), 0);
+	}
+}
+
 static char *open_cache_path(const char *path, bool *ret_now)
 {
 	_cleanup_(pf_source_freep) PfSource *s = NULL;
@@ -641,6 +802,47 @@ static void test_corrupt_xz(void **state)
 	assert_int_equal(pwrite(fd, junk, sizeof(junk), st.st_size / 3), (ssize_t)sizeof(junk));
 	close(fd);
 	check_broken(path, "xz");
+}
+
+static void test_truncated_xz_multiblock(void **state)
+{
+	truncate_copy("orig-mb.img.xz", "t.xz", 0.6);
+	check_broken(in_tdir("t.xz"), "xz");
+}
+
+static void test_corrupt_xz_multiblock(void **state)
+{
+	const char *path = in_tdir("c.xz");
+	uint8_t junk[64];
+	struct stat st;
+	int fd;
+
+	run("cp '%s' '%s'", in_work("orig-mb.img.xz"), path);
+	assert_int_equal(stat(path, &st), 0);
+	memset(junk, 0x5a, sizeof(junk));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), st.st_size / 2), (ssize_t)sizeof(junk));
+	close(fd);
+	check_broken(path, "xz");
+}
+
+/* Only the magic bytes of xz: refused as not a valid stream. */
+static void test_xz_magic_only(void **state)
+{
+	PfSource *s = NULL;
+	int r;
+
+	write_file(in_tdir("m.xz"),
+		   "\xfd"
+		   "7zXZ\0\0\0junkjunkjunk",
+		   18);
+	r = pf_source_open(in_tdir("m.xz"), NULL, &s);
+	assert_true(r < 0);
+	assert_null(s);
+	print_message("    %s\n", pf_error_message(r));
+	assert_non_null(strstr(pf_error_message(r), "xz"));
+	expect_cache_clean();
 }
 
 static void test_magic_only(void **state)
@@ -1282,6 +1484,10 @@ int main(void)
 		T(test_raw_tiny),
 		T(test_gzip),
 		T(test_xz),
+		T(test_xz_multiblock),
+		T(test_xz_decode_threads),
+		T(test_xz_memlimit),
+		T(test_decoded_hook),
 		T(test_zstd),
 		T(test_bzip2),
 		T(test_changed_input),
@@ -1297,6 +1503,9 @@ int main(void)
 		T(test_truncated_bzip2),
 		T(test_truncated_gzip_trailer),
 		T(test_corrupt_xz),
+		T(test_truncated_xz_multiblock),
+		T(test_corrupt_xz_multiblock),
+		T(test_xz_magic_only),
 		T(test_magic_only),
 		T(test_compressed_empty),
 		T(test_empty_file),
