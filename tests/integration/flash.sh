@@ -102,10 +102,13 @@ loop_new pattern $((SIZE / 1048576 + 16)) "$PAT"
 LOOP=$NEW
 "$PIFLASH" --progress=json "${ADD[@]}" --yes "$IMG" "$LOOP" </dev/null 2>"$WORK/json.err" ||
 	{ cat "$WORK/json.err" >&2; fail "flashing over a pattern failed"; }
-grep '^{' "$WORK/json.err" | jq -e 'has("phase") and has("done") and has("total") and has("rate")' \
+grep '^{' "$WORK/json.err" | jq -s -e 'all(.[]; if .phase == "end" then has("result") and
+	has("exit") else has("phase") and has("done") and has("total") and has("rate") end)' \
 	>/dev/null || fail "--progress=json lines lack phase/done/total/rate"
-[ "$(grep '^{' "$WORK/json.err" | tail -1 | jq -r .phase)" = verify ] ||
-	fail "the last progress line is not the verification"
+[ "$(grep '^{' "$WORK/json.err" | tail -2 | head -1 | jq -r .phase)" = verify ] ||
+	fail "the progress line before the end is not the verification"
+[ "$(grep '^{' "$WORK/json.err" | tail -1 | jq -r '"\(.phase) \(.result)"')" = "end ok" ] ||
+	fail "the last progress line is not the end of the run"
 pass "--progress=json: one JSON object a line with phase, done, total, rate"
 cmp -n "$SIZE" "$LOOP" "$WORK/hypriot.out" >/dev/null 2>&1 &&
 	fail "the card equals the zeroed file: the free space was written"
