@@ -14,7 +14,7 @@ dosfstools mtools e2fsprogs fdisk util-linux
 gzip xz-utils zstd bzip2 zip unzip
 clang-format jq
 clang libclang-rt-14-dev
-bmap-tools dmsetup time
+bmap-tools dmsetup time attr
 openssh-client cloud-init python3 openssl
 ansible-core
 scdoc bash-completion

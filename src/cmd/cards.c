@@ -102,8 +102,7 @@ static void reader_line(const Reader *r, char *buf, size_t size)
 			 r->node ?: "", r->phase, 100.0 * (double)r->done / (double)r->total,
 			 pf_format_bytes(d, sizeof(d), r->done),
 			 pf_format_bytes(t, sizeof(t), r->total),
-			 pf_format_bytes(rate, sizeof(rate),
-					 el > 0.05 ? (uint64_t)((double)r->done / el) : 0));
+			 pf_format_bytes(rate, sizeof(rate), output_rate(r->done, el)));
 	else
 		snprintf(buf, size, "%-12s %-12s %s", r->path, r->node ?: "", r->phase ?: "");
 }
@@ -160,9 +159,8 @@ static void show(Reader *r, const char *phase, uint64_t done, uint64_t total)
 		json_object_object_add(o, "phase", json_object_new_string(phase));
 		json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
 		json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
-		json_object_object_add(
-			o, "rate",
-			json_object_new_int64(el > 0.05 ? (int64_t)((double)done / el) : 0));
+		json_object_object_add(o, "rate",
+				       json_object_new_int64((int64_t)output_rate(done, el)));
 		fprintf(stderr, "%s\n",
 			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 								  JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -306,7 +304,32 @@ static bool stopping(Cards *c)
 	return s || output_interrupted();
 }
 
-/* Waits until the reader has a card (present) or has none (!present). */
+/* The first node no reader has, or NULL. With c->lock held. */
+static Node *next_pending(Cards *c)
+{
+	for (size_t i = 0; i < c->n_nodes; i++)
+		if (c->nodes[i].state == NODE_PENDING)
+			return &c->nodes[i];
+	return NULL;
+}
+
+/* True while some node waits for a reader (its card may still be on the way). */
+static bool work_pending(Cards *c)
+{
+	bool p;
+
+	pthread_mutex_lock(&c->lock);
+	p = !c->stop && next_pending(c);
+	pthread_mutex_unlock(&c->lock);
+	return p;
+}
+
+/*
+ * Waits until the reader has a card (present) or has none (!present). Returns 0, -ECANCELED
+ * when stopping, or 1 when waiting for a removal is pointless: no node waits for a card any
+ * more (another reader took the last one, or the run stops), so the run need not wait for
+ * this card to be taken out.
+ */
 static int wait_media(Reader *r, bool present)
 {
 	struct timespec ts;
@@ -327,17 +350,10 @@ static int wait_media(Reader *r, bool present)
 			return -ECANCELED;
 		if (!present && output_interrupted())
 			return -ECANCELED;
+		if (!present && !work_pending(r->c))
+			return 1;
 		nanosleep(&ts, NULL);
 	}
-}
-
-/* The first node no reader has, or NULL. With c->lock held. */
-static Node *next_pending(Cards *c)
-{
-	for (size_t i = 0; i < c->n_nodes; i++)
-		if (c->nodes[i].state == NODE_PENDING)
-			return &c->nodes[i];
-	return NULL;
 }
 
 static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
@@ -491,7 +507,7 @@ static void *reader_main(void *userdata)
 				break;
 		}
 		show(r, "wait-removal", 0, 0);
-		if (wait_media(r, false) < 0)
+		if (wait_media(r, false) != 0)
 			break;
 		r->node = NULL;
 	}
@@ -589,6 +605,13 @@ static int summary(Cards *c)
 		default:
 			left++;
 		}
+	if (!failed && !left) {
+		/* Every node is done: the run is over, whatever a late Ctrl-C says. */
+		fprintf(stderr,
+			"piflash: all %zu node%s done: %zu written, %zu done before (record)\n",
+			c->n_nodes, c->n_nodes == 1 ? "" : "s", done, recorded);
+		return PF_EXIT_OK;
+	}
 	fprintf(stderr,
 		"piflash: %zu node%s: %zu written, %zu done before (record), %zu failed, "
 		"%zu not written\n",

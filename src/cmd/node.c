@@ -474,6 +474,23 @@ static int make_host_keys(const NodeOptions *no, NodeBuild *b)
 	return 0;
 }
 
+/* The host keys a card holds (verify without the seed): the plan writes them back. */
+static int copy_host_keys(const PfRunValues *v, NodeBuild *b)
+{
+	for (size_t i = 0; i < v->n_host_keys && i < NODE_HOST_KEYS_MAX; i++) {
+		PfHostKey *k = &b->host_keys[i];
+
+		k->type = strdup(v->host_keys[i].type);
+		k->private_key = strdup(v->host_keys[i].private_key);
+		k->public_line = strdup(v->host_keys[i].public_line);
+		k->fingerprint = strdup("");
+		b->n_host_keys++;
+		if (!k->type || !k->private_key || !k->public_line || !k->fingerprint)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int node_build(Image *img, const NodeOptions *no, const PfFlavorInfo *f, bool mask_secrets,
 	       NodeBuild *b)
 {
@@ -488,7 +505,11 @@ int node_build(Image *img, const NodeOptions *no, const PfFlavorInfo *f, bool ma
 		if (r < 0)
 			return pf_error_prefix(r, "'%s' is a %s image", img->path, f->arch);
 	}
-	if (no->host_keys) {
+	if (no->host_keys && no->run && no->run->n_host_keys > 0) {
+		r = copy_host_keys(no->run, b);
+		if (r < 0)
+			return r;
+	} else if (no->host_keys) {
 		r = make_host_keys(no, b);
 		if (r < 0)
 			return r;
@@ -499,7 +520,15 @@ int node_build(Image *img, const NodeOptions *no, const PfFlavorInfo *f, bool ma
 			.private_key = b->host_keys[i].private_key,
 			.public_line = b->host_keys[i].public_line,
 		};
-	if (no->instance_id_seed) {
+	if (no->run && no->run->instance_id) {
+		instance_id = strdup(no->run->instance_id);
+		if (!instance_id)
+			return -ENOMEM;
+	} else if (no->run_probe) {
+		if (asprintf(&instance_id, "iid-piflash-%s-" PF_RUN_PROBE_SUFFIX, b->cfg.hostname) <
+		    0)
+			return -ENOMEM;
+	} else if (no->instance_id_seed) {
 		r = pf_plan_instance_id_from_seed(no->instance_id_seed, b->cfg.hostname,
 						  &instance_id);
 		if (r < 0)
@@ -530,8 +559,7 @@ int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *r
 	int r;
 
 	if (!no->node) {
-		log_error("--node NAME is needed to say which node this is");
-		return PF_EXIT_FAILURE;
+		return usage_error(NULL, "--node NAME is needed to say which node this is");
 	}
 	if (no->inventory) {
 		r = pf_inventory_load(no->inventory, &inv);

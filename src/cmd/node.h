@@ -16,6 +16,7 @@
 #include "node/hostkey.h"
 #include "node/inventory.h"
 #include "node/plan.h"
+#include "node/runvalues.h"
 
 #define NODE_SETTINGS_MAX 256
 
@@ -42,6 +43,11 @@ typedef struct NodeOptions {
 	bool seed_option; /* given by an option (not the environment) */
 	NodeSetting settings[NODE_SETTINGS_MAX];
 	size_t n_settings;
+	/* For verify (node/runvalues.h): build the probe plan (instance-id ending in
+	 * PF_RUN_PROBE_SUFFIX), or use the values read back from a card where the seed would
+	 * decide. Not options: set by the command. */
+	bool run_probe;
+	const PfRunValues *run;
 } NodeOptions;
 
 /* Option codes start here so they do not clash with a command's own. */

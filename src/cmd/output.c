@@ -77,6 +77,12 @@ static double now_seconds(void)
 
 /* ---- progress ---------------------------------------------------------------------------- */
 
+uint64_t output_rate(uint64_t done_bytes, double elapsed_seconds)
+{
+	/* A phase a few microseconds old still has a rate: the bound keeps it finite. */
+	return done_bytes ? (uint64_t)((double)done_bytes / MAX(elapsed_seconds, 0.001)) : 0;
+}
+
 typedef struct Progress {
 	ProgressMode mode; /* resolved: BAR, JSON or NONE */
 	const char *phase;
@@ -115,7 +121,7 @@ static void progress_update(void *userdata, const char *phase, uint64_t done, ui
 		p->start = now_seconds();
 	}
 	elapsed = now_seconds() - p->start;
-	rate = elapsed > 0.05 ? (double)done / elapsed : 0;
+	rate = (double)output_rate(done, elapsed);
 
 	if (p->mode == PROGRESS_JSON) {
 		json_object *o = json_object_new_object();
@@ -124,7 +130,9 @@ static void progress_update(void *userdata, const char *phase, uint64_t done, ui
 		json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
 		json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
 		json_object_object_add(o, "rate", json_object_new_int64((int64_t)rate));
-		fprintf(stderr, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		fprintf(stderr, "%s\n",
+			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
 		char d[32], t[32], r[32], eta[32] = "--:--";
@@ -145,6 +153,35 @@ static void progress_update(void *userdata, const char *phase, uint64_t done, ui
 		p->bar_open = true;
 	}
 	fflush(stderr);
+}
+
+/*
+ * The last JSON line of a run: {"phase": "end", "target": ..., "result": "ok", "failed",
+ * "verify-failed" or "interrupted", "exit": CODE, "written": BYTES}, so that a program reading
+ * the lines knows the outcome without parsing messages.
+ */
+static void progress_finish(Progress *p, const char *target, int exit_code, uint64_t written)
+{
+	const char *result = exit_code == PF_EXIT_OK		? "ok"
+			     : exit_code == PF_EXIT_VERIFY	? "verify-failed"
+			     : exit_code == PF_EXIT_INTERRUPTED ? "interrupted"
+								: "failed";
+	json_object *o;
+
+	progress_end(p);
+	if (p->mode != PROGRESS_JSON)
+		return;
+	o = json_object_new_object();
+	json_object_object_add(o, "phase", json_object_new_string("end"));
+	json_object_object_add(o, "target", json_object_new_string(target));
+	json_object_object_add(o, "result", json_object_new_string(result));
+	json_object_object_add(o, "exit", json_object_new_int(exit_code));
+	json_object_object_add(o, "written", json_object_new_int64((int64_t)written));
+	fprintf(stderr, "%s\n",
+		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE));
+	fflush(stderr);
+	json_object_put(o);
 }
 
 /* ---- ranges ------------------------------------------------------------------------------ */
@@ -224,6 +261,15 @@ static int confirm(Image *img, const PfTargetInfo *i, const OutputOptions *o)
 	return PF_EXIT_OK;
 }
 
+/* A card given as IMAGE and an existing file as TARGET: most likely the two swapped. */
+static bool swapped(const char *image, const char *target)
+{
+	struct stat a, b;
+
+	return stat(image, &a) == 0 && S_ISBLK(a.st_mode) && stat(target, &b) == 0 &&
+	       S_ISREG(b.st_mode);
+}
+
 int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret)
 {
 	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
@@ -244,6 +290,10 @@ int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget
 	r = pf_target_open(target, &to, ret);
 	if (r < 0) {
 		log_error_errno(r, "'%s'", target);
+		if (r == -EPERM && swapped(img->path, target))
+			log_error("'%s' is a block device and '%s' a file: IMAGE comes first "
+				  "(piflash [OPTIONS] IMAGE TARGET)",
+				  img->path, target);
 		return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
 	}
 	return PF_EXIT_OK;
@@ -411,6 +461,7 @@ static void progress_cb(void *userdata, const char *phase, uint64_t done, uint64
 int output_write(Image *img, const char *target, const OutputOptions *o)
 {
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
+	uint64_t written = 0;
 	Progress p;
 	int ret;
 
@@ -424,8 +475,8 @@ int output_write(Image *img, const char *target, const OutputOptions *o)
 
 	progress_init(&p, o->progress);
 	output_signals_catch();
-	ret = output_flash(img, t, o, progress_cb, &p, NULL);
-	progress_end(&p);
+	ret = output_flash(img, t, o, progress_cb, &p, &written);
+	progress_finish(&p, target, ret, written);
 	output_signals_restore();
 	return ret;
 }
@@ -452,6 +503,7 @@ int output_verify(Image *img, const char *target, const OutputOptions *o)
 	progress_init(&p, o->progress);
 	output_signals_catch();
 	ret = verify(img, t, &ranges.all, progress_cb, &p);
+	progress_finish(&p, target, ret, 0);
 	output_signals_restore();
 	return ret;
 }

@@ -51,6 +51,10 @@ int output_write(Image *img, const char *target, const OutputOptions *o);
 
 /* ---- the pieces, for commands that write many cards (piflash --all) ---- */
 
+/* Bytes per second of done_bytes in elapsed_seconds (0 when nothing is done yet), for the
+ * progress lines. */
+uint64_t output_rate(uint64_t done_bytes, double elapsed_seconds);
+
 /* Progress of a phase ("write", "verify"); phase NULL: the phase ended. */
 typedef void (*OutputProgressFn)(void *userdata, const char *phase, uint64_t done_bytes,
 				 uint64_t total_bytes);

@@ -71,7 +71,7 @@ int cmd_plan(int argc, char **argv)
 	if (optind != argc - 1)
 		return usage_error("plan", optind >= argc ? "missing IMAGE" : "too many arguments");
 	if (!no.node)
-		return usage_error("plan", "--node NAME is needed");
+		return usage_error("plan", "--node NAME is needed to say which node this is");
 
 	if (image_open(&img, argv[optind], &so) < 0)
 		return PF_EXIT_FAILURE;

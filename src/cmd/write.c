@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/cards.h"
@@ -70,7 +71,8 @@ static const char write_options_help[] =
 static const char write_card_options_help[] =
 	"Writing a card:\n"
 	"  -y --yes            Do not ask for confirmation (needed without a TTY)\n"
-	"     --force          Allow a partition node or a non-removable disk\n"
+	"     --force          Allow a partition node or a non-removable disk; replace\n"
+	"                      a file piflash did not write\n"
 	"     --discard        Discard (BLKDISCARD) what is not written\n"
 	"     --no-verify      Do not read the written ranges back\n"
 	"     --progress MODE  auto (a bar on a TTY), bar, json (lines on stderr), none\n"
@@ -216,6 +218,67 @@ static int apply_add(Image *img, const Add *a, int64_t now)
 	return 0;
 }
 
+/*
+ * verify without the seed or SOURCE_DATE_EPOCH of the write: reads what that run chose by
+ * itself — time stamp, instance-id, host keys (node/runvalues.h) — from the target, so the
+ * rebuilt image can match it. SOURCE_DATE_EPOCH is then set to the card's time, and img
+ * reopened, so that the filesystems' own time stamps follow it too. Returns an exit code.
+ */
+static int verify_run_values(Image *img, const char *target, const PfSourceOptions *so,
+			     NodeOptions *no, int64_t *now, PfRunValues *rv)
+{
+	_cleanup_(node_build_done) NodeBuild probe_build = { 0 };
+	_cleanup_(image_close) Image card = { 0 };
+	PfSourceOptions card_so = { .no_cache = true };
+	NodeOptions probe = *no;
+	bool want_now = !getenv("SOURCE_DATE_EPOCH");
+	char when[32] = "";
+	int r;
+
+	if (!want_now && no->instance_id_seed)
+		return PF_EXIT_OK; /* the write's own values are given */
+	probe.run_probe = true;
+	r = node_plan(img, &probe, false, &probe_build);
+	if (r != PF_EXIT_OK)
+		return r;
+	if (image_open(&card, target, &card_so) < 0)
+		return PF_EXIT_FAILURE;
+	r = pf_run_values_read(card.tree, card.table, probe_build.plan, probe_build.cfg.hostname,
+			       rv);
+	if (r < 0) {
+		log_error_errno(r, "'%s'", target);
+		return PF_EXIT_FAILURE;
+	}
+	if (no->instance_id_seed) {
+		/* The seed decides the instance-id and host keys: only the time is read. */
+		free(rv->instance_id);
+		rv->instance_id = NULL;
+		for (size_t i = 0; i < rv->n_host_keys; i++)
+			pf_hostkey_done(&rv->host_keys[i]);
+		rv->n_host_keys = 0;
+	}
+	if (want_now && rv->have_now) {
+		char epoch[32];
+		struct tm tm;
+		time_t t = (time_t)rv->now;
+
+		snprintf(epoch, sizeof(epoch), "%" PRId64, rv->now);
+		if (setenv("SOURCE_DATE_EPOCH", epoch, 1) < 0)
+			return PF_EXIT_FAILURE;
+		*now = rv->now;
+		if (gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		image_close(img);
+		if (image_open(img, img->path, so) < 0)
+			return PF_EXIT_FAILURE;
+	}
+	log_info("Read back from %s: time stamp %s, instance-id %s, %zu host key%s", target,
+		 when[0] ? when : "(given)", rv->instance_id ?: "(none or given)", rv->n_host_keys,
+		 rv->n_host_keys == 1 ? "" : "s");
+	no->run = rv;
+	return PF_EXIT_OK;
+}
+
 /* Card after card: --all or --only, one node per card, one or more readers. */
 static int cards(CardsOptions *co, bool all, bool verify, size_t n_adds, NodeOptions *no,
 		 const OutputOptions *oo, const PfSourceOptions *so, int n_args, char **args)
@@ -253,6 +316,7 @@ static int run(int argc, char **argv, bool verify)
 	_cleanup_(node_options_done) NodeOptions no = { 0 };
 	_cleanup_(node_build_done) NodeBuild nb = { 0 };
 	_cleanup_(image_close) Image img = { 0 };
+	_cleanup_(pf_run_values_done) PfRunValues rv = { 0 };
 	_cleanup_(freep) Add *adds = NULL;
 	PfSourceOptions so = { 0 };
 	const char *out;
@@ -403,6 +467,12 @@ static int run(int argc, char **argv, bool verify)
 		ret = PF_EXIT_FAILURE;
 	}
 
+	if (verify && node_options_given(&no)) {
+		ret = verify_run_values(&img, out, &so, &no, &now, &rv);
+		if (ret != PF_EXIT_OK)
+			goto out;
+		ret = PF_EXIT_FAILURE;
+	}
 	if (node_options_given(&no)) {
 		ret = node_plan(&img, &no, false, &nb);
 		if (ret != PF_EXIT_OK)

@@ -706,6 +706,11 @@ int pf_artifact_write_at(int dir_fd, const char *path, PfOverlay *ov, const PfEx
 	if (r < 0)
 		return r;
 	if (o->bmap_path) {
+		/* The image stays 0600 (pf_tmpfile_at()): it may hold private host keys. The bmap
+		 * holds block numbers and digests only. */
+		if (fchmod(a.bmap.fd, 0644) < 0)
+			return pf_error_set(-errno, "cannot set the mode of '%s': %m",
+					    o->bmap_path);
 		r = tmp_finish(&a.bmap);
 		if (r < 0)
 			return r;

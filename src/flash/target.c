@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "flash/ranges.h"
@@ -24,6 +26,12 @@
 
 /* Zero detection in a file target: blocks of this size that are all zero become holes. */
 #define HOLE_BYTES 4096u
+/*
+ * The mark a finished file target carries ("SIZE MTIME_SEC.MTIME_NSEC", as it was when
+ * committed): a later run may replace a file so marked and unchanged since, and nothing else
+ * unless forced. A filesystem without user extended attributes keeps no mark.
+ */
+#define OUTPUT_XATTR "user.piflash.output"
 /* Bounds on what is read from sysfs and /proc. */
 #define MAX_PARTITIONS 256u
 #define SYSFS_VALUE_MAX 4096u
@@ -143,6 +151,62 @@ static bool same_file(const struct stat *a, int fd)
 	struct stat b;
 
 	return fd >= 0 && fstat(fd, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
+}
+
+static void output_mark_format(const struct stat *st, char *buf, size_t n)
+{
+	snprintf(buf, n, "%lld %lld.%09ld", (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+		 (long)st->st_mtim.tv_nsec);
+}
+
+/* True if path (whose stat is st) is an image piflash wrote, unchanged since. */
+static bool output_marked(const char *path, const struct stat *st)
+{
+	char want[96], have[96];
+	ssize_t n;
+
+	n = getxattr(path, OUTPUT_XATTR, have, sizeof(have) - 1);
+	if (n <= 0)
+		return false;
+	have[n] = 0;
+	output_mark_format(st, want, sizeof(want));
+	return streq(have, want);
+}
+
+/* Names that say "compressed": piflash writes raw images only (batch writes compressed
+ * artifacts), so such a name is a mistake — most often IMAGE and TARGET swapped. */
+static const char *compressed_suffix(const char *path)
+{
+	static const char *const suffixes[] = { ".xz", ".gz",  ".zst",	".bz2", ".zip",
+						".7z", ".lz4", ".lzma", ".tar" };
+	size_t n = strlen(path);
+
+	for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+		size_t k = strlen(suffixes[i]);
+
+		if (n > k && strcasecmp(path + n - k, suffixes[i]) == 0)
+			return suffixes[i];
+	}
+	return NULL;
+}
+
+/* The checks of a file target that is to be written (or replaced). */
+static int check_file_target(const char *path, const struct stat *st, bool exists, bool force)
+{
+	const char *suffix = compressed_suffix(path);
+
+	if (suffix)
+		return pf_error_set(-EPERM,
+				    "the name says compressed ('%s'), but piflash writes a raw "
+				    "image; name it .img, or compress the stream: piflash IMAGE - "
+				    "| zstd -o OUT.img.zst ('piflash batch --format img.zst' "
+				    "writes compressed images)",
+				    suffix);
+	if (exists && !force && !output_marked(path, st))
+		return pf_error_set(-EPERM,
+				    "exists and is not an image piflash wrote (or was changed "
+				    "since); add --force to replace it");
+	return 0;
 }
 
 /* ---- block devices: what sysfs says -------------------------------------------------- */
@@ -348,6 +412,35 @@ static int check_holders(const char *disk_dir, const Devs *devs)
 	return 0;
 }
 
+/*
+ * The device holding the running system's root directory, whatever /proc/self/mountinfo
+ * says of it (a container shows an overlay there): refused like a mounted root.
+ */
+static int check_root(const Devs *devs)
+{
+	struct stat st;
+
+	if (stat("/", &st) < 0)
+		return 0;
+	for (size_t i = 0; i < devs->n; i++)
+		if (st.st_dev == devs->devs[i])
+			return pf_error_set(-EPERM,
+					    "holds the running system's root filesystem ('%s' "
+					    "is /)",
+					    devs->names[i]);
+	return 0;
+}
+
+/* The error of a failed open() of a device, with what to do when it is a permission. */
+static int open_error(void)
+{
+	if (errno == EACCES || errno == EPERM)
+		return pf_error_set(-EACCES,
+				    "cannot open: %m; opening a card needs root (sudo piflash "
+				    "...) or membership of the device's group (often 'disk')");
+	return pf_error_set(-errno, "cannot open: %m");
+}
+
 static char *udev_serial(dev_t dev)
 {
 	_cleanup_(freep) char *path = NULL, *line = NULL;
@@ -448,6 +541,31 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 	if (!info->serial)
 		info->serial = udev_serial(disk_dev);
 
+	/* The safety checks, most serious first, before the device is even opened: the
+	 * system disk is refused as such, whatever opening it would say. */
+	if (!read_only) {
+		r = list_devs(disk_dir, info->disk, disk_dev, &devs);
+		if (r < 0)
+			return r;
+		if (probe) {
+			r = scan_mounts(&devs, collect_mount, probe);
+			if (r < 0)
+				return r;
+		}
+		r = check_root(&devs);
+		if (r < 0)
+			return r;
+		r = check_mounts(&devs);
+		if (r < 0)
+			return r;
+		r = check_swaps(&devs);
+		if (r < 0)
+			return r;
+		r = check_holders(disk_dir, &devs);
+		if (r < 0)
+			return r;
+	}
+
 	fd = open(info->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 && probe) {
 		/* Not root: sysfs still tells the size, in 512-byte sectors. */
@@ -459,7 +577,7 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 		if (sectors && pf_parse_u64(sectors, &n) == 0 && n <= UINT64_MAX / 512)
 			size = n * 512;
 	} else if (fd < 0)
-		return pf_error_set(errno == EPERM ? -EACCES : -errno, "cannot open: %m");
+		return open_error();
 	else if (ioctl(fd, BLKGETSIZE64, &size) < 0 || ioctl(fd, BLKSSZGET, &ssz) < 0)
 		return pf_error_set(errno == EPERM ? -EACCES : -errno,
 				    "cannot read the device's size: %m");
@@ -470,29 +588,11 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 	if (read_only) {
 		fd = open(info->path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return pf_error_set(errno == EPERM ? -EACCES : -errno, "cannot open: %m");
+			return open_error();
 		*ret_fd = TAKE_FD(fd);
 		return 0;
 	}
 
-	/* The safety checks, most serious first. */
-	r = list_devs(disk_dir, info->disk, disk_dev, &devs);
-	if (r < 0)
-		return r;
-	if (probe) {
-		r = scan_mounts(&devs, collect_mount, probe);
-		if (r < 0)
-			return r;
-	}
-	r = check_mounts(&devs);
-	if (r < 0)
-		return r;
-	r = check_swaps(&devs);
-	if (r < 0)
-		return r;
-	r = check_holders(disk_dir, &devs);
-	if (r < 0)
-		return r;
 	if (info->partition && !force)
 		return pf_error_set(-EPERM,
 				    "is partition '%s' of disk '%s', not a whole disk; give the "
@@ -514,9 +614,10 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 				    pf_format_bytes(b, sizeof(b), need), need);
 	}
 
-	if (probe && probe->open_error)
-		return pf_error_set(probe->open_error == -EPERM ? -EACCES : probe->open_error,
-				    "cannot open: %s", strerror(-probe->open_error));
+	if (probe && probe->open_error) {
+		errno = -probe->open_error;
+		return open_error();
+	}
 
 	/* O_EXCL fails while anything (a mount, another writer, device-mapper) holds it. */
 	flags = (probe ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_EXCL;
@@ -530,7 +631,7 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 			return pf_error_set(-EPERM,
 					    "cannot be opened exclusively: it is in use (mounted, "
 					    "or held by another program)");
-		return pf_error_set(errno == EPERM ? -EACCES : -errno, "cannot open: %m");
+		return open_error();
 	}
 	*ret_fd = TAKE_FD(fd);
 	return 0;
@@ -540,6 +641,7 @@ int pf_target_open(const char *path, const PfTargetOptions *o, PfTarget **ret)
 {
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	struct stat st;
+	bool exists;
 	int r;
 
 	t = calloc(1, sizeof(*t));
@@ -560,7 +662,8 @@ int pf_target_open(const char *path, const PfTargetOptions *o, PfTarget **ret)
 		return 0;
 	}
 
-	if (stat(path, &st) < 0) {
+	exists = stat(path, &st) == 0;
+	if (!exists) {
 		if (errno != ENOENT || o->read_only)
 			return pf_error_set(-errno, "cannot stat: %m");
 		/* A card that is not there is not a new image file in /dev (RAM, on most
@@ -600,11 +703,15 @@ int pf_target_open(const char *path, const PfTargetOptions *o, PfTarget **ret)
 		*ret = TAKE_PTR(t);
 		return 0;
 	}
+	r = check_file_target(path, &st, exists, o->force);
+	if (r < 0)
+		return r;
 	if (asprintf(&t->tmp, "%s.piflash-partial", path) < 0) {
 		t->tmp = NULL;
 		return -ENOMEM;
 	}
-	t->fd = open(t->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* 0600: the image may hold private host keys and password hashes. */
+	t->fd = open(t->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (t->fd < 0) {
 		r = pf_error_set(-errno, "cannot create '%s': %m", t->tmp);
 		free(TAKE_PTR(t->tmp));
@@ -928,8 +1035,16 @@ int pf_target_zero(PfTarget *t, PfExtents *table)
 
 int pf_target_commit(PfTarget *t)
 {
+	struct stat st;
+	char mark[96];
+
 	if (t->info.kind != PF_TARGET_FILE || !t->tmp)
 		return 0;
+	/* Marked as piflash's, so that the next run may replace it; best effort. */
+	if (fstat(t->fd, &st) == 0) {
+		output_mark_format(&st, mark, sizeof(mark));
+		(void)fsetxattr(t->fd, OUTPUT_XATTR, mark, strlen(mark), 0);
+	}
 	if (rename(t->tmp, t->info.path) < 0)
 		return pf_error_set(-errno, "cannot rename '%s' to '%s': %m", t->tmp, t->info.path);
 	free(TAKE_PTR(t->tmp));

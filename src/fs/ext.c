@@ -12,9 +12,11 @@
  * consumes; the channel name itself is only a label ("piflash-volume@START").
  *
  * Policy: a filesystem that needs journal recovery, has errors or orphans recorded, or (without
- * a journal) was not cleanly unmounted is refused with -EUCLEAN and a message to run e2fsck:
- * writing beside an unreplayed journal would corrupt it. Paths are looked up component by
- * component and symlinks are never followed (fs/resolve.c does that above). Replacing a
+ * a journal) was not cleanly unmounted opens for reading as it is (a journal is not replayed),
+ * and every write on it fails with -EUCLEAN and a message to run e2fsck: writing beside an
+ * unreplayed journal would corrupt it, and e2fsck, not piflash, decides what an unclean
+ * filesystem holds. Paths are looked up component by
+ * component and symlinks are never followed (fs/tree.c does that above). Replacing a
  * regular file keeps its inode (like `cp` onto an existing file): its blocks are punched,
  * the new content written and mode, owner and times set; hard links, extended attributes
  * and the creation time stay. Free space is checked before an existing file is truncated, so
@@ -56,6 +58,9 @@ typedef struct PfExt {
 	size_t inode_bytes;  /* buffer size for a whole on-disk inode */
 	bool bitmaps_loaded; /* allocation bitmaps read (needed before any allocation) */
 	bool modified;	     /* something was written since the last sync */
+	/* Why e2fsck must see the filesystem before it is changed ("" if it need not): it
+	 * opens for reading, and every write fails with -EUCLEAN naming this. */
+	const char *unclean;
 
 	/* The io channel's state. */
 	struct struct_io_stats stats;
@@ -735,6 +740,12 @@ static int ext_prepare_write(PfExt *e, const char *what, const char *path)
 {
 	errcode_t code;
 
+	if (e->unclean)
+		return pf_error_set(-EUCLEAN,
+				    "cannot %s '%s': %s: the filesystem %s; run 'e2fsck' on it "
+				    "before piflash changes it",
+				    what, path, e->type, e->unclean);
+
 	if (!e->bitmaps_loaded) {
 		code = ext2fs_read_bitmaps(e->fs);
 		if (code)
@@ -907,34 +918,23 @@ static void ext_free(PfExt *e)
 	free(e);
 }
 
-/* Refuses a filesystem that only e2fsck should touch. */
+/*
+ * Marks a filesystem that only e2fsck should change (e->unclean): it is read as it is, and
+ * written not at all. Refuses one larger than its partition: not even reading stays inside.
+ */
 static int ext_check_state(PfExt *e)
 {
 	struct ext2_super_block *sb = e->fs->super;
 	uint64_t fs_bytes;
 
 	if (ext2fs_has_feature_journal_needs_recovery(sb))
-		return pf_error_set(
-			-EUCLEAN,
-			"%s: the filesystem needs journal recovery (it was not unmounted "
-			"cleanly); run 'e2fsck' on it before editing it",
-			e->type);
-	if (sb->s_state & EXT2_ERROR_FS)
-		return pf_error_set(-EUCLEAN,
-				    "%s: the filesystem has errors recorded; run 'e2fsck' on it "
-				    "before editing it",
-				    e->type);
-	if (ext2fs_has_feature_orphan_present(sb) || sb->s_last_orphan)
-		return pf_error_set(
-			-EUCLEAN,
-			"%s: the filesystem has orphan inodes to clean up; run 'e2fsck' "
-			"on it before editing it",
-			e->type);
-	if (!ext2fs_has_feature_journal(sb) && !(sb->s_state & EXT2_VALID_FS))
-		return pf_error_set(-EUCLEAN,
-				    "%s: the filesystem was not cleanly unmounted; run 'e2fsck' on "
-				    "it before editing it",
-				    e->type);
+		e->unclean = "needs journal recovery (it was not unmounted cleanly)";
+	else if (sb->s_state & EXT2_ERROR_FS)
+		e->unclean = "has errors recorded";
+	else if (ext2fs_has_feature_orphan_present(sb) || sb->s_last_orphan)
+		e->unclean = "has orphan inodes to clean up";
+	else if (!ext2fs_has_feature_journal(sb) && !(sb->s_state & EXT2_VALID_FS))
+		e->unclean = "was not cleanly unmounted";
 	if (MUL_OVERFLOW(ext2fs_blocks_count(sb), (uint64_t)e->fs->blocksize, &fs_bytes) ||
 	    fs_bytes > e->vol.size_bytes)
 		return pf_error_set(-EUCLEAN,

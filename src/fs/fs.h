@@ -8,7 +8,7 @@
  * A volume is a byte range (a partition) of an overlay; drivers read and write only through
  * pf_volume_read()/pf_volume_write(), which keep them inside the partition. Paths are
  * absolute within the filesystem ("/etc/hostname") and are taken literally: no component is
- * followed as a symlink (fs/resolve.c follows links across partitions, the way the booted
+ * followed as a symlink (fs/tree.c follows links across partitions, the way the booted
  * system would). Every function returns >= 0 on success and -errno on failure, with a detail
  * for the user recorded through pf_error_set() when errno alone would not say enough.
  * A PfFs is used by one thread at a time.

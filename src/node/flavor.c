@@ -149,13 +149,6 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool endswith(const char *s, const char *suffix)
-{
-	size_t l = strlen(s), k = strlen(suffix);
-
-	return l >= k && streq(s + l - k, suffix);
-}
-
 static void cloud_user_done(PfCloudUser *u)
 {
 	free(u->name);

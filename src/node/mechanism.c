@@ -141,13 +141,6 @@ static int set_str(char **dst, const char *s)
 	return 0;
 }
 
-static bool endswith(const char *s, const char *suffix)
-{
-	size_t l = strlen(s), k = strlen(suffix);
-
-	return l >= k && streq(s + l - k, suffix);
-}
-
 /* ---- units ---- */
 
 static int facts_units(PfTree *tree, PfFlavorInfo *f, PfUnits *units)

@@ -847,15 +847,11 @@ int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan
 	return 0;
 }
 
-static int apply_one(PfTree *tree, const PfPtable *t, const PfOp *op, int64_t now)
+int pf_plan_op_resolve(PfTree *tree, const PfPtable *t, const PfOp *op, PfFs **ret_fs,
+		       char **ret_inner)
 {
 	_cleanup_(freep) char *inner = NULL;
 	const PfPartition *part = NULL, *where;
-	PfAttr attr = { .mode = op->mode, .uid = op->uid, .gid = op->gid, .mtime = now };
-	PfAttr dir_attr = { .mode = 0755, .mtime = now };
-	PfStat st;
-	char *slash;
-	PfFs *fs;
 	int r;
 
 	if (op->part) {
@@ -869,7 +865,24 @@ static int apply_one(PfTree *tree, const PfPtable *t, const PfOp *op, int64_t no
 	r = pf_tree_resolve(tree, part, op->path, op->kind == PF_OP_WRITE, &where, &inner);
 	if (r < 0)
 		return r;
-	r = pf_tree_fs(tree, where, &fs);
+	r = pf_tree_fs(tree, where, ret_fs);
+	if (r < 0)
+		return r;
+	*ret_inner = TAKE_PTR(inner);
+	return 0;
+}
+
+static int apply_one(PfTree *tree, const PfPtable *t, const PfOp *op, int64_t now)
+{
+	_cleanup_(freep) char *inner = NULL;
+	PfAttr attr = { .mode = op->mode, .uid = op->uid, .gid = op->gid, .mtime = now };
+	PfAttr dir_attr = { .mode = 0755, .mtime = now };
+	PfStat st;
+	char *slash;
+	PfFs *fs;
+	int r;
+
+	r = pf_plan_op_resolve(tree, t, op, &fs, &inner);
 	if (r < 0)
 		return r;
 

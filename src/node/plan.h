@@ -93,6 +93,11 @@ int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan
 PfPlan *pf_plan_free(PfPlan *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PfPlan *, pf_plan_free);
 
+/* The filesystem and the path inside it that op names in tree (its partition, or the booted
+ * system's view; a written file's path followed through symlinks). Returns 0, or -errno. */
+int pf_plan_op_resolve(PfTree *tree, const PfPtable *t, const PfOp *op, PfFs **ret_fs,
+		       char **ret_inner);
+
 /* Applies every operation; the first failure stops it, with a detail naming the operation. */
 int pf_plan_apply(PfTree *tree, const PfPtable *t, const PfPlan *p, int64_t now);
 

@@ -15,6 +15,7 @@
 #include "util/escape.h"
 #include "util/fileio.h"
 #include "util/macros.h"
+#include "util/strutil.h"
 
 /* ---- context tree ---- */
 
@@ -728,13 +729,6 @@ finish:
 	free(rd.out.data);
 	free(p.tokens);
 	return r;
-}
-
-static bool endswith(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-
-	return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
 PfTplMode pf_tpl_mode_for_name(const char *name)

@@ -65,13 +65,6 @@ PfUnits *pf_units_free(PfUnits *u)
 	return NULL;
 }
 
-static bool endswith(const char *s, const char *suffix)
-{
-	size_t l = strlen(s), k = strlen(suffix);
-
-	return l >= k && streq(s + l - k, suffix);
-}
-
 static const char *basename_of(const char *path)
 {
 	const char *slash = strrchr(path, '/');

@@ -132,7 +132,7 @@ int pf_tmpfile_at(int dirfd, const char *prefix, const char *what, char **ret_na
 			name = NULL;
 			return -ENOMEM;
 		}
-		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (fd >= 0) {
 			*ret_name = TAKE_PTR(name);
 			return fd;

@@ -26,8 +26,9 @@ void pf_fsync_dir_at(int dirfd, const char *path);
 
 /*
  * Creates a new file "<prefix><8 hex digits>" relative to dirfd (AT_FDCWD: the working
- * directory), mode 0644 less the umask, with O_EXCL and O_NOFOLLOW so that nothing already
- * there is opened, let alone truncated. Returns the open fd (O_RDWR, O_CLOEXEC) and the name
+ * directory), mode 0600 (an image may hold private host keys and password hashes: a caller
+ * that writes something public fchmod()s it), with O_EXCL and O_NOFOLLOW so that nothing
+ * already there is opened, let alone truncated. Returns the open fd (O_RDWR, O_CLOEXEC) and the name
  * in *ret_name (malloc'd), or -errno with a detail naming what.
  */
 int pf_tmpfile_at(int dirfd, const char *prefix, const char *what, char **ret_name);

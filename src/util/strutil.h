@@ -16,6 +16,9 @@
 /* True if s starts with prefix; returns pointer past the prefix or NULL. */
 const char *startswith(const char *s, const char *prefix);
 
+/* True if s ends with suffix. */
+bool endswith(const char *s, const char *suffix);
+
 /* Formats bytes as "64.0 MiB" into buf (at least 16 bytes). Returns buf. */
 char *pf_format_bytes(char *buf, size_t len, uint64_t bytes);
 

@@ -245,14 +245,26 @@ done
 expect_fail 1 'ENOSPC' ft "$WORK/full.img" 0 "$fsz" write "/s$j" "$WORK/3k"
 ext_clean "$WORK/full.img" 0
 
-# A filesystem that needs journal recovery is refused, and left as it was.
+# A filesystem that needs journal recovery reads as it is; writing is refused, and it is left
+# as it was.
 new_image recover "-t ext4" 16
 debugfs -w -R 'feature needs_recovery' "$WORK/recover.img" >/dev/null 2>&1
 before=$(sha256 "$WORK/recover.img")
 printf 'x\n' >"$WORK/x"
-expect_fail 1 'e2fsck.*EUCLEAN' ft "$WORK/recover.img" 0 $((16 << 20)) write /x "$WORK/x"
-expect_fail 1 'e2fsck' ft "$WORK/recover.img" 0 $((16 << 20)) ls /
+expect_fail 1 'journal recovery.*e2fsck.*EUCLEAN' ft "$WORK/recover.img" 0 $((16 << 20)) write /x "$WORK/x"
+ft "$WORK/recover.img" 0 $((16 << 20)) ls / | grep -q lost+found || fail "ls of a filesystem needing recovery"
+pass "a filesystem needing recovery is listed"
 assert_eq "refused image unchanged" "$before" "$(sha256 "$WORK/recover.img")"
+
+# The same for an ext2 marked not clean (no journal) that e2fsck -fn finds nothing wrong in.
+new_image unclean "-t ext2" 16
+debugfs -w -R 'ssv state 0' "$WORK/unclean.img" >/dev/null 2>&1
+e2fsck -fn "$WORK/unclean.img" >/dev/null 2>&1 || fail "e2fsck -fn finds problems in unclean.img"
+before=$(sha256 "$WORK/unclean.img")
+ft "$WORK/unclean.img" 0 $((16 << 20)) ls / | grep -q lost+found || fail "ls of a not-clean ext2"
+pass "a not-clean ext2 is listed"
+expect_fail 1 'not cleanly unmounted.*e2fsck' ft "$WORK/unclean.img" 0 $((16 << 20)) write /x "$WORK/x"
+assert_eq "refused image unchanged" "$before" "$(sha256 "$WORK/unclean.img")"
 
 # Not an ext filesystem at all.
 truncate -s 4M "$WORK/zero.img"

@@ -13,7 +13,7 @@ TEST_NAME=$(basename "$0" .sh)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/piflash-$TEST_NAME.XXXXXX")
 # Every test keeps its cache apart from the user's and from other tests.
 export XDG_CACHE_HOME="$WORK/cache"
-trap 'rm -rf "$WORK"' EXIT
+trap '[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
 CHECKS=0
 

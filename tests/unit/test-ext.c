@@ -785,21 +785,69 @@ static void set_incompat(const char *image, uint32_t flag)
 	assert_int_equal(ext2fs_close_free(&fs), 0);
 }
 
-static void test_needs_recovery(void **state)
+/* Sets the superblock's state field (EXT2_VALID_FS, EXT2_ERROR_FS) and last orphan. */
+static void set_state(const char *image, uint16_t state, uint32_t last_orphan)
 {
-	static const char *const kinds[] = { "-t ext3", "-t ext4" };
-	int r;
+	ext2_filsys fs;
 
+	assert_int_equal(ext2fs_open(image, EXT2_FLAG_RW, 0, 0, unix_io_manager, &fs), 0);
+	fs->super->s_state = state;
+	fs->super->s_last_orphan = last_orphan;
+	ext2fs_mark_super_dirty(fs);
+	fs->flags &= ~EXT2_FLAG_MASTER_SB_ONLY;
+	assert_int_equal(ext2fs_close_free(&fs), 0);
+}
+
+/*
+ * A filesystem only e2fsck should change — needing journal recovery, with errors or orphans
+ * recorded, or without a journal and not cleanly unmounted — opens and reads as it is; every
+ * write is refused with -EUCLEAN naming the state and e2fsck, and nothing changes.
+ */
+static void test_unclean(void **state)
+{
+	static const struct {
+		const char *mkfs;
+		const char *why;
+	} cases[] = {
+		{ "-t ext3", "journal recovery" }, { "-t ext4", "journal recovery" },
+		{ "-t ext4", "errors recorded" },  { "-t ext4", "orphan inodes" },
+		{ "-t ext2", "not cleanly" },
+	};
 	(void)state;
-	for (size_t k = 0; k < 2; k++) {
+	for (size_t k = 0; k < ELEMENTSOF(cases); k++) {
+		_cleanup_(freep) uint8_t *got = NULL;
+		PfDirent *d = NULL;
+		size_t n = 0, size = 0;
 		T t;
+		int r;
 
-		t_make(&t, kinds[k], 16 * 1024, 0);
-		set_incompat(t.image, EXT3_FEATURE_INCOMPAT_RECOVER);
-		r = t_open_raw(&t);
+		t_make(&t, cases[k].mkfs, 16 * 1024, 0);
+		assert_int_equal(run("printf 'hi\\n' >'%s/hello' && debugfs -w -R 'write %s/hello "
+				     "hello' '%s' >/dev/null 2>&1",
+				     t.dir, t.dir, t.image),
+				 0);
+		if (k < 2)
+			set_incompat(t.image, EXT3_FEATURE_INCOMPAT_RECOVER);
+		else if (k == 2)
+			set_state(t.image, EXT2_VALID_FS | EXT2_ERROR_FS, 0);
+		else if (k == 3)
+			set_state(t.image, EXT2_VALID_FS, 12);
+		else
+			set_state(t.image, 0, 0);
+		assert_int_equal(t_open_raw(&t), 0);
+		assert_int_equal(pf_fs_list(t.fs, "/", &d, &n), 0);
+		assert_true(n >= 2); /* lost+found and hello, at least */
+		pf_dirents_free(d, n);
+		assert_int_equal(pf_fs_read_file(t.fs, "/hello", 100, &got, &size), 0);
+		assert_int_equal(size, 3);
+		r = pf_fs_write_file(t.fs, "/x", "x", 1, &attr_file);
 		assert_int_equal(r, -EUCLEAN);
 		assert_non_null(strstr(pf_error_message(r), "e2fsck"));
-		assert_null(t.fs);
+		assert_non_null(strstr(pf_error_message(r), cases[k].why));
+		assert_int_equal(pf_fs_mkdir(t.fs, "/d", &attr_file), -EUCLEAN);
+		assert_int_equal(pf_fs_remove(t.fs, "/hello"), -EUCLEAN);
+		assert_int_equal(pf_fs_sync(t.fs), 0);
+		assert_int_equal(pf_overlay_changed(t.ov)->n, 0);
 		t_done(&t);
 	}
 }
@@ -937,7 +985,7 @@ int main(void)
 		cmocka_unit_test(test_remove_leaves_no_name),
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_offset),
-		cmocka_unit_test(test_needs_recovery),
+		cmocka_unit_test(test_unclean),
 		cmocka_unit_test(test_unknown_feature),
 		cmocka_unit_test(test_corrupt),
 		cmocka_unit_test(test_inline_data),
