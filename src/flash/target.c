@@ -541,6 +541,16 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 	if (!info->serial)
 		info->serial = udev_serial(disk_dev);
 
+	/* A probe lists the disk with its size even when a check below refuses it first, or
+	 * it cannot be opened: sysfs has it, in 512-byte sectors. */
+	if (probe) {
+		_cleanup_(freep) char *sectors = read_value(dev_dir, "size");
+		uint64_t n;
+
+		if (sectors && pf_parse_u64(sectors, &n) == 0 && n <= UINT64_MAX / 512)
+			info->size_bytes = n * 512;
+	}
+
 	/* The safety checks, most serious first, before the device is even opened: the
 	 * system disk is refused as such, whatever opening it would say. */
 	if (!read_only) {
@@ -568,14 +578,8 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 
 	fd = open(info->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 && probe) {
-		/* Not root: sysfs still tells the size, in 512-byte sectors. */
-		_cleanup_(freep) char *sectors = NULL;
-		uint64_t n;
-
-		probe->open_error = -errno;
-		sectors = read_value(dev_dir, "size");
-		if (sectors && pf_parse_u64(sectors, &n) == 0 && n <= UINT64_MAX / 512)
-			size = n * 512;
+		probe->open_error = -errno; /* not root: the size sysfs told stays */
+		size = info->size_bytes;
 	} else if (fd < 0)
 		return open_error();
 	else if (ioctl(fd, BLKGETSIZE64, &size) < 0 || ioctl(fd, BLKSSZGET, &ssz) < 0)
