@@ -8,8 +8,8 @@ set -eu
 
 PACKAGES="
 build-essential pkg-config meson ninja-build
-libarchive-dev libfdisk-dev libblkid-dev libext2fs-dev comerr-dev zlib1g-dev
-libssl-dev libjson-c-dev libyaml-dev libcmocka-dev
+libarchive-dev liblzma-dev libfdisk-dev libblkid-dev libext2fs-dev comerr-dev zlib1g-dev
+libssl-dev libjson-c-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev
 dosfstools mtools e2fsprogs fdisk util-linux
 gzip xz-utils zstd bzip2 zip unzip
 clang-format jq

@@ -824,6 +824,9 @@ EOF
 	cloud_init_units
 	ifupdown_base
 	enable networking.service
+	# wpasupplicant, with its ifupdown hook that starts it for a stanza's wpa-conf line.
+	exe /sbin/wpa_supplicant
+	exe /etc/network/if-pre-up.d/wpasupplicant
 }
 
 flavor_ubuntu() {

@@ -32,6 +32,7 @@
 #include "cmd/cmd.h"
 #include "cmd/report.h"
 #include "config.h"
+#include "disk/fetch.h"
 #include "flash/artifact.h"
 #include "flash/ranges.h"
 #include "util/error.h"
@@ -161,6 +162,7 @@ static void help(const struct option *table)
 	       "                         matrix); the slices together are the whole run\n"
 	       "     --force             Rebuild nodes that are up to date\n"
 	       "     --no-cache          Decompress to a temporary file instead of the cache\n"
+	       "     --sha256 HEX        Fail unless the image (file, download) has this SHA-256\n"
 	       "  -q --quiet             Print nothing but errors and the summary\n"
 	       "\n"
 	       "The node options below override every row (--node, --ip and --known-hosts\n"
@@ -289,14 +291,18 @@ static int hash_common(Batch *b, const char *image_path)
 	struct stat st;
 	Hash h;
 
-	if (stat(image_path, &st) < 0)
+	if (image_path && stat(image_path, &st) < 0)
 		return pf_error_set(-errno, "'%s': %m", image_path);
 	if (hash_begin(&h) < 0)
 		return -ENOMEM;
 	hash_field(&h, "piflash", PACKAGE_VERSION);
-	/* The image as a file: a new download or an edit rebuilds everything. */
-	hash_fieldf(&h, "image", "%" PRIu64 " %" PRId64 ".%09ld", (uint64_t)st.st_size,
-		    (int64_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	/* The image as a file: a new download or an edit rebuilds everything. Standard input
+	 * has no file: its content's SHA-256 stands for it. */
+	if (image_path)
+		hash_fieldf(&h, "image", "%" PRIu64 " %" PRId64 ".%09ld", (uint64_t)st.st_size,
+			    (int64_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	else
+		hash_field(&h, "image-sha256", pf_source_sha256(b->base.src));
 	hash_field(&h, "flavor", pf_flavor_name(b->flavor->flavor));
 	hash_field(&h, "format", pf_artifact_suffix(b->format));
 	hash_fieldf(&h, "bmap", "%d", b->bmap);
@@ -1442,6 +1448,7 @@ int cmd_batch(int argc, char **argv)
 		{ "shard", required_argument, NULL, 'S' },
 		{ "force", no_argument, NULL, 'F' },
 		{ "no-cache", no_argument, NULL, 'N' },
+		{ "sha256", required_argument, NULL, IMAGE_OPTION_SHA256 },
 		{ "quiet", no_argument, NULL, 'q' },
 		{},
 	};
@@ -1508,6 +1515,11 @@ int cmd_batch(int argc, char **argv)
 		case 'N':
 			so.no_cache = true;
 			break;
+		case IMAGE_OPTION_SHA256:
+			r = image_option_sha256(&so, "batch", optarg);
+			if (r != PF_EXIT_OK)
+				return r;
+			break;
 		case 'q':
 			arg_quiet = true;
 			break;
@@ -1556,7 +1568,9 @@ int cmd_batch(int argc, char **argv)
 	}
 
 	/* The input as the user named it: what the run must never write over or remove. */
-	if (stat(argv[optind], &b.input_st) < 0) {
+	/* (A URL's or standard input's file is known once it is opened, below.) */
+	if (!pf_fetch_is_url(argv[optind]) && !streq(argv[optind], "-") &&
+	    stat(argv[optind], &b.input_st) < 0) {
 		log_error("'%s': %m", argv[optind]);
 		return PF_EXIT_FAILURE;
 	}
@@ -1572,6 +1586,14 @@ int cmd_batch(int argc, char **argv)
 		log_error("'%s': %m", base.path);
 		return PF_EXIT_FAILURE;
 	}
+	if (pf_fetch_is_url(argv[optind]) || streq(argv[optind], "-")) {
+		b.input_st = b.source_st;
+		if (pf_source_input_path(base.src) &&
+		    stat(pf_source_input_path(base.src), &b.input_st) < 0) {
+			log_error("'%s': %m", pf_source_input_path(base.src));
+			return PF_EXIT_FAILURE;
+		}
+	}
 	ret = node_flavor(&base, &no, &flavor);
 	if (ret != PF_EXIT_OK)
 		return ret;
@@ -1580,7 +1602,7 @@ int cmd_batch(int argc, char **argv)
 	b.inv = inv;
 	b.flavor = flavor;
 	b.no = &no;
-	r = hash_common(&b, argv[optind]);
+	r = hash_common(&b, pf_source_input_path(base.src));
 	if (r < 0) {
 		log_error_errno(r, "cannot hash the inputs");
 		return PF_EXIT_FAILURE;

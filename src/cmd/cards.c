@@ -669,6 +669,32 @@ static int load_nodes(Cards *c)
 	return PF_EXIT_OK;
 }
 
+/* Every node to write is planned first: one that would fail (nobody could log into it, a
+ * bad key or template) stops the run before any card is written, not after the cards before
+ * it. */
+static int check_nodes(Cards *c)
+{
+	size_t bad = 0;
+
+	for (size_t i = 0; i < c->n_nodes; i++) {
+		int e;
+
+		if (c->nodes[i].state == NODE_RECORDED)
+			continue;
+		e = node_check(&c->base, c->o->no, c->flavor, c->inv, c->nodes[i].row);
+		if (e < 0) {
+			log_error_errno(e, "%s", c->nodes[i].hostname);
+			bad++;
+		}
+	}
+	if (bad) {
+		log_error("%zu node%s of '%s' cannot be built; nothing written", bad,
+			  bad == 1 ? "" : "s", c->inv->path);
+		return PF_EXIT_FAILURE;
+	}
+	return PF_EXIT_OK;
+}
+
 static int run(Cards *c)
 {
 	const CardsOptions *o = c->o;
@@ -706,6 +732,9 @@ static int run(Cards *c)
 	if (image_open(&c->base, o->image, &o->source) < 0)
 		return PF_EXIT_FAILURE;
 	r = node_flavor(&c->base, o->no, &c->flavor);
+	if (r != PF_EXIT_OK)
+		return r;
+	r = check_nodes(c);
 	if (r != PF_EXIT_OK)
 		return r;
 

@@ -26,7 +26,8 @@ static void help_ls(void)
 	       "\n"
 	       "  -h --help       Show this help\n"
 	       "  -l              Long listing: mode, uid, gid, size, mtime, link target\n"
-	       "     --no-cache   Decompress to a temporary file instead of the cache\n");
+	       "     --no-cache   Decompress to a temporary file instead of the cache\n"
+	       "     --sha256 HEX Fail unless the image (file, download) has this SHA-256\n");
 }
 
 static void help_cat(void)
@@ -38,7 +39,8 @@ static void help_cat(void)
 	       "inside the image (across partitions, through the image's /etc/fstab).\n"
 	       "\n"
 	       "  -h --help       Show this help\n"
-	       "     --no-cache   Decompress to a temporary file instead of the cache\n");
+	       "     --no-cache   Decompress to a temporary file instead of the cache\n"
+	       "     --sha256 HEX Fail unless the image (file, download) has this SHA-256\n");
 }
 
 static void mode_string(mode_t m, char out[11])
@@ -103,6 +105,7 @@ static int parse_common(int argc, char **argv, const char *cmd, void (*help)(voi
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "no-cache", no_argument, NULL, 'N' },
+		{ "sha256", required_argument, NULL, IMAGE_OPTION_SHA256 },
 		{},
 	};
 	int c;
@@ -119,6 +122,11 @@ static int parse_common(int argc, char **argv, const char *cmd, void (*help)(voi
 			break;
 		case 'N':
 			so->no_cache = true;
+			break;
+		case IMAGE_OPTION_SHA256:
+			c = image_option_sha256(so, cmd, optarg);
+			if (c != PF_EXIT_OK)
+				return -c;
 			break;
 		default:
 			return -usage_error(cmd, "unknown option '%s'", argv[optind - 1]);

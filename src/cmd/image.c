@@ -5,14 +5,37 @@
 
 #include "cmd/cmd.h"
 #include "cmd/image.h"
+#include "cmd/output.h"
+#include "disk/fetch.h"
 #include "util/error.h"
+
+int image_option_sha256(PfSourceOptions *so, const char *cmd, const char *arg)
+{
+	static char hex[65]; /* one image per command */
+
+	if (pf_sha256_parse(arg, hex) < 0)
+		return usage_error(cmd, "--sha256 '%s': expected 64 hexadecimal digits", arg);
+	so->sha256 = hex;
+	return PF_EXIT_OK;
+}
+
+static void download_progress(uint64_t done, uint64_t total, void *userdata)
+{
+	output_progress_phase("download", done, total == UINT64_MAX ? 0 : total);
+}
 
 int image_open(Image *img, const char *path, const PfSourceOptions *so)
 {
+	PfSourceOptions o = so ? *so : (PfSourceOptions){ 0 };
 	int r;
 
 	*img = (Image){ .path = path };
-	r = pf_source_open(path, so, &img->src);
+	if (!o.fetch_progress)
+		o.fetch_progress = download_progress;
+	if (pf_fetch_is_url(path))
+		log_info("Downloading '%s'%s", path, o.no_cache ? " (not cached)" : "");
+	r = pf_source_open(path, &o, &img->src);
+	output_progress_phase(NULL, 0, 0);
 	if (r < 0)
 		return log_error_errno(r, "'%s'", path);
 	r = pf_ptable_read(pf_source_fd(img->src), pf_source_size(img->src), &img->table);

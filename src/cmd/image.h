@@ -20,8 +20,19 @@ typedef struct Image {
 	PfTree *tree;
 } Image;
 
-/* Opens path; on failure prints the error and returns a negative errno. */
+/*
+ * Opens path: a file, an http(s):// URL (downloaded into the cache, with progress on
+ * stderr as output_progress_mode says) or "-" (standard input). On failure prints the
+ * error and returns a negative errno.
+ */
 int image_open(Image *img, const char *path, const PfSourceOptions *so);
+
+/* The option every command that opens an image takes: --sha256 HEX. */
+#define IMAGE_OPTION_SHA256 0x0f00
+
+/* Handles --sha256 arg for cmd: stores it in so. Returns PF_EXIT_OK or a usage error. */
+int image_option_sha256(PfSourceOptions *so, const char *cmd, const char *arg);
+
 void image_close(Image *img);
 
 /*

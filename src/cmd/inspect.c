@@ -31,6 +31,7 @@ static void help(void)
 	       "  -h --help        Show this help\n"
 	       "     --json       Print one JSON object (fields documented in README.md)\n"
 	       "     --no-cache   Decompress to a temporary file instead of the cache\n"
+	       "     --sha256 HEX Fail unless the image (file, download) has this SHA-256\n"
 	       "     --flavor NAME  Take the flavor as given (hypriot, ubuntu, rpios-trixie,\n"
 	       "                  rpios-bookworm, raspbian, debian) and show what follows\n"
 	       "     --network NAME  Take the network service as given (cloud-init, netplan,\n"
@@ -287,6 +288,7 @@ int cmd_inspect(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-cache", no_argument, NULL, 'N' },
+		{ "sha256", required_argument, NULL, IMAGE_OPTION_SHA256 },
 		{ "flavor", required_argument, NULL, 'F' },
 		{ "network", required_argument, NULL, 'W' },
 		{},
@@ -311,6 +313,11 @@ int cmd_inspect(int argc, char **argv)
 			break;
 		case 'N':
 			so.no_cache = true;
+			break;
+		case IMAGE_OPTION_SHA256:
+			r = image_option_sha256(&so, "inspect", optarg);
+			if (r != PF_EXIT_OK)
+				return r;
 			break;
 		case 'F':
 			r = pf_flavor_from_name(optarg, &o.flavor);

@@ -27,6 +27,7 @@ enum {
 	OPT_TEMPLATE_DIR,
 	OPT_USER_DATA,
 	OPT_SSH_PASSWORD,
+	OPT_NO_LOGIN,
 	OPT_HOST_KEYS,
 	OPT_KNOWN_HOSTS,
 	OPT_INSTANCE_ID_SEED,
@@ -40,20 +41,20 @@ static const struct {
 	const char *option;
 	const char *key;
 } setting_keys[] = {
-	{ "domain", "domain" },
-	{ "ssh-key", "ssh_key" },
-	{ "user", "user" },
-	{ "password-hash", "password_hash" },
-	{ "ip", "ip" },
-	{ "gateway", "gateway" },
-	{ "dns", "dns" },
-	{ "iface", "iface" },
-	{ "wifi-ssid", "wifi_ssid" },
-	{ "wifi-psk-file", "wifi_psk_file" },
-	{ "wifi-country", "wifi_country" },
-	{ "timezone", "timezone" },
-	{ "locale", "locale" },
-	{ "board", "board" },
+	{ "--domain", "domain" },
+	{ "--ssh-key", "ssh_key" },
+	{ "--user", "user" },
+	{ "--password-hash", "password_hash" },
+	{ "--ip", "ip" },
+	{ "--gateway", "gateway" },
+	{ "--dns", "dns" },
+	{ "--iface", "iface" },
+	{ "--wifi-ssid", "wifi_ssid" },
+	{ "--wifi-psk-file", "wifi_psk_file" },
+	{ "--wifi-country", "wifi_country" },
+	{ "--timezone", "timezone" },
+	{ "--locale", "locale" },
+	{ "--board", "board" },
 };
 
 const struct option node_long_options[] = {
@@ -64,6 +65,7 @@ const struct option node_long_options[] = {
 	{ "template-dir", required_argument, NULL, OPT_TEMPLATE_DIR },
 	{ "user-data", required_argument, NULL, OPT_USER_DATA },
 	{ "ssh-password", no_argument, NULL, OPT_SSH_PASSWORD },
+	{ "no-login", no_argument, NULL, OPT_NO_LOGIN },
 	{ "host-keys", no_argument, NULL, OPT_HOST_KEYS },
 	{ "known-hosts", required_argument, NULL, OPT_KNOWN_HOSTS },
 	{ "instance-id-seed", required_argument, NULL, OPT_INSTANCE_ID_SEED },
@@ -96,6 +98,8 @@ const char node_options_help[] =
 	"     --user NAME            The user who gets the keys (default: the image's)\n"
 	"     --password-hash HASH   A crypt(3) hash (openssl passwd -6); never a password\n"
 	"     --ssh-password         Keep SSH password login on although keys are given\n"
+	"     --no-login             A node nobody can log into: no key, no password (without\n"
+	"                            a key or a hash, piflash refuses to lock the login)\n"
 	"     --ip ADDR/PREFIX       Static IPv4 address (default: DHCP)\n"
 	"     --gateway ADDR         Default gateway, inside the --ip subnet\n"
 	"     --dns ADDR[,ADDR...]   DNS servers\n"
@@ -131,8 +135,8 @@ const char node_options_help[] =
 bool node_options_given(const NodeOptions *no)
 {
 	return no->node || no->inventory || no->n_settings > 0 || no->flavor || no->network ||
-	       no->template_dir || no->user_data || no->ssh_password || no->host_keys ||
-	       no->seed_option;
+	       no->template_dir || no->user_data || no->ssh_password || no->no_login ||
+	       no->host_keys || no->seed_option;
 }
 
 struct option *node_merge_options(const struct option *own)
@@ -311,6 +315,9 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 	case OPT_SSH_PASSWORD:
 		no->ssh_password = true;
 		return 0;
+	case OPT_NO_LOGIN:
+		no->no_login = true;
+		return 0;
 	case OPT_HOST_KEYS:
 		no->host_keys = true;
 		return 0;
@@ -338,7 +345,12 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 			.option = "--set",
 			.owned = true,
 		};
-		return no->settings[no->n_settings - 1].key ? 0 : PF_EXIT_FAILURE;
+		if (!no->settings[no->n_settings - 1].key)
+			return PF_EXIT_FAILURE;
+		/* A misspelt setting is an error now, not a variable for every node later. */
+		if (pf_node_config_key_check(no->settings[no->n_settings - 1].key) < 0)
+			return usage_error(NULL, "--set: %s", pf_error_message(-EINVAL));
+		return 0;
 	}
 	if (c >= OPT_SETTING_FIRST && c < OPT_SETTING_FIRST + (int)ELEMENTSOF(setting_keys)) {
 		no->settings[no->n_settings++] = (NodeSetting){
@@ -386,19 +398,25 @@ int node_settings(const NodeOptions *no, const PfInventory *inv, const PfInvento
 		if (r < 0)
 			return r;
 	} else {
+		/* The message names --node already: no prefix here. */
 		r = pf_node_config_set(cfg, "hostname", no->node, "--node");
 		if (r < 0)
-			return pf_error_prefix(r, "--node");
+			return r;
 	}
 
 	/* Options given on the command line override the row, in the order given. */
 	for (size_t i = 0; i < no->n_settings; i++) {
 		const NodeSetting *s = &no->settings[i];
+		char origin[96];
 
+		/* "--ip"; "--set var_rack", since --set alone does not say which. */
+		snprintf(origin, sizeof(origin), "%s%s%.64s", s->option,
+			 streq(s->option, "--set") ? " " : "",
+			 streq(s->option, "--set") ? s->key : "");
 		if (streq(s->key, "ssh_key") && keys_seen)
 			r = append_keys(cfg, s->value, "--ssh-key");
 		else
-			r = pf_node_config_set(cfg, s->key, s->value, s->option);
+			r = pf_node_config_set(cfg, s->key, s->value, origin);
 		if (streq(s->key, "ssh_key"))
 			keys_seen = true;
 		if (r < 0)
@@ -406,6 +424,8 @@ int node_settings(const NodeOptions *no, const PfInventory *inv, const PfInvento
 	}
 	if (no->ssh_password)
 		cfg->ssh_password = true;
+	if (no->no_login)
+		cfg->no_login = true;
 	return pf_node_config_check(cfg);
 }
 
@@ -552,6 +572,18 @@ int node_build(Image *img, const NodeOptions *no, const PfFlavorInfo *f, bool ma
 	return 0;
 }
 
+int node_check(Image *img, const NodeOptions *no, const PfFlavorInfo *f, const PfInventory *inv,
+	       const PfInventoryRow *row)
+{
+	_cleanup_(node_build_done) NodeBuild nb = { 0 };
+	int r;
+
+	r = node_settings(no, inv, row, &nb.cfg);
+	if (r >= 0)
+		r = node_build(img, no, f, true, &nb);
+	return r;
+}
+
 int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *ret)
 {
 	_cleanup_(pf_inventory_freep) PfInventory *inv = NULL;
@@ -564,12 +596,13 @@ int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *r
 	if (no->inventory) {
 		r = pf_inventory_load(no->inventory, &inv);
 		if (r < 0) {
-			log_error_errno(r, "inventory '%s'", no->inventory);
+			/* Every message of the loader names the file (and line, column). */
+			log_error_errno(r, "inventory");
 			return PF_EXIT_FAILURE;
 		}
 		row = pf_inventory_find(inv, no->node);
 		if (!row) {
-			log_error_errno(-ENOENT, "inventory '%s'", no->inventory);
+			log_error_errno(-ENOENT, "inventory");
 			return PF_EXIT_FAILURE;
 		}
 	}

@@ -35,6 +35,7 @@ typedef struct NodeOptions {
 	const char *template_dir;
 	const char *user_data;
 	bool ssh_password;
+	bool no_login;		 /* --no-login */
 	bool host_keys;		 /* --host-keys */
 	const char *known_hosts; /* --known-hosts FILE */
 	/* The seed, from --instance-id-seed-file, PIFLASH_INSTANCE_ID_SEED or (with a warning)
@@ -121,6 +122,14 @@ int node_settings(const NodeOptions *no, const PfInventory *inv, const PfInvento
  */
 int node_build(Image *img, const NodeOptions *no, const PfFlavorInfo *f, bool mask_secrets,
 	       NodeBuild *b);
+
+/*
+ * Plans the node of row (node_settings() and node_build() on img, secrets masked) and throws
+ * the plan away: what fails here would fail the node later, so a run writing cards one after
+ * the other can refuse before the first. Prints nothing: returns 0 or -errno with a detail.
+ */
+int node_check(Image *img, const NodeOptions *no, const PfFlavorInfo *f, const PfInventory *inv,
+	       const PfInventoryRow *row);
 
 /*
  * For one node (--node, with --inventory or not): loads the inventory, detects the flavor and

@@ -270,6 +270,21 @@ static bool swapped(const char *image, const char *target)
 	       S_ISREG(b.st_mode);
 }
 
+int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o)
+{
+	Image img = { .path = image };
+
+	return confirm(&img, i, o);
+}
+
+void output_adopt(PfTarget *t, const char *target)
+{
+	pf_target_free(checked_target);
+	free(checked_path);
+	checked_path = strdup(target);
+	checked_target = checked_path ? t : pf_target_free(t);
+}
+
 int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret)
 {
 	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
@@ -278,7 +293,9 @@ int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget
 	struct stat st;
 	int r;
 
-	in_fd = open(img->path, O_RDONLY | O_CLOEXEC);
+	/* The file the image came from (a URL's download in the cache; none for stdin). */
+	if (pf_source_input_path(img->src))
+		in_fd = open(pf_source_input_path(img->src), O_RDONLY | O_CLOEXEC);
 	to.input_fd = in_fd;
 	/* Only a card needs to know how much of it the image needs. */
 	if (!streq(target, "-") && stat(target, &st) == 0 && S_ISBLK(st.st_mode)) {
@@ -506,4 +523,25 @@ int output_verify(Image *img, const char *target, const OutputOptions *o)
 	progress_finish(&p, target, ret, 0);
 	output_signals_restore();
 	return ret;
+}
+
+/* ---- phases outside output_write() ------------------------------------------------------ */
+
+ProgressMode output_progress_mode = PROGRESS_AUTO;
+
+void output_progress_phase(const char *phase, uint64_t done_bytes, uint64_t total_bytes)
+{
+	static Progress p;
+	static bool open;
+
+	if (!phase) {
+		if (open)
+			progress_end(&p);
+		open = false;
+		return;
+	}
+	if (!open)
+		progress_init(&p, output_progress_mode);
+	open = true;
+	progress_update(&p, phase, done_bytes, total_bytes);
 }

@@ -63,6 +63,11 @@ typedef void (*OutputProgressFn)(void *userdata, const char *phase, uint64_t don
  * the reason of a refusal; returns an exit code. */
 int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret);
 
+/* For a target opened before the image (cmd/cold.h): the question output_check() asks, and
+ * the opened, checked target handed over for output_write() to use. */
+int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o);
+void output_adopt(PfTarget *t, const char *target);
+
 /* "Target /dev/sdb: sdb, usb, 29.7 GiB, model '...', serial '...'" */
 void output_describe(const PfTargetInfo *i);
 
@@ -74,6 +79,14 @@ void output_describe(const PfTargetInfo *i);
  */
 int output_flash(Image *img, PfTarget *t, const OutputOptions *o, OutputProgressFn progress,
 		 void *progress_data, uint64_t *ret_written);
+
+/*
+ * A phase outside output_write() (the download of an image), shown as --progress says:
+ * output_progress_mode is PROGRESS_AUTO unless a command with --progress sets it. phase
+ * NULL ends the display's line. total_bytes 0: unknown.
+ */
+extern ProgressMode output_progress_mode;
+void output_progress_phase(const char *phase, uint64_t done_bytes, uint64_t total_bytes);
 
 /* SIGINT/SIGTERM set a flag that stops every write and verification between chunks;
  * SIGPIPE is ignored. Nested calls are counted. */

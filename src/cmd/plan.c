@@ -21,6 +21,7 @@ static void help(const struct option *table)
 	       "  -h --help       Show this help\n"
 	       "     --json       Print the plan as one JSON object\n"
 	       "     --no-cache   Decompress to a temporary file instead of the cache\n"
+	       "     --sha256 HEX Fail unless the image (file, download) has this SHA-256\n"
 	       "\n");
 	node_options_help_print(table);
 }
@@ -31,6 +32,7 @@ int cmd_plan(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-cache", no_argument, NULL, 'N' },
+		{ "sha256", required_argument, NULL, IMAGE_OPTION_SHA256 },
 		{},
 	};
 	_cleanup_(freep) struct option *options = node_merge_options(own);
@@ -54,6 +56,11 @@ int cmd_plan(int argc, char **argv)
 			break;
 		case 'N':
 			so.no_cache = true;
+			break;
+		case IMAGE_OPTION_SHA256:
+			r = image_option_sha256(&so, "plan", optarg);
+			if (r != PF_EXIT_OK)
+				return r;
 			break;
 		default:
 			if (c >= NODE_OPTION_BASE) {

@@ -17,6 +17,7 @@
 
 #include "cmd/cards.h"
 #include "cmd/cmd.h"
+#include "cmd/cold.h"
 #include "cmd/help.h"
 #include "cmd/image.h"
 #include "cmd/node.h"
@@ -43,6 +44,7 @@ static const struct option write_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ "add", required_argument, NULL, 'a' },
 	{ "no-cache", no_argument, NULL, 'N' },
+	{ "sha256", required_argument, NULL, IMAGE_OPTION_SHA256 },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "yes", no_argument, NULL, 'y' },
 	{ "force", no_argument, NULL, 'F' },
@@ -66,6 +68,7 @@ static const char write_options_help[] =
 	"                      is octal (default 0644), owner root unless UID:GID given.\n"
 	"                      Repeatable.\n"
 	"     --no-cache       Decompress to a temporary file instead of the cache\n"
+	"     --sha256 HEX     Fail unless the image (file, download) has this SHA-256\n"
 	"  -q --quiet          Print nothing but errors\n";
 
 static const char write_card_options_help[] =
@@ -323,6 +326,7 @@ static int run(int argc, char **argv, bool verify)
 	size_t n_adds = 0;
 	OutputOptions oo = { 0 };
 	CardsOptions co = { 0 };
+	Cold *cold = NULL;
 	bool all = false;
 	int64_t now;
 	int c, r, ret = PF_EXIT_FAILURE;
@@ -359,6 +363,12 @@ static int run(int argc, char **argv, bool verify)
 			break;
 		case 'N':
 			so.no_cache = true;
+			break;
+		case IMAGE_OPTION_SHA256:
+			ret = image_option_sha256(&so, verify ? "verify" : NULL, optarg);
+			if (ret != PF_EXIT_OK)
+				goto out;
+			ret = PF_EXIT_FAILURE;
 			break;
 		case 'q':
 			arg_quiet = true;
@@ -434,6 +444,7 @@ static int run(int argc, char **argv, bool verify)
 	if (ret != PF_EXIT_OK)
 		goto out;
 	ret = PF_EXIT_FAILURE;
+	output_progress_mode = oo.progress;
 	if (no.known_hosts && !no.host_keys) {
 		ret = usage_error(NULL, "--known-hosts goes with --host-keys");
 		goto out;
@@ -456,11 +467,19 @@ static int run(int argc, char **argv, bool verify)
 		goto out;
 	}
 
+	/* Cold: a card from an .xz not in the cache yet is written while it is decoded. */
+	if (!verify) {
+		ret = cold_begin(argv[optind], out, &oo, &so, &cold);
+		if (ret != PF_EXIT_OK)
+			goto out;
+		ret = PF_EXIT_FAILURE;
+	}
+
 	if (image_open(&img, argv[optind], &so) < 0)
 		goto out;
 
 	/* The target is checked before anything is done, let alone written. */
-	if (!verify) {
+	if (!verify && !cold) {
 		ret = output_check(&img, out, &oo);
 		if (ret != PF_EXIT_OK)
 			goto out;
@@ -501,6 +520,8 @@ static int run(int argc, char **argv, bool verify)
 		goto out;
 	}
 
+	if (cold && cold_handover(cold, out) != PF_EXIT_OK)
+		goto out;
 	ret = verify ? output_verify(&img, out, &oo) : output_write(&img, out, &oo);
 	if (ret == PF_EXIT_OK && !verify && no.known_hosts && nb.n_host_keys > 0) {
 		r = node_known_hosts_update(no.known_hosts, &nb);
@@ -511,6 +532,7 @@ static int run(int argc, char **argv, bool verify)
 			log_info("%s's host key is in %s", nb.cfg.hostname, no.known_hosts);
 	}
 out:
+	ret = cold_end(&cold, ret);
 	for (size_t i = 0; i < n_adds; i++) {
 		free(adds[i].local);
 		free(adds[i].dest);

@@ -14,9 +14,12 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "disk/fetch.h"
 #include "disk/source.h"
+#include "disk/xz.h"
 #include "util/error.h"
 #include "util/fileio.h"
 #include "util/strutil.h"
@@ -34,6 +37,14 @@ struct PfSource {
 	char *cache_path;
 	char *entry;
 	bool decompressed_now;
+	/* Where the input's bytes are read: path, a download in the cache, or
+	 * /proc/self/fd/N of a temporary file (standard input, an uncached download). */
+	char *input_path;
+	bool input_is_local; /* input_path is a file the user can name (not a temp file) */
+	bool is_stdin;
+	bool added_now;	  /* something was added to the cache (a download or an entry) */
+	char sha256[65];  /* of the input, "" when not computed */
+	char keys[2][65]; /* cache keys this source uses: its download, its entry */
 };
 
 static const char *const kind_names[_PF_SOURCE_KIND_MAX] = {
@@ -73,6 +84,7 @@ PfSource *pf_source_free(PfSource *s)
 	free(s->path);
 	free(s->cache_path);
 	free(s->entry);
+	free(s->input_path);
 	free(s);
 	return NULL;
 }
@@ -110,6 +122,99 @@ const char *pf_source_entry(const PfSource *s)
 bool pf_source_decompressed_now(const PfSource *s)
 {
 	return s->decompressed_now;
+}
+
+const char *pf_source_input_path(const PfSource *s)
+{
+	return s->input_is_local ? s->input_path : NULL;
+}
+
+const char *pf_source_sha256(const PfSource *s)
+{
+	return s->sha256[0] ? s->sha256 : NULL;
+}
+
+int pf_sha256_parse(const char *s, char ret_hex[65])
+{
+	if (!s || strlen(s) != 64 || strspn(s, "0123456789abcdefABCDEF") != 64)
+		return -EINVAL;
+	for (unsigned i = 0; i < 64; i++)
+		ret_hex[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a' : s[i]);
+	ret_hex[64] = 0;
+	return 0;
+}
+
+static void hex32(const unsigned char *md, char ret_hex[65])
+{
+	for (unsigned i = 0; i < 32; i++)
+		sprintf(ret_hex + 2 * i, "%02x", md[i]);
+}
+
+/* SHA-256 of a string, as a cache key. */
+static int sha256_string(const char *prefix, const char *value, char ret_hex[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int r = 0;
+
+	if (!ctx)
+		return -ENOMEM;
+	/* The NUL between them keeps "a"+"bc" apart from "ab"+"c". */
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, prefix, strlen(prefix) + 1) != 1 ||
+	    EVP_DigestUpdate(ctx, value, strlen(value)) != 1 ||
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
+		r = -EIO;
+	else
+		hex32(md, ret_hex);
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
+
+/* SHA-256 of the whole file open on fd, read from byte 0. */
+static int sha256_fd(int fd, char ret_hex[65])
+{
+	_cleanup_(freep) uint8_t *buf = malloc(READ_BUFFER_BYTES);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint64_t off = 0;
+	int r = 0;
+
+	if (!buf || !ctx) {
+		EVP_MD_CTX_free(ctx);
+		return -ENOMEM;
+	}
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		r = -EIO;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = pread(fd, buf, READ_BUFFER_BYTES, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = pf_error_set(-errno, "cannot read the input to check its SHA-256: %m");
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
+			r = -EIO;
+			goto out;
+		}
+		off += (uint64_t)n;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
+		r = -EIO;
+		goto out;
+	}
+	hex32(md, ret_hex);
+out:
+	EVP_MD_CTX_free(ctx);
+	return r;
 }
 
 int pf_cache_dir(const PfSourceOptions *opts, char **ret)
@@ -317,6 +422,64 @@ static int zip_find_image(const char *path, char **ret_entry)
 			    listing, n_all > ZIP_LIST_MAX ? ", ..." : "");
 }
 
+/* Where decoded bytes go: the cache file, written sparse, and who wants to know. */
+typedef struct Sink {
+	int out_fd;
+	const PfSourceOptions *opts;
+	uint64_t next_report;
+} Sink;
+
+/* Writes len decoded bytes at offset; tells opts->progress and opts->decoded. */
+static int sink_write(Sink *k, uint64_t offset, const uint8_t *buf, size_t len)
+{
+	const PfSourceOptions *opts = k->opts;
+	uint64_t done = offset + len;
+	int r;
+
+	r = pf_pwrite_sparse(k->out_fd, buf, len, offset, BLOCK, NULL);
+	if (r < 0)
+		return pf_error_prefix(r, "cannot write the decompressed image");
+	if (opts && opts->progress && done >= k->next_report) {
+		opts->progress(done, opts->userdata);
+		k->next_report = done + 64 * MIB;
+	}
+	if (opts && opts->decoded)
+		return opts->decoded(k->out_fd, done, opts->decoded_data);
+	return 0;
+}
+
+static int xz_output(void *userdata, uint64_t offset, const uint8_t *buf, size_t len)
+{
+	return sink_write(userdata, offset, buf, len);
+}
+
+/* An .xz through liblzma, on every core (disk/xz.h), rather than libarchive's one thread. */
+static int decompress_xz(const char *path, int out_fd, const PfSourceOptions *opts,
+			 uint64_t *ret_size)
+{
+	_cleanup_(closep) int fd = -1;
+	Sink k = { .out_fd = out_fd, .opts = opts, .next_report = 64 * MIB };
+	PfXzOptions o = {
+		.max_bytes = PF_SOURCE_MAX_BYTES,
+		.output = xz_output,
+		.userdata = &k,
+	};
+	uint64_t size;
+	int r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return pf_error_set(-errno, "cannot open: %m");
+	r = pf_xz_decode(fd, &o, &size);
+	if (r < 0)
+		return r;
+	/* Trailing holes need the size set explicitly. */
+	if (ftruncate(out_fd, (off_t)size) < 0)
+		return pf_error_set(-errno, "cannot size decompressed image: %m");
+	*ret_size = size;
+	return 0;
+}
+
 /* Decompresses path (of kind) into out_fd, sparse. Returns the size in *ret_size. */
 static int decompress(const char *path, PfSourceKind kind, const char *entry, int out_fd,
 		      const PfSourceOptions *opts, uint64_t *ret_size)
@@ -324,9 +487,12 @@ static int decompress(const char *path, PfSourceKind kind, const char *entry, in
 	struct archive *a;
 	struct archive_entry *e;
 	_cleanup_(freep) uint8_t *buf = NULL;
-	uint64_t done = 0, next_report = 64 * MIB;
+	Sink k = { .out_fd = out_fd, .opts = opts, .next_report = 64 * MIB };
+	uint64_t done = 0;
 	int r;
 
+	if (kind == PF_SOURCE_XZ)
+		return decompress_xz(path, out_fd, opts, ret_size);
 	buf = malloc(READ_BUFFER_BYTES);
 	if (!buf)
 		return -ENOMEM;
@@ -372,16 +538,10 @@ static int decompress(const char *path, PfSourceKind kind, const char *entry, in
 					 PF_SOURCE_MAX_BYTES / GIB);
 			goto out;
 		}
-		r = pf_pwrite_sparse(out_fd, buf, (size_t)n, done, BLOCK, NULL);
-		if (r < 0) {
-			r = pf_error_prefix(r, "cannot write the decompressed image");
+		r = sink_write(&k, done, buf, (size_t)n);
+		if (r < 0)
 			goto out;
-		}
 		done += (uint64_t)n;
-		if (opts && opts->progress && done >= next_report) {
-			opts->progress(done, opts->userdata);
-			next_report = done + 64 * MIB;
-		}
 	}
 	if (done == 0) {
 		r = pf_error_set(-EINVAL, "%s stream holds an empty image",
@@ -683,6 +843,8 @@ static int open_cached_locked(PfSource *s, int dfd, const CacheNames *n,
 	if (out_fd >= 0) {
 		if (fstat(out_fd, &cst) < 0)
 			return -errno;
+		/* Its info file's time is the entry's last use, which eviction goes by. */
+		(void)utimensat(dfd, n->info, NULL, AT_SYMLINK_NOFOLLOW);
 		s->size_bytes = (uint64_t)cst.st_size;
 		s->fd = TAKE_FD(out_fd);
 		s->cache_path = strdup(n->img_path);
@@ -695,7 +857,7 @@ static int open_cached_locked(PfSource *s, int dfd, const CacheNames *n,
 	out_fd = entry_create(dfd, n->tmp, n->tmp_path);
 	if (out_fd < 0)
 		return out_fd;
-	r = decompress(s->path, s->kind, s->entry, out_fd, opts, &size);
+	r = decompress(s->input_path, s->kind, s->entry, out_fd, opts, &size);
 	if (r >= 0 && fsync(out_fd) < 0)
 		r = pf_error_set(-errno, "cannot write cache file '%s': %m", n->tmp_path);
 	if (r >= 0 && fstat(out_fd, &wst) < 0)
@@ -704,7 +866,9 @@ static int open_cached_locked(PfSource *s, int dfd, const CacheNames *n,
 		unlinkat(dfd, n->tmp, 0);
 		return r;
 	}
-	if (!realpath(s->path, abs))
+	if (s->is_stdin)
+		snprintf(abs, sizeof(abs), "standard input, sha256 %s", s->sha256);
+	else if (pf_fetch_is_url(s->path) || !realpath(s->path, abs))
 		snprintf(abs, sizeof(abs), "%s", s->path);
 	r = write_info(dfd, n->info, n->info_path, abs, s->kind, s->entry, size);
 	if (r >= 0)
@@ -732,6 +896,7 @@ static int open_cached_locked(PfSource *s, int dfd, const CacheNames *n,
 	s->fd = TAKE_FD(out_fd);
 	s->cache_path = strdup(n->img_path);
 	s->decompressed_now = true;
+	s->added_now = true;
 	return s->cache_path ? 0 : -ENOMEM;
 }
 
@@ -750,9 +915,14 @@ static int open_cached(PfSource *s, int in_fd, const struct stat *st, const PfSo
 	dfd = cache_dir_open(dir);
 	if (dfd < 0)
 		return dfd;
-	r = cache_key(in_fd, st, key);
+	/* An input read once (standard input) is known by its content; a file by its identity. */
+	if (s->is_stdin)
+		r = sha256_string("piflash stdin sha256", s->sha256, key);
+	else
+		r = cache_key(in_fd, st, key);
 	if (r < 0)
 		return pf_error_set(r, "cannot read input: %s", strerror(-r));
+	memcpy(s->keys[1], key, sizeof(key));
 
 	snprintf(n.img, sizeof(n.img), "%s.img", key);
 	snprintf(n.info, sizeof(n.info), "%s.info", key);
@@ -794,13 +964,466 @@ static int open_uncached(PfSource *s, const PfSourceOptions *opts)
 	if (fd < 0)
 		return pf_error_set(fd, "cannot create a temporary file in '%s': %s", dir,
 				    strerror(-fd));
-	r = decompress(s->path, s->kind, s->entry, fd, opts, &size);
+	r = decompress(s->input_path, s->kind, s->entry, fd, opts, &size);
 	if (r < 0)
 		return r;
 	s->size_bytes = size;
 	s->fd = TAKE_FD(fd);
 	s->decompressed_now = true;
 	return 0;
+}
+
+static void cache_enforce(PfSource *s, const PfSourceOptions *opts);
+
+static int open_tmp_input(void)
+{
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	fd = open_tmpfile(dir);
+	if (fd < 0)
+		return pf_error_set(fd, "cannot create a temporary file in '%s': %s", dir,
+				    strerror(-fd));
+	return fd;
+}
+
+/* Points s->input_path at the temporary file open on fd, for libarchive to read by name. */
+static int input_path_fd(PfSource *s, int fd)
+{
+	free(s->input_path);
+	s->input_path = NULL;
+	if (asprintf(&s->input_path, "/proc/self/fd/%d", fd) < 0)
+		return -ENOMEM;
+	s->input_is_local = false;
+	return 0;
+}
+
+/*
+ * Standard input is read once: copied, sparse, into an unlinked temporary file while its
+ * SHA-256 is computed. Returns the file's descriptor.
+ */
+static int open_stdin(PfSource *s)
+{
+	_cleanup_(freep) uint8_t *buf = malloc(READ_BUFFER_BYTES);
+	_cleanup_(closep) int fd = -1;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = NULL;
+	uint64_t done = 0;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	if (isatty(STDIN_FILENO))
+		return pf_error_set(-EINVAL, "standard input is a terminal, not an image "
+					     "(pipe one in: ... < IMAGE)");
+	fd = open_tmp_input();
+	if (fd < 0)
+		return fd;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		return -ENOMEM;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		r = -EIO;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, READ_BUFFER_BYTES);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = pf_error_set(-errno, "cannot read standard input: %m");
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (done + (uint64_t)n > PF_SOURCE_MAX_BYTES) {
+			r = pf_error_set(-EFBIG, "standard input exceeds %" PRIu64 " GiB",
+					 PF_SOURCE_MAX_BYTES / GIB);
+			goto out;
+		}
+		if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1) {
+			r = -EIO;
+			goto out;
+		}
+		r = pf_pwrite_sparse(fd, buf, (size_t)n, done, BLOCK, NULL);
+		if (r < 0) {
+			r = pf_error_prefix(r, "cannot copy standard input to a temporary file");
+			goto out;
+		}
+		done += (uint64_t)n;
+	}
+	if (ftruncate(fd, (off_t)done) < 0) {
+		r = pf_error_set(-errno, "cannot size the copy of standard input: %m");
+		goto out;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
+		r = -EIO;
+		goto out;
+	}
+	hex32(md, s->sha256);
+	s->is_stdin = true;
+	r = input_path_fd(s, fd);
+	if (r >= 0)
+		r = TAKE_FD(fd);
+out:
+	EVP_MD_CTX_free(ctx);
+	return r;
+}
+
+/* A download's names in the cache directory, and its paths for messages. */
+typedef struct DownloadNames {
+	char key[65];
+	char data[96], info[96], part[96], part_info[96], lock[96];
+	char *data_path, *info_path, *part_path, *part_info_path, *lock_path;
+} DownloadNames;
+
+static void download_names_done(DownloadNames *n)
+{
+	free(n->data_path);
+	free(n->info_path);
+	free(n->part_path);
+	free(n->part_info_path);
+	free(n->lock_path);
+}
+
+/* A "key=value" line of a small info file in the cache, read without following a link.
+ * Returns 0 and the value, -ENOENT when the file or the key is absent. */
+static int read_info_field(int dfd, const char *info_name, const char *key, char **ret)
+{
+	_cleanup_(freep) char *data = NULL;
+	_cleanup_(closep) int fd = -1;
+	size_t kl = strlen(key);
+	struct stat st;
+	ssize_t n;
+
+	*ret = NULL;
+	fd = openat(dfd, info_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    st.st_size > 64 * 1024)
+		return -EPERM;
+	data = calloc(1, (size_t)st.st_size + 1);
+	if (!data)
+		return -ENOMEM;
+	n = pread(fd, data, (size_t)st.st_size, 0);
+	if (n < 0)
+		return -errno;
+	data[n] = 0;
+	for (char *line = data; line && *line;) {
+		char *nl = strchr(line, '\n');
+
+		if (nl)
+			*nl = 0;
+		if (strncmp(line, key, kl) == 0 && line[kl] == '=') {
+			*ret = strdup(line + kl + 1);
+			return *ret ? 0 : -ENOMEM;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+/* Writes a small info file through a temporary name: "key=value" lines from kv (pairs,
+ * NULL-terminated; a NULL value is written empty). */
+static int write_kv(int dfd, const char *name, const char *path, const char *const *kv)
+{
+	_cleanup_(freep) char *tmp_name = NULL, *tmp_path = NULL;
+	_cleanup_(closep) int fd = -1;
+	int r = 0;
+
+	if (asprintf(&tmp_name, "%s.tmp", name) < 0 || asprintf(&tmp_path, "%s.tmp", path) < 0)
+		return -ENOMEM;
+	fd = entry_create(dfd, tmp_name, tmp_path);
+	if (fd < 0)
+		return fd;
+	for (size_t i = 0; kv[i]; i += 2)
+		/* Values come from the user (the URL) or a server (validators): one line each. */
+		if (strchr(kv[i + 1] ?: "", '\n') ||
+		    dprintf(fd, "%s=%s\n", kv[i], kv[i + 1] ?: "") < 0) {
+			r = pf_error_set(-EINVAL, "cannot write cache file '%s'", tmp_path);
+			break;
+		}
+	if (r >= 0)
+		r = entry_rename(dfd, tmp_name, name, fd, tmp_path);
+	if (r < 0)
+		unlinkat(dfd, tmp_name, 0);
+	return r;
+}
+
+typedef struct DownloadCtx {
+	int dfd;
+	const DownloadNames *n;
+	const char *url;
+	const PfSourceOptions *opts;
+} DownloadCtx;
+
+/* Records the validators of a download as it starts, for the next run's If-Range. */
+static int save_partial_info(const PfFetchInfo *info, void *userdata)
+{
+	DownloadCtx *h = userdata;
+	char total[32];
+	const char *kv[] = { "url",	 h->url,	  "etag",
+			     info->etag, "last-modified", info->last_modified,
+			     "total",	 total,		  NULL };
+
+	unlinkat(h->dfd, h->n->part_info, 0);
+	if (!info->etag[0] && !info->last_modified[0])
+		return 0; /* nothing to resume by: the partial file will not be kept */
+	snprintf(total, sizeof(total), "%" PRIu64, info->total_bytes);
+	return write_kv(h->dfd, h->n->part_info, h->n->part_info_path, kv);
+}
+
+static void fetch_progress_cb(uint64_t done, uint64_t total, void *userdata)
+{
+	const DownloadCtx *h = userdata;
+
+	h->opts->fetch_progress(done, total, h->opts->fetch_userdata);
+}
+
+/* Opens the complete download read-only and checks it is the file written (wst), or any
+ * complete download when wst is NULL. */
+static int download_open(int dfd, const DownloadNames *n, const struct stat *wst)
+{
+	_cleanup_(closep) int fd = -1;
+	struct stat st;
+
+	fd = entry_open_existing(dfd, n->data, "cache file", n->data_path);
+	if (fd < 0)
+		return fd;
+	if (wst) {
+		if (fstat(fd, &st) < 0)
+			return pf_error_set(-errno, "cannot stat cache file '%s': %m",
+					    n->data_path);
+		if (st.st_dev != wst->st_dev || st.st_ino != wst->st_ino)
+			return pf_error_set(-ESTALE,
+					    "cache file '%s' was replaced after it was written",
+					    n->data_path);
+	}
+	(void)utimensat(dfd, n->info, NULL, AT_SYMLINK_NOFOLLOW);
+	return TAKE_FD(fd);
+}
+
+/* With the download's lock held: reuses, resumes or starts the download of s->path. */
+static int download_locked(PfSource *s, int dfd, const DownloadNames *n,
+			   const PfSourceOptions *opts)
+{
+	_cleanup_(freep) char *etag = NULL, *lm = NULL, *sha = NULL, *petag = NULL, *plm = NULL;
+	_cleanup_(closep) int have_fd = -1, part_fd = -1;
+	DownloadCtx ctx = { .dfd = dfd, .n = n, .url = s->path, .opts = opts };
+	PfFetchRequest req = {
+		.url = s->path,
+		.max_bytes = PF_SOURCE_MAX_BYTES,
+		.resumable = true,
+		.on_headers = save_partial_info,
+		.progress = opts && opts->fetch_progress ? fetch_progress_cb : NULL,
+		.userdata = &ctx,
+	};
+	PfFetchInfo info;
+	struct stat st;
+	int r;
+
+	have_fd = entry_open_existing(dfd, n->data, "cache file", n->data_path);
+	if (have_fd < 0 && have_fd != -ENOENT)
+		return have_fd;
+	if (have_fd >= 0) {
+		read_info_field(dfd, n->info, "etag", &etag);
+		read_info_field(dfd, n->info, "last-modified", &lm);
+		read_info_field(dfd, n->info, "sha256", &sha);
+		/* The image asked for is the one already here: no need to ask the server. */
+		if (opts && opts->sha256 && sha && streq(sha, opts->sha256)) {
+			snprintf(s->sha256, sizeof(s->sha256), "%s", sha);
+			safe_close(have_fd);
+			have_fd = -1;
+			return download_open(dfd, n, NULL);
+		}
+	}
+
+	/* A partial download with a validator is resumed; anything else starts afresh. */
+	part_fd = openat(dfd, n->part, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (part_fd >= 0) {
+		r = entry_check(part_fd, "partial download", n->part_path, &st);
+		if (r < 0)
+			return r;
+		read_info_field(dfd, n->part_info, "etag", &petag);
+		read_info_field(dfd, n->part_info, "last-modified", &plm);
+		if (st.st_size > 0 && ((petag && *petag) || (plm && *plm))) {
+			req.resume_from = (uint64_t)st.st_size;
+			req.if_range = petag && *petag ? petag : plm;
+		} else {
+			safe_close(part_fd);
+			part_fd = -1;
+		}
+	} else if (errno != ENOENT)
+		return entry_open_error(errno, "partial download", n->part_path);
+	if (part_fd < 0) {
+		part_fd = entry_create(dfd, n->part, n->part_path);
+		if (part_fd < 0)
+			return part_fd;
+		if (have_fd >= 0) {
+			req.if_none_match = etag;
+			req.if_modified_since = lm;
+		}
+	}
+	for (unsigned attempt = 0;; attempt++) {
+		r = pf_fetch(&req, part_fd, &info);
+		if ((r == -ERANGE || (r == -EPROTO && req.resume_from)) && attempt == 0) {
+			/* The server refused the range (the file shrank?) or answered it with
+			 * other bytes than asked for: the partial file is not continued. */
+			pf_error_clear();
+			if (ftruncate(part_fd, 0) < 0)
+				return pf_error_set(-errno, "cannot truncate '%s': %m",
+						    n->part_path);
+			req.resume_from = 0;
+			req.if_range = NULL;
+			continue;
+		}
+		break;
+	}
+	if (r < 0) {
+		/* Kept for the next run only if it can be resumed safely. */
+		if (faccessat(dfd, n->part_info, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+			unlinkat(dfd, n->part, 0);
+		return r;
+	}
+	if (info.status == 304) {
+		unlinkat(dfd, n->part, 0);
+		unlinkat(dfd, n->part_info, 0);
+		if (have_fd < 0)
+			return pf_error_set(-EPROTO,
+					    "the server answered 304 without a copy to revalidate");
+		snprintf(s->sha256, sizeof(s->sha256), "%s", sha ?: "");
+		safe_close(have_fd);
+		have_fd = -1;
+		return download_open(dfd, n, NULL);
+	}
+
+	/* Complete: checked, recorded, then renamed into place. */
+	if (fsync(part_fd) < 0 || fstat(part_fd, &st) < 0)
+		return pf_error_set(-errno, "cannot write cache file '%s': %m", n->part_path);
+	if (st.st_size == 0) {
+		unlinkat(dfd, n->part, 0);
+		unlinkat(dfd, n->part_info, 0);
+		return pf_error_set(-EINVAL, "the server sent an empty file");
+	}
+	r = sha256_fd(part_fd, s->sha256);
+	if (r < 0)
+		return r;
+	if (opts && opts->sha256 && !streq(s->sha256, opts->sha256)) {
+		/* Not what was asked for: never kept as a download to reuse. */
+		unlinkat(dfd, n->part, 0);
+		unlinkat(dfd, n->part_info, 0);
+		return pf_error_set(-EBADMSG, "SHA-256 mismatch: expected %s, downloaded %s",
+				    opts->sha256, s->sha256);
+	}
+	{
+		char size[32];
+		const char *kv[] = { "origin",
+				     s->path,
+				     "etag",
+				     info.etag,
+				     "last-modified",
+				     info.last_modified,
+				     "size",
+				     size,
+				     "sha256",
+				     s->sha256,
+				     NULL };
+
+		snprintf(size, sizeof(size), "%" PRIu64, (uint64_t)st.st_size);
+		r = write_kv(dfd, n->info, n->info_path, kv);
+	}
+	if (r >= 0)
+		r = entry_rename(dfd, n->part, n->data, part_fd, n->part_path);
+	if (r < 0) {
+		unlinkat(dfd, n->part, 0);
+		unlinkat(dfd, n->info, 0);
+		return pf_error_prefix(r, "cannot complete download '%s'", n->data_path);
+	}
+	unlinkat(dfd, n->part_info, 0);
+	s->added_now = true;
+	return download_open(dfd, n, &st);
+}
+
+/* Downloads s->path into the cache (or finds it there); returns the download's descriptor. */
+static int open_url_cached(PfSource *s, const PfSourceOptions *opts)
+{
+	_cleanup_(download_names_done) DownloadNames n = {};
+	_cleanup_(freep) char *dir = NULL;
+	_cleanup_(closep) int dfd = -1;
+	int lock_fd, r;
+
+	r = pf_cache_dir(opts, &dir);
+	if (r < 0)
+		return r;
+	dfd = cache_dir_open(dir);
+	if (dfd < 0)
+		return dfd;
+	/* Named after the URL; whether it is still the server's file is asked each run. */
+	r = sha256_string("piflash url", s->path, n.key);
+	if (r < 0)
+		return r;
+	memcpy(s->keys[0], n.key, sizeof(n.key));
+	snprintf(n.data, sizeof(n.data), "%s.download", n.key);
+	snprintf(n.info, sizeof(n.info), "%s.url", n.key);
+	snprintf(n.part, sizeof(n.part), "%s.download.partial", n.key);
+	snprintf(n.part_info, sizeof(n.part_info), "%s.url.partial", n.key);
+	snprintf(n.lock, sizeof(n.lock), "%s.lock", n.key);
+	if (asprintf(&n.data_path, "%s/%s", dir, n.data) < 0 ||
+	    asprintf(&n.info_path, "%s/%s", dir, n.info) < 0 ||
+	    asprintf(&n.part_path, "%s/%s", dir, n.part) < 0 ||
+	    asprintf(&n.part_info_path, "%s/%s", dir, n.part_info) < 0 ||
+	    asprintf(&n.lock_path, "%s/%s", dir, n.lock) < 0)
+		return -ENOMEM;
+
+	lock_fd = cache_lock(dfd, n.lock, n.lock_path);
+	if (lock_fd < 0)
+		return lock_fd;
+	r = download_locked(s, dfd, &n, opts);
+	cache_unlock(dfd, n.lock, lock_fd);
+	if (r < 0)
+		return r;
+	free(s->input_path);
+	s->input_path = strdup(n.data_path);
+	s->input_is_local = true;
+	if (!s->input_path) {
+		safe_close(r);
+		return -ENOMEM;
+	}
+	return r;
+}
+
+/* --no-cache: downloads s->path into an unlinked temporary file. */
+static int open_url_uncached(PfSource *s, const PfSourceOptions *opts)
+{
+	_cleanup_(closep) int fd = -1;
+	DownloadCtx ctx = { .url = s->path, .opts = opts };
+	PfFetchRequest req = {
+		.url = s->path,
+		.max_bytes = PF_SOURCE_MAX_BYTES,
+		.progress = opts && opts->fetch_progress ? fetch_progress_cb : NULL,
+		.userdata = &ctx,
+	};
+	PfFetchInfo info;
+	int r;
+
+	fd = open_tmp_input();
+	if (fd < 0)
+		return fd;
+	r = pf_fetch(&req, fd, &info);
+	if (r < 0)
+		return r;
+	r = sha256_fd(fd, s->sha256);
+	if (r < 0)
+		return r;
+	r = input_path_fd(s, fd);
+	if (r < 0)
+		return r;
+	return TAKE_FD(fd);
 }
 
 int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret)
@@ -812,9 +1435,27 @@ int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret
 	ssize_t n;
 	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = -1;
+	s->path = strdup(path);
+	s->input_path = strdup(path);
+	if (!s->path || !s->input_path)
+		return -ENOMEM;
+	s->input_is_local = true;
+
+	if (pf_fetch_is_url(path))
+		fd = opts && opts->no_cache ? open_url_uncached(s, opts) : open_url_cached(s, opts);
+	else if (streq(path, "-"))
+		fd = open_stdin(s);
+	else {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			return pf_error_set(-errno, "cannot open: %m");
+	}
 	if (fd < 0)
-		return pf_error_set(-errno, "cannot open: %m");
+		return fd;
 	if (fstat(fd, &st) < 0)
 		return pf_error_set(-errno, "cannot stat: %m");
 	if (S_ISDIR(st.st_mode))
@@ -831,13 +1472,17 @@ int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret
 	if (st.st_size == 0)
 		return pf_error_set(-EINVAL, "is empty");
 
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->fd = -1;
-	s->path = strdup(path);
-	if (!s->path)
-		return -ENOMEM;
+	/* Checked before anything is made of the input, let alone written. */
+	if (opts && opts->sha256) {
+		if (!s->sha256[0]) {
+			r = sha256_fd(fd, s->sha256);
+			if (r < 0)
+				return r;
+		}
+		if (!streq(s->sha256, opts->sha256))
+			return pf_error_set(-EBADMSG, "SHA-256 mismatch: expected %s, got %s",
+					    opts->sha256, s->sha256);
+	}
 
 	n = pread(fd, head, sizeof(head), 0);
 	if (n < 0)
@@ -847,12 +1492,13 @@ int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret
 	if (s->kind == PF_SOURCE_RAW) {
 		s->size_bytes = (uint64_t)st.st_size;
 		s->fd = TAKE_FD(fd);
+		cache_enforce(s, opts);
 		*ret = TAKE_PTR(s);
 		return 0;
 	}
 
 	if (s->kind == PF_SOURCE_ZIP) {
-		r = zip_find_image(path, &s->entry);
+		r = zip_find_image(s->input_path, &s->entry);
 		if (r < 0)
 			return r;
 	}
@@ -863,8 +1509,38 @@ int pf_source_open(const char *path, const PfSourceOptions *opts, PfSource **ret
 		r = open_cached(s, fd, &st, opts);
 	if (r < 0)
 		return r;
+	cache_enforce(s, opts);
 	*ret = TAKE_PTR(s);
 	return 0;
+}
+
+int pf_source_cached(const char *path, const PfSourceOptions *opts)
+{
+	_cleanup_(freep) char *dir = NULL;
+	_cleanup_(closep) int fd = -1, dfd = -1, efd = -1;
+	char key[65], name[80];
+	struct stat st;
+	int r;
+
+	if (opts && opts->no_cache)
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	r = pf_cache_dir(opts, &dir);
+	if (r < 0)
+		return r;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return 0;
+	r = cache_key(fd, &st, key);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "%s.img", key);
+	efd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (efd < 0 || fstat(efd, &st) < 0)
+		return 0;
+	return S_ISREG(st.st_mode) && st.st_uid == geteuid();
 }
 
 /* The origin= line of an entry's info file, read without following a link. */
@@ -900,6 +1576,15 @@ static int read_info_origin(int dfd, const char *info_name, char **ret_origin)
 	return *ret_origin ? 0 : -ENOENT;
 }
 
+static int cmp_used(const void *a, const void *b)
+{
+	const PfCacheEntry *x = a, *y = b;
+
+	if (x->used != y->used)
+		return x->used < y->used ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
 void pf_cache_entries_free(PfCacheEntry *e, size_t n)
 {
 	if (!e)
@@ -928,17 +1613,25 @@ int pf_cache_list(const char *dir, PfCacheEntry **ret, size_t *ret_n)
 		return pf_error_set(-errno, "cannot read cache directory '%s': %m", dir);
 	}
 	while ((de = readdir(d))) {
-		size_t l = strlen(de->d_name);
 		_cleanup_(freep) char *path = NULL;
+		const char *suffix;
 		char info[80];
-		struct stat st;
+		struct stat st, ist;
 		PfCacheEntry *p;
+		bool download;
 
-		if (l != 64 + 4 || strcmp(de->d_name + 64, ".img") != 0)
+		if (strlen(de->d_name) < 64 || strspn(de->d_name, "0123456789abcdef") != 64)
+			continue;
+		suffix = de->d_name + 64;
+		if (streq(suffix, ".img"))
+			download = false;
+		else if (streq(suffix, ".download"))
+			download = true;
+		else
 			continue;
 		if (asprintf(&path, "%s/%s", dir, de->d_name) < 0)
 			goto oom;
-		snprintf(info, sizeof(info), "%.64s.info", de->d_name);
+		snprintf(info, sizeof(info), "%.64s%s", de->d_name, download ? ".url" : ".info");
 		/* Only what could be an entry: a link is not followed to tell its size. */
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode))
@@ -952,11 +1645,18 @@ int pf_cache_list(const char *dir, PfCacheEntry **ret, size_t *ret_n)
 			.size_bytes = (uint64_t)st.st_size,
 			.disk_bytes = (uint64_t)st.st_blocks * 512,
 			.mtime = st.st_mtim.tv_sec,
+			.used = st.st_mtim.tv_sec,
+			.download = download,
 		};
+		/* Each use touches the info file (the data file's times are part of keys). */
+		if (fstatat(dirfd(d), info, &ist, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(ist.st_mode))
+			list[n].used = ist.st_mtim.tv_sec;
 		read_info_origin(dirfd(d), info, &list[n].origin);
 		n++;
 	}
 	closedir(d);
+	if (n > 1)
+		qsort(list, n, sizeof(*list), cmp_used);
 	*ret = list;
 	*ret_n = n;
 	return 0;
@@ -964,6 +1664,73 @@ oom:
 	closedir(d);
 	pf_cache_entries_free(list, n);
 	return -ENOMEM;
+}
+
+/* The files of the cache: <64 hex digits> and one of these suffixes. */
+static const char *const cache_suffixes[] = {
+	".img",
+	".info",
+	".lock",
+	".img.partial",
+	".info.tmp",
+	".download",
+	".url",
+	".url.tmp",
+	".download.partial",
+	".url.partial",
+	".url.partial.tmp",
+};
+
+static bool cache_file_name(const char *name, const char **ret_suffix)
+{
+	if (strlen(name) < 64 || strspn(name, "0123456789abcdef") != 64)
+		return false;
+	for (size_t i = 0; i < ELEMENTSOF(cache_suffixes); i++)
+		if (streq(name + 64, cache_suffixes[i])) {
+			*ret_suffix = name + 64;
+			return true;
+		}
+	return false;
+}
+
+/* True when another run holds the lock of key (it is making or reading that entry). */
+static bool cache_key_busy(int dfd, const char *key)
+{
+	_cleanup_(closep) int fd = -1;
+	char lock[80];
+
+	snprintf(lock, sizeof(lock), "%.64s.lock", key);
+	fd = openat(dfd, lock, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK;
+	flock(fd, LOCK_UN);
+	return false;
+}
+
+/* Removes the files of key with the given suffixes; adds their blocks to *freed. */
+static void cache_remove_key(int dfd, const char *key, const char *const *suffixes, size_t n,
+			     uint64_t *freed)
+{
+	for (size_t i = 0; i < n; i++) {
+		char name[96];
+		struct stat st;
+
+		snprintf(name, sizeof(name), "%.64s%s", key, suffixes[i]);
+		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    unlinkat(dfd, name, 0) == 0)
+			*freed += (uint64_t)st.st_blocks * 512;
+	}
+}
+
+static void cache_remove_entry(int dfd, const PfCacheEntry *e, uint64_t *freed)
+{
+	static const char *const img[] = { ".img", ".info" };
+	static const char *const dl[] = { ".download", ".url" };
+	const char *key = strrchr(e->path, '/') ? strrchr(e->path, '/') + 1 : e->path;
+
+	cache_remove_key(dfd, key, e->download ? dl : img, 2, freed);
 }
 
 int pf_cache_clean(const char *dir, uint64_t *ret_bytes_freed)
@@ -982,18 +1749,15 @@ int pf_cache_clean(const char *dir, uint64_t *ret_bytes_freed)
 			       : pf_error_set(-errno, "cannot read cache directory '%s': %m", dir);
 	}
 	while ((de = readdir(d))) {
-		const char *suffix = de->d_name + MIN(strlen(de->d_name), (size_t)64);
+		const char *suffix;
 		struct stat st;
 
-		if (strlen(de->d_name) < 64 || strspn(de->d_name, "0123456789abcdef") != 64)
-			continue;
-		if (!streq(suffix, ".img") && !streq(suffix, ".info") && !streq(suffix, ".lock") &&
-		    !streq(suffix, ".img.partial") && !streq(suffix, ".info.tmp"))
+		if (!cache_file_name(de->d_name, &suffix))
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    unlinkat(dirfd(d), de->d_name, 0) == 0) {
 			freed += (uint64_t)st.st_blocks * 512;
-			if (streq(suffix, ".img"))
+			if (streq(suffix, ".img") || streq(suffix, ".download"))
 				count++;
 		}
 	}
@@ -1001,4 +1765,230 @@ int pf_cache_clean(const char *dir, uint64_t *ret_bytes_freed)
 	if (ret_bytes_freed)
 		*ret_bytes_freed = freed;
 	return count;
+}
+
+int pf_cache_clean_older(const char *dir, int64_t max_age_seconds, uint64_t *ret_bytes_freed)
+{
+	static const char *const partial[] = { ".img.partial", ".info.tmp", ".download.partial",
+					       ".url.partial", ".url.tmp" };
+	_cleanup_(closep) int dfd = -1;
+	PfCacheEntry *e = NULL;
+	uint64_t freed = 0;
+	struct dirent *de;
+	size_t n = 0;
+	int64_t cutoff = (int64_t)time(NULL) - max_age_seconds;
+	int count = 0, r;
+	DIR *d;
+
+	if (ret_bytes_freed)
+		*ret_bytes_freed = 0;
+	r = pf_cache_list(dir, &e, &n);
+	if (r < 0)
+		return r;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		pf_cache_entries_free(e, n);
+		return errno == ENOENT
+			       ? 0
+			       : pf_error_set(-errno, "cannot open cache directory '%s': %m", dir);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *key = strrchr(e[i].path, '/') + 1;
+
+		if (e[i].used >= cutoff || cache_key_busy(dfd, key))
+			continue;
+		cache_remove_entry(dfd, &e[i], &freed);
+		count++;
+	}
+	pf_cache_entries_free(e, n);
+
+	/* What interrupted runs left, by its own age. */
+	d = fdopendir(dup(dfd));
+	if (d) {
+		while ((de = readdir(d))) {
+			const char *suffix;
+			struct stat st;
+			bool tmp = false;
+
+			if (!cache_file_name(de->d_name, &suffix))
+				continue;
+			for (size_t i = 0; i < ELEMENTSOF(partial); i++)
+				tmp = tmp || streq(suffix, partial[i]);
+			if (!tmp || fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    st.st_mtim.tv_sec >= cutoff || cache_key_busy(dfd, de->d_name))
+				continue;
+			if (unlinkat(dfd, de->d_name, 0) == 0)
+				freed += (uint64_t)st.st_blocks * 512;
+		}
+		closedir(d);
+	}
+	if (ret_bytes_freed)
+		*ret_bytes_freed = freed;
+	return count;
+}
+
+int pf_cache_evict(const char *dir, uint64_t max_bytes, const char *const *keep, size_t n_keep,
+		   uint64_t *ret_bytes_freed)
+{
+	_cleanup_(closep) int dfd = -1;
+	PfCacheEntry *e = NULL;
+	uint64_t total = 0, freed = 0;
+	size_t n = 0;
+	int count = 0, r;
+
+	if (ret_bytes_freed)
+		*ret_bytes_freed = 0;
+	r = pf_cache_list(dir, &e, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		total += e[i].disk_bytes;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		pf_cache_entries_free(e, n);
+		return errno == ENOENT
+			       ? 0
+			       : pf_error_set(-errno, "cannot open cache directory '%s': %m", dir);
+	}
+	/* Least recently used first (pf_cache_list() sorts so). */
+	for (size_t i = 0; i < n && total > max_bytes; i++) {
+		const char *key = strrchr(e[i].path, '/') + 1;
+		uint64_t f = 0;
+		bool kept = false;
+
+		for (size_t k = 0; k < n_keep; k++)
+			kept = kept || (keep[k] && strncmp(keep[k], key, 64) == 0);
+		if (kept || cache_key_busy(dfd, key))
+			continue;
+		cache_remove_entry(dfd, &e[i], &f);
+		total -= MIN(total, e[i].disk_bytes);
+		freed += f;
+		count++;
+	}
+	pf_cache_entries_free(e, n);
+	if (ret_bytes_freed)
+		*ret_bytes_freed = freed;
+	return count;
+}
+
+int pf_cache_parse_max(const char *s, uint64_t *ret_bytes)
+{
+	uint64_t v, mult = 1;
+	char *end;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (streq(s, "none") || streq(s, "unlimited")) {
+		*ret_bytes = UINT64_MAX;
+		return 0;
+	}
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'T':
+		mult *= 1024;
+		__attribute__((fallthrough));
+	case 'G':
+		mult *= 1024;
+		__attribute__((fallthrough));
+	case 'M':
+		mult *= 1024;
+		__attribute__((fallthrough));
+	case 'K':
+		mult *= 1024;
+		end++;
+		if (*end == 'i' && end[1] == 'B')
+			end += 2;
+		else if (*end == 'B')
+			end++;
+		break;
+	case 'B':
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end || MUL_OVERFLOW(v, mult, &v))
+		return -EINVAL;
+	*ret_bytes = v == 0 ? UINT64_MAX : v;
+	return 0;
+}
+
+int pf_cache_max_bytes(const PfSourceOptions *opts, uint64_t *ret_bytes)
+{
+	const char *env = getenv("PIFLASH_CACHE_MAX");
+
+	if (opts && opts->cache_max_bytes) {
+		*ret_bytes = opts->cache_max_bytes;
+		return 0;
+	}
+	if (env && *env) {
+		if (pf_cache_parse_max(env, ret_bytes) < 0)
+			return pf_error_set(-EINVAL,
+					    "PIFLASH_CACHE_MAX='%s': expected a size (20G, 500M), "
+					    "or 0 for no cap",
+					    env);
+		return 0;
+	}
+	*ret_bytes = PF_CACHE_MAX_DEFAULT_BYTES;
+	return 0;
+}
+
+int pf_cache_parse_age(const char *s, int64_t *ret_seconds)
+{
+	uint64_t v, mult;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end[0] == 0 || end[1] != 0)
+		return -EINVAL;
+	switch (*end) {
+	case 's':
+		mult = 1;
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	case 'w':
+		mult = 7 * 86400;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (MUL_OVERFLOW(v, mult, &v) || v > INT64_MAX / 2)
+		return -EINVAL;
+	*ret_seconds = (int64_t)v;
+	return 0;
+}
+
+/* After something was added to the cache: evicts down to the cap, sparing this source's
+ * entries. Failing to evict is not this run's failure: the cache only stays larger. */
+static void cache_enforce(PfSource *s, const PfSourceOptions *opts)
+{
+	_cleanup_(freep) char *dir = NULL;
+	const char *keep[2] = { s->keys[0], s->keys[1] };
+	uint64_t max;
+
+	if (!s->added_now || (opts && opts->no_cache))
+		return;
+	if (pf_cache_max_bytes(opts, &max) < 0 || max == UINT64_MAX ||
+	    pf_cache_dir(opts, &dir) < 0) {
+		pf_error_clear();
+		return;
+	}
+	(void)pf_cache_evict(dir, max, keep, 2, NULL);
+	pf_error_clear();
 }

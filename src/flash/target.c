@@ -45,7 +45,8 @@ static inline void closedirp(DIR **d)
 struct PfTarget {
 	PfTargetInfo info;
 	int fd;
-	char *tmp; /* a file target's temporary name until committed */
+	char *tmp;	   /* a file target's temporary name until committed */
+	PfExtents written; /* already holding the base image's bytes (pf_target_set_written()) */
 };
 
 typedef struct Sink {
@@ -124,6 +125,7 @@ PfTarget *pf_target_free(PfTarget *t)
 	if (t->tmp)
 		unlink(t->tmp);
 	free(t->tmp);
+	pf_extents_done(&t->written);
 	target_info_done(&t->info);
 	free(t);
 	return NULL;
@@ -480,6 +482,36 @@ static char *describe_model(const char *disk_dir)
 }
 
 /*
+ * The disk and its partitions: not the running system's, not mounted, not swap, not held by
+ * device-mapper or RAID. With probe, the mount points are collected too. Returns 0, -EPERM
+ * with the reason, or -errno.
+ */
+static int check_in_use(const char *disk_dir, const char *disk, dev_t disk_dev, Devs *devs,
+			PfTargetProbe *probe)
+{
+	int r;
+
+	r = list_devs(disk_dir, disk, disk_dev, devs);
+	if (r < 0)
+		return r;
+	if (probe) {
+		r = scan_mounts(devs, collect_mount, probe);
+		if (r < 0)
+			return r;
+	}
+	r = check_root(devs);
+	if (r < 0)
+		return r;
+	r = check_mounts(devs);
+	if (r < 0)
+		return r;
+	r = check_swaps(devs);
+	if (r < 0)
+		return r;
+	return check_holders(disk_dir, devs);
+}
+
+/*
  * Fills the block device part of info from sysfs and the device, and (unless read_only)
  * runs the safety checks. With probe (pf_target_probe()), also collects the mount points,
  * takes the size from sysfs when the device cannot be opened, and opens the device only
@@ -494,7 +526,7 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 	PfTargetInfo *info = &t->info;
 	dev_t disk_dev = st->st_rdev;
 	uint64_t size = 0;
-	int flags, r, ssz = 512;
+	int flags, in_use = 0, ssz = 512;
 	char *slash;
 
 	if (asprintf(&link, "%s/dev/block/%u:%u", sysfs_root(), major(st->st_rdev),
@@ -541,45 +573,25 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 	if (!info->serial)
 		info->serial = udev_serial(disk_dev);
 
-	/* A probe lists the disk with its size even when a check below refuses it first, or
-	 * it cannot be opened: sysfs has it, in 512-byte sectors. */
-	if (probe) {
-		_cleanup_(freep) char *sectors = read_value(dev_dir, "size");
-		uint64_t n;
-
-		if (sectors && pf_parse_u64(sectors, &n) == 0 && n <= UINT64_MAX / 512)
-			info->size_bytes = n * 512;
-	}
-
 	/* The safety checks, most serious first, before the device is even opened: the
-	 * system disk is refused as such, whatever opening it would say. */
+	 * system disk is refused as such, whatever opening it would say. A probe goes on to
+	 * learn the size. */
 	if (!read_only) {
-		r = list_devs(disk_dir, info->disk, disk_dev, &devs);
-		if (r < 0)
-			return r;
-		if (probe) {
-			r = scan_mounts(&devs, collect_mount, probe);
-			if (r < 0)
-				return r;
-		}
-		r = check_root(&devs);
-		if (r < 0)
-			return r;
-		r = check_mounts(&devs);
-		if (r < 0)
-			return r;
-		r = check_swaps(&devs);
-		if (r < 0)
-			return r;
-		r = check_holders(disk_dir, &devs);
-		if (r < 0)
-			return r;
+		in_use = check_in_use(disk_dir, info->disk, disk_dev, &devs, probe);
+		if (in_use < 0 && (!probe || in_use != -EPERM))
+			return in_use;
 	}
 
 	fd = open(info->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 && probe) {
-		probe->open_error = -errno; /* not root: the size sysfs told stays */
-		size = info->size_bytes;
+		/* Not root: sysfs still tells the size, in 512-byte sectors. */
+		_cleanup_(freep) char *sectors = NULL;
+		uint64_t n;
+
+		probe->open_error = -errno;
+		sectors = read_value(dev_dir, "size");
+		if (sectors && pf_parse_u64(sectors, &n) == 0 && n <= UINT64_MAX / 512)
+			size = n * 512;
 	} else if (fd < 0)
 		return open_error();
 	else if (ioctl(fd, BLKGETSIZE64, &size) < 0 || ioctl(fd, BLKSSZGET, &ssz) < 0)
@@ -596,6 +608,8 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 		*ret_fd = TAKE_FD(fd);
 		return 0;
 	}
+	if (in_use < 0)
+		return in_use;
 
 	if (info->partition && !force)
 		return pf_error_set(-EPERM,
@@ -618,10 +632,9 @@ static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool 
 				    pf_format_bytes(b, sizeof(b), need), need);
 	}
 
-	if (probe && probe->open_error) {
-		errno = -probe->open_error;
-		return open_error();
-	}
+	if (probe && probe->open_error)
+		return pf_error_set(probe->open_error == -EPERM ? -EACCES : probe->open_error,
+				    "cannot open: %s", strerror(-probe->open_error));
 
 	/* O_EXCL fails while anything (a mount, another writer, device-mapper) holds it. */
 	flags = (probe ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_EXCL;
@@ -906,6 +919,35 @@ static int write_small(PfTarget *t, PfOverlay *ov, PfExtents *e, bool zero)
 	return 0;
 }
 
+/*
+ * Takes out of body what the card already holds (written while the image was decoded,
+ * cmd/cold.c): the base image's bytes, which stay right where the overlay did not change
+ * them. What it changed is written again, in the card's whole blocks.
+ */
+static int skip_written(PfTarget *t, PfOverlay *ov, PfExtents *body)
+{
+	_cleanup_(pf_extents_done) PfExtents changed = { 0 }, keep = { 0 }, rest = { 0 };
+	const PfExtents *c = pf_overlay_changed(ov);
+	uint64_t align = pf_target_align(t);
+	int r;
+
+	if (t->written.n == 0)
+		return 0;
+	r = pf_extents_add_all(&changed, c, 0);
+	if (r >= 0)
+		r = pf_ranges_align(&changed, align, ALIGN_UP(pf_overlay_size(ov), align));
+	if (r >= 0)
+		r = pf_ranges_subtract(&t->written, &changed, &keep);
+	if (r >= 0)
+		r = pf_ranges_subtract(body, &keep, &rest);
+	if (r < 0)
+		return r;
+	pf_extents_done(body);
+	*body = rest;
+	rest = (PfExtents){ 0 };
+	return 0;
+}
+
 static int discard(PfTarget *t, PfExtents *ranges, PfWriteResult *res)
 {
 	_cleanup_(pf_extents_done) PfExtents free_space = { 0 };
@@ -1000,6 +1042,9 @@ int pf_target_write(PfTarget *t, PfOverlay *ov, PfExtents *ranges, PfExtents *ta
 		r = pf_ranges_subtract(ranges, table, &body);
 		if (r < 0)
 			return r;
+		r = skip_written(t, ov, &body);
+		if (r < 0)
+			return r;
 		s.ranges = &body;
 		r = pf_stream_run(&s, &ret->done_bytes);
 		if (r >= 0)
@@ -1023,8 +1068,16 @@ int pf_target_write(PfTarget *t, PfOverlay *ov, PfExtents *ranges, PfExtents *ta
 	}
 	ret->written_bytes = sink.written;
 	if (t->info.kind == PF_TARGET_BLOCK && r >= 0)
-		ret->written_bytes += pf_extents_total(table);
+		ret->written_bytes += pf_extents_total(table) + pf_extents_total(&t->written);
 	return r;
+}
+
+int pf_target_set_written(PfTarget *t, PfExtents *written)
+{
+	if (t->info.kind != PF_TARGET_BLOCK)
+		return -EINVAL;
+	pf_extents_done(&t->written);
+	return pf_extents_add_all(&t->written, written, 0);
 }
 
 int pf_target_zero(PfTarget *t, PfExtents *table)

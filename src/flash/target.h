@@ -138,6 +138,13 @@ typedef struct PfWriteResult {
 int pf_target_write(PfTarget *t, PfOverlay *ov, PfExtents *ranges, PfExtents *table,
 		    const PfWriteOptions *opts, PfWriteResult *ret);
 
+/*
+ * A block device: the ranges of written already hold the base image's bytes (written while it
+ * was decoded, flash/cold.h). pf_target_write() then writes, of its ranges, only the rest and
+ * what the overlay changed, and counts them as written. Returns 0 or -errno.
+ */
+int pf_target_set_written(PfTarget *t, PfExtents *written);
+
 /* For a block device after a failed verification: zeroes the table area again. */
 int pf_target_zero(PfTarget *t, PfExtents *table);
 

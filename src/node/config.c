@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -365,6 +366,16 @@ int pf_board_arch_ok(const char *board, const char *arch)
 
 /* ---- IPv4 ----------------------------------------------------------------------------------- */
 
+/* A ':' is in no IPv4 address and in every IPv6 one: say so rather than that a number is
+ * above 255 ("2001:db8::13") or that the dots are missing. */
+static int ipv6_refused(const char *s)
+{
+	return pf_error_set(-EINVAL,
+			    "'%.64s' is an IPv6 address: piflash sets IPv4 addresses only (IPv6 "
+			    "is not supported here)",
+			    s);
+}
+
 int pf_ipv4_parse(const char *s, uint32_t *ret_addr)
 {
 	uint32_t a = 0;
@@ -372,6 +383,8 @@ int pf_ipv4_parse(const char *s, uint32_t *ret_addr)
 
 	if (!s || !*s)
 		return pf_error_set(-EINVAL, "empty IPv4 address");
+	if (strchr(s, ':'))
+		return ipv6_refused(s);
 	for (int part = 0; part < 4; part++) {
 		unsigned v = 0;
 		const char *start = p;
@@ -459,6 +472,8 @@ int pf_ipv4_parse_cidr(const char *s, uint32_t *ret_addr, unsigned *ret_prefix)
 
 	if (!s || !*s)
 		return pf_error_set(-EINVAL, "empty address");
+	if (strchr(s, ':'))
+		return ipv6_refused(s);
 	slash = strchr(s, '/');
 	if (!slash)
 		return pf_error_set(-EINVAL,
@@ -570,7 +585,7 @@ int pf_password_hash_validate(const char *s)
 		return pf_error_set(-EINVAL, "password hash is empty; " HASH_HINT);
 	if (s[0] != '$')
 		return pf_error_set(-EINVAL,
-				    "password_hash is not a crypt(3) hash (a plain password is not "
+				    "password hash is not a crypt(3) hash (a plain password is not "
 				    "accepted, and DES hashes are too weak); " HASH_HINT
 				    " (the value is not shown)");
 	if ((p = startswith(s, "$y$")))
@@ -603,7 +618,7 @@ int pf_password_hash_validate(const char *s)
 				    "password hash is MD5 crypt ($1$), which is cracked in minutes "
 				    "from a card anyone can read; " HASH_HINT);
 	return pf_error_set(-EINVAL,
-			    "password_hash is not a supported crypt(3) hash ($y$, $gy$, $7$, $2b$, "
+			    "password hash is not a supported crypt(3) hash ($y$, $gy$, $7$, $2b$, "
 			    "$2y$, $6$, $5$); " HASH_HINT " (the value is not shown)");
 }
 
@@ -1428,10 +1443,107 @@ static int set_checked(char **field, const char *v, int (*check)(const char *))
 	return replace_str(field, v);
 }
 
-static int set_one(PfNodeConfig *c, const char *key, const char *v, const char *base_dir)
+/* The settings pf_node_config_set_at() knows, in the order --help lists them. */
+static const char *const setting_keys[] = {
+	"hostname", "domain",	     "ip",	     "gateway",	      "dns",   "iface",
+	"user",	    "password_hash", "ssh_password", "ssh_key",	      "board", "timezone",
+	"locale",   "wifi_ssid",     "wifi_country", "wifi_psk_file",
+};
+
+/* Settings whose validator names its subject ("hostname 'X' has ..."): their messages need
+ * no "key: " in front. */
+static const char *const self_named_keys[] = {
+	"hostname", "domain", "user",	   "board",	   "timezone",
+	"locale",   "iface",  "wifi_ssid", "wifi_country", "password_hash",
+};
+
+static bool strv_has_n(const char *const *v, size_t n, const char *s)
 {
+	for (size_t i = 0; i < n; i++)
+		if (streq(v[i], s))
+			return true;
+	return false;
+}
+
+/* Optimal string alignment distance (Damerau-Levenshtein with adjacent swaps), for names of at
+ * most PF_VAR_KEY_MAX bytes. */
+static size_t name_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t d[PF_VAR_KEY_MAX + 1][PF_VAR_KEY_MAX + 1];
+
+	if (la > PF_VAR_KEY_MAX || lb > PF_VAR_KEY_MAX)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			size_t v = MIN(d[i - 1][j] + 1, d[i][j - 1] + 1);
+
+			v = MIN(v, d[i - 1][j - 1] + cost);
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+				v = MIN(v, d[i - 2][j - 2] + 1);
+			d[i][j] = v;
+		}
+	return d[la][lb];
+}
+
+const char *pf_node_config_key_suggest(const char *key)
+{
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX, n = key ? strlen(key) : 0;
+
+	if (!key)
+		return NULL;
+	for (size_t i = 0; i <= ELEMENTSOF(setting_keys); i++) {
+		const char *k = i < ELEMENTSOF(setting_keys) ? setting_keys[i] : "group";
+		size_t d = name_distance(key, k);
+
+		if (d < best_d) {
+			best_d = d;
+			best = k;
+		}
+	}
+	/* One typo in a short name, two or a third of the name in longer ones: close enough
+	 * that the operator meant it, far enough that "role" does not become "user". */
+	if (best_d <= MAX((size_t)1, MIN((size_t)2, n / 3)))
+		return best;
+	/* "sshkey" for "ssh_key", "wifissid" for "wifi_ssid": the same letters without '_'. */
+	for (size_t i = 0; i < ELEMENTSOF(setting_keys); i++) {
+		char bare[PF_VAR_KEY_MAX + 1];
+		size_t l = 0;
+
+		for (const char *s = setting_keys[i]; *s; s++)
+			if (*s != '_')
+				bare[l++] = *s;
+		bare[l] = 0;
+		if (strcasecmp(bare, key) == 0)
+			return setting_keys[i];
+	}
+	return NULL;
+}
+
+int pf_node_config_key_check(const char *key)
+{
+	const char *hint;
 	int r;
 
+	r = pf_var_key_validate(key);
+	if (r < 0)
+		return r;
+	if (strv_has_n(setting_keys, ELEMENTSOF(setting_keys), key) || streq(key, "group"))
+		return 0;
+	if (startswith(key, PF_VAR_PREFIX)) {
+		if (!key[strlen(PF_VAR_PREFIX)])
+			return pf_error_set(-EINVAL,
+					    "'%s' names no variable: write the name after it "
+					    "(" PF_VAR_PREFIX "rack)",
+					    key);
+		return 0;
+	}
 	if (streq(key, "wifi_psk") || streq(key, "password"))
 		return pf_error_set(-EINVAL,
 				    "secrets are not taken as values (they would show in shell "
@@ -1440,17 +1552,25 @@ static int set_one(PfNodeConfig *c, const char *key, const char *v, const char *
 					    ? "wifi_psk_file (a file holding the "
 					      "passphrase)"
 					    : "password_hash (`mkpasswd -m yescrypt`)");
+	hint = pf_node_config_key_suggest(key);
+	if (hint)
+		return pf_error_set(-EINVAL, "unknown setting '%s' (did you mean %s?)", key, hint);
+	return pf_error_set(
+		-EINVAL, "unknown setting '%s' (a template variable is named " PF_VAR_PREFIX "%s)",
+		key, key);
+}
+
+static int set_one(PfNodeConfig *c, const char *key, const char *v, const char *base_dir)
+{
+	int r;
+
+	r = pf_node_config_key_check(key);
+	if (r < 0)
+		return r;
 	if (!*v) {
-		/* Only variables may be empty; they are checked as names first. */
-		static const char *const known[] = {
-			"hostname",	"domain",    "ip",	     "gateway",
-			"dns",		"iface",     "user",	     "password_hash",
-			"ssh_password", "ssh_key",   "board",	     "timezone",
-			"locale",	"wifi_ssid", "wifi_country", "wifi_psk_file",
-		};
-		for (size_t i = 0; i < ELEMENTSOF(known); i++)
-			if (streq(key, known[i]))
-				return pf_error_set(-EINVAL, "empty value");
+		/* Only variables may be empty. */
+		if (strv_has_n(setting_keys, ELEMENTSOF(setting_keys), key))
+			return pf_error_set(-EINVAL, "empty value");
 		return set_var(c, key, v);
 	}
 
@@ -1553,6 +1673,14 @@ int pf_node_config_set_at(PfNodeConfig *c, const char *key, const char *value, c
 	if (!key || !value)
 		return pf_error_set(-EINVAL, "%s: no key or value", origin);
 	r = set_one(c, key, value, base_dir);
+	if (r == -ENOMEM)
+		return r;
+	/* An option ("--ip") names the setting already, and so do the messages of the
+	 * validators that name their subject ("hostname 'X' ..."): the key is said once. */
+	if (r < 0 && (startswith(origin, "--") ||
+		      strv_has_n(self_named_keys, ELEMENTSOF(self_named_keys), key) ||
+		      pf_node_config_key_check(key) < 0))
+		return pf_error_prefix(r, "%s", origin);
 	if (r < 0)
 		return pf_error_prefix(r, "%s: %.64s", origin, key);
 	return 0;
@@ -1616,5 +1744,14 @@ int pf_node_config_check(const PfNodeConfig *c)
 	if (c->wifi_psk && !c->wifi_ssid)
 		return pf_error_set(-EINVAL,
 				    "a WiFi passphrase is given without an SSID (wifi_ssid)");
+	/* Password login over SSH with a locked password is a contradiction, not a choice. */
+	if (c->ssh_password && !c->password_hash)
+		return pf_error_set(
+			-EINVAL, "SSH password login (--ssh-password, ssh_password) is asked for, "
+				 "but no password is set: give --password-hash HASH");
+	if (c->no_login && (c->n_keys > 0 || c->password_hash))
+		return pf_error_set(-EINVAL,
+				    "--no-login asks for a node nobody can log into, but %s given",
+				    c->n_keys > 0 ? "an SSH key is" : "a password hash is");
 	return 0;
 }

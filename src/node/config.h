@@ -143,6 +143,23 @@ int pf_board_arch_ok(const char *board, const char *arch);
 /* A template variable name: [A-Za-z_][A-Za-z0-9_]*, 1..64 bytes. */
 int pf_var_key_validate(const char *key);
 
+/*
+ * Template variables set from --set or an inventory column are declared by this prefix
+ * (var_rack, used as {{var_rack}} in templates), so that a misspelt setting ("sshkey",
+ * "gatway") is an error rather than a variable nothing reads.
+ */
+#define PF_VAR_PREFIX "var_"
+
+/*
+ * Whether key may be given to pf_node_config_set_at(): one of its settings, "group" (the
+ * Ansible groups of an inventory row), or a variable named PF_VAR_PREFIX + name. Returns 0 or
+ * -EINVAL with a detail "unknown setting 'sshkey' (did you mean ssh_key?)".
+ */
+int pf_node_config_key_check(const char *key);
+
+/* The setting (or "group") closest to a misspelt key, or NULL when none is close. */
+const char *pf_node_config_key_suggest(const char *key);
+
 /* Splits "KEY=VALUE" (--set): key checked as above, value at most 4 KiB. */
 int pf_var_parse(const char *arg, char **ret_key, char **ret_value);
 
@@ -160,6 +177,7 @@ typedef struct PfNodeConfig {
 	char *user;	     /* NULL: the flavor's default */
 	char *password_hash; /* NULL: none */
 	bool ssh_password;   /* allow password login even when keys are given */
+	bool no_login;	     /* --no-login: the operator means a node with no key and no password */
 	bool static_ip;	     /* false: DHCP */
 	uint32_t ip;
 	unsigned prefix;
@@ -198,11 +216,15 @@ const char *pf_node_config_iface(const PfNodeConfig *c);
  *                 absolute, or relative to base_dir (NULL: the working directory). The keys
  *                 replace earlier ones. "~" is not expanded (the shell's job); it is refused.
  *   wifi_psk_file a path (relative as above) to a file holding the passphrase
+ *   group         the Ansible groups of an inventory row, also a template variable
+ *   var_NAME      a template variable ({{var_NAME}})
  * The keys "wifi_psk" and "password" are refused (a secret must come from a file or a hash);
- * any other key (valid as a variable name) becomes a template variable. Empty values are refused
- * except for variables. Replaces any earlier value. origin is where the value came from, for
- * messages ("--ip", "cluster.csv:4:12"). Returns 0 or -errno with a detail
- * "origin: key: what is wrong".
+ * any other key is an error naming the setting it is closest to (pf_node_config_key_check()).
+ * Empty values are refused except for variables. Replaces any earlier value. origin is where
+ * the value came from, for messages ("--ip", "--set var_rack", "cluster.csv:4:12"). Returns 0
+ * or -errno with a detail "origin: what is wrong"; the key is said after the origin
+ * ("cluster.csv:4:12: ip: ...") only where neither the origin (an option, "--...") nor the
+ * message names it.
  */
 int pf_node_config_set_at(PfNodeConfig *c, const char *key, const char *value, const char *origin,
 			  const char *base_dir);
@@ -224,6 +246,9 @@ int pf_node_config_check_network(const PfNodeConfig *c);
 /*
  * Checks the settings as a whole, once every source has been applied: a hostname is present,
  * hostname.domain fits in 253 bytes, the network agrees (above), a WiFi SSID has a passphrase
- * and a country, and a passphrase has an SSID. Returns 0 or -EINVAL with a detail.
+ * and a country, and a passphrase has an SSID; SSH password login (ssh_password) has a
+ * password hash to log in with, and no_login comes with neither keys nor a hash. Whether a
+ * node without keys or hash can be logged into depends on the image: the plan checks that.
+ * Returns 0 or -EINVAL with a detail.
  */
 int pf_node_config_check(const PfNodeConfig *c);

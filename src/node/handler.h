@@ -75,6 +75,15 @@ int pf_plan_enable_unit(PfPlanCtx *c, const char *unit, const char *why);
 /* ~user/.ssh/authorized_keys with the node's keys, owned as the passwd entry says. */
 int pf_plan_keys(PfPlanCtx *c, const PfPasswdEntry *u);
 
+/*
+ * A mechanism that replaces the user's login (cloud-init's users:, custom.toml, userconf)
+ * calls this first: without an SSH key or a password hash it would make a node nobody can
+ * log into, which is refused unless the operator said --no-login (then a note says so). what
+ * says what the mechanism does to the login ("cloud-init's user-data replaces ..."). Returns
+ * 0 or -EPERM with a detail.
+ */
+int pf_plan_login_check(PfPlanCtx *c, const char *what);
+
 /* The WiFi country as a kernel argument in the boot partition's cmdline.txt. */
 int pf_plan_wifi_country_cmdline(PfPlanCtx *c);
 

@@ -339,6 +339,25 @@ static int header_check(PfInventory *inv, const PfInventoryPos *pos)
 					    inv->path, pos[j].line, pos[j].column, c,
 					    streq(c, "password") ? "password_hash"
 								 : "wifi_psk_file");
+		r = pf_node_config_key_check(c);
+		if (r < 0) {
+			const char *hint = pf_node_config_key_suggest(c);
+
+			/* A misspelt column would otherwise build every node without it. */
+			if (hint)
+				return pf_error_set(-EINVAL,
+						    "%s:%u:%u: unknown column '%s' (did you mean "
+						    "%s?)",
+						    inv->path, pos[j].line, pos[j].column, c, hint);
+			if (!startswith(c, PF_VAR_PREFIX))
+				return pf_error_set(-EINVAL,
+						    "%s:%u:%u: unknown column '%s' (a template "
+						    "variable's column is named " PF_VAR_PREFIX
+						    "%s)",
+						    inv->path, pos[j].line, pos[j].column, c, c);
+			return pf_error_prefix(r, "%s:%u:%u: column '%s'", inv->path, pos[j].line,
+					       pos[j].column, c);
+		}
 		for (size_t k = 0; k < j; k++)
 			if (streq(inv->columns[k], c))
 				return pf_error_set(-EINVAL,

@@ -18,9 +18,11 @@
  * and unique, and must include "hostname". Known columns (hostname, domain, ip, gateway, dns,
  * iface, user, password_hash, ssh_password, ssh_key, board, timezone, locale, wifi_ssid,
  * wifi_country, wifi_psk_file) are settings (config.h); "group" is the Ansible group(s) of the
- * node (names separated by spaces or commas) and, like every other column, reaches the
- * templates as a variable. Columns "wifi_psk" and "password" are refused: secrets do not
- * belong in an inventory.
+ * node (names separated by spaces or commas) and reaches the templates as a variable, as does
+ * every column named var_NAME ({{var_NAME}}). Any other column is an error naming the header's
+ * file:line:column and the known column it is closest to ("did you mean ssh_key?"): a
+ * misspelt column would otherwise build every node without the setting. Columns "wifi_psk"
+ * and "password" are refused: secrets do not belong in an inventory.
  *
  * The whole file is validated when loaded — every cell through pf_node_config_set_at(), each
  * row's network (gateway in subnet), hostnames and addresses unique — so a bad row stops

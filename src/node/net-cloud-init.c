@@ -31,6 +31,57 @@ static bool renderer_applies_dns(const PfFlavorInfo *f)
 	return true; /* NetworkManager writes resolv.conf itself */
 }
 
+/*
+ * WiFi where cloud-init reads network-config version 1 (0.7.x, HypriotOS), which has none:
+ * as HypriotOS documents it, user-data's write_files gives ifupdown a wlan0 stanza in
+ * /etc/network/interfaces.d and wpa_supplicant its configuration (0600, the derived key, not
+ * the passphrase), and a per-instance script brings wlan0 up on the first boot (udev's
+ * hotplug has run by the time write_files writes the stanza; later boots need no script).
+ * That holds only where cloud-init renders for ifupdown, the image's interfaces sources
+ * interfaces.d, wpasupplicant's ifupdown hook reads wpa-conf, and user-data is ours to write.
+ */
+static int wifi_eni_check(PfPlanCtx *c)
+{
+	const PfFlavorInfo *f = c->f;
+	const char *ver = f->cloud_init_version ? f->cloud_init_version : "0.7";
+	PfStat st;
+	int r;
+
+	if (f->user != PF_USER_CLOUD_INIT)
+		return pf_error_set(-EOPNOTSUPP,
+				    "WiFi: cloud-init %s reads network-config version 1, which has "
+				    "no WiFi, and piflash does not write this image's user-data "
+				    "(the user is made by %s)",
+				    ver, pf_user_way_name(f->user));
+	if (!f->cloud_init_renderer || !streq(f->cloud_init_renderer, "eni") ||
+	    !f->ifupdown_sources_d)
+		return pf_error_set(-EOPNOTSUPP,
+				    "WiFi: cloud-init %s reads network-config version 1, which has "
+				    "no WiFi, and it renders for %s%s; WiFi from user-data needs "
+				    "ifupdown reading /etc/network/interfaces.d",
+				    ver,
+				    f->cloud_init_renderer ? f->cloud_init_renderer : "nothing",
+				    f->ifupdown_sources_d ? ""
+							  : " (/etc/network/interfaces sources no "
+							    "interfaces.d)");
+	r = pf_plan_stat(c->tree, c->t, "/etc/network/if-pre-up.d/wpasupplicant", &st);
+	if (r < 0) {
+		pf_error_clear();
+		return pf_error_set(-EOPNOTSUPP,
+				    "WiFi: cloud-init %s reads network-config version 1, which has "
+				    "no WiFi, and the image has no wpasupplicant ifupdown hook "
+				    "(/etc/network/if-pre-up.d/wpasupplicant) to start it from "
+				    "/etc/network/interfaces.d",
+				    ver);
+	}
+	return pf_plan_add_note(
+		c->plan,
+		"WiFi '%s': in user-data (write_files: /etc/network/interfaces.d/"
+		"wlan0, /etc/wpa_supplicant/wpa_supplicant.conf 0600), as cloud-init "
+		"%s's network-config has none",
+		c->cfg->wifi_ssid, ver);
+}
+
 static int plan_net_cloud_init(PfPlanCtx *c)
 {
 	const PfFlavorInfo *f = c->f;
@@ -39,11 +90,11 @@ static int plan_net_cloud_init(PfPlanCtx *c)
 	unsigned part;
 	int r;
 
-	if (c->cfg->wifi_ssid && v1)
-		return pf_error_set(-EOPNOTSUPP,
-				    "WiFi: cloud-init %s reads network-config version 1, which has "
-				    "no WiFi; piflash cannot configure WiFi on this image",
-				    f->cloud_init_version ? f->cloud_init_version : "0.7");
+	if (c->cfg->wifi_ssid && v1) {
+		r = wifi_eni_check(c);
+		if (r < 0)
+			return r;
+	}
 	if (!c->cfg->static_ip && !c->cfg->wifi_ssid)
 		return 0;
 	r = pf_plan_seed_path(f, "network-config", &part, path, sizeof(path));

@@ -326,6 +326,7 @@ static const char *const reserved_vars[] = {
 	"wifi",		 "wifi_ssid",
 	"wifi_ssid_hex", "wifi_ssid_keyfile",
 	"wifi_psk_hex",	 "wifi_country",
+	"wifi_eni",	 "wifi_wpa_conf",
 	"uuid",		 "board",
 };
 
@@ -368,8 +369,11 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 	r |= pf_tpl_set_raw(ctx, "lock_passwd", c->password_hash ? "false" : "true");
 	if (c->password_hash)
 		r |= pf_tpl_set(ctx, "password_hash", in->mask_secrets ? MASK : c->password_hash);
+	/* Password login over SSH only with a password to log in with: never next to
+	 * lock_passwd: true. */
 	r |= pf_tpl_set_raw(ctx, "ssh_pwauth",
-			    c->n_keys == 0 || c->ssh_password ? "true" : "false");
+			    c->password_hash && (c->n_keys == 0 || c->ssh_password) ? "true"
+										    : "false");
 	r |= pf_tpl_set_bool(ctx, "has_keys", c->n_keys > 0);
 	for (size_t i = 0; i < c->n_keys; i++) {
 		_cleanup_(freep) char *line = pf_ssh_key_format(&c->keys[i]);
@@ -466,6 +470,11 @@ static int build_ctx(const PfPlanInput *in, const char *user, const char *instan
 		r |= ctx_set(ctx, "wifi_country", c->wifi_country);
 		explicit_bzero(psk, sizeof(psk));
 	}
+	/* cloud-init before 18 reads network-config version 1, which has no WiFi: the WiFi
+	 * goes into user-data as files for ifupdown and wpa_supplicant (net-cloud-init.c). */
+	r |= pf_tpl_set_bool(ctx, "wifi_eni",
+			     c->wifi_ssid && in->flavor->net == PF_NET_CLOUD_INIT &&
+				     in->flavor->network_config_version == 1);
 	for (size_t i = 0; i < c->n_vars; i++) {
 		/* The operator's variables may not replace piflash's: a value that reaches a
 		 * template unescaped, or a checked one, would no longer be what was checked. */
@@ -556,6 +565,24 @@ int pf_plan_enable_unit(PfPlanCtx *c, const char *unit, const char *why)
 			return r;
 	}
 	return pf_plan_add_note(c->plan, "%s is enabled (%s)", unit, why);
+}
+
+int pf_plan_login_check(PfPlanCtx *c, const char *what)
+{
+	const PfNodeConfig *cfg = c->cfg;
+
+	if (cfg->n_keys > 0 || cfg->password_hash)
+		return 0;
+	if (cfg->no_login)
+		return pf_plan_add_note(c->plan,
+					"--no-login: '%s' gets no SSH key and a locked password; "
+					"nobody can log into this node",
+					c->user);
+	return pf_error_set(-EPERM,
+			    "nobody could log into this node: %s, and neither an SSH key nor a "
+			    "password hash is given; give --ssh-key FILE or --password-hash HASH "
+			    "(an inventory's ssh_key or password_hash), or --no-login to mean it",
+			    what);
 }
 
 /* ~user/.ssh/authorized_keys, owned as the image's passwd and group say. */
@@ -810,6 +837,19 @@ int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan
 	r = pf_tpl_set(tpl, "uuid", uuid);
 	if (r < 0)
 		return r;
+	if (in->cfg->wifi_ssid && f->net == PF_NET_CLOUD_INIT && f->network_config_version == 1) {
+		_cleanup_(freep) char *wpa = NULL;
+		size_t wpa_len = 0;
+
+		/* wpa_supplicant.conf whole, for user-data's write_files: one YAML string. */
+		r = render(in, "wpa_supplicant.conf", NULL, tpl, PF_TPL_TEXT, &wpa, &wpa_len);
+		if (r >= 0)
+			r = pf_tpl_set(tpl, "wifi_wpa_conf", wpa);
+		if (wpa)
+			explicit_bzero(wpa, wpa_len);
+		if (r < 0)
+			return r;
+	}
 	r = pf_passwd_load(tree, &pw);
 	if (r == -ENOENT)
 		pf_error_clear(); /* cloud-init or a first boot makes the user */

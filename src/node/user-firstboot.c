@@ -31,6 +31,10 @@ static int plan_custom_toml(PfPlanCtx *c)
 
 	if (r < 0)
 		return r;
+	r = pf_plan_login_check(c, "custom.toml makes the user at first boot, with the keys and "
+				   "password piflash gives it");
+	if (r < 0)
+		return r;
 	return pf_plan_write_rendered(c, "custom.toml", PF_TPL_TEXT, part, "/custom.toml", 0644,
 				      c->cfg->password_hash != NULL,
 				      "init_config makes the user, its keys and the hostname at "
@@ -45,6 +49,10 @@ static int plan_userconf(PfPlanCtx *c)
 	unsigned part = 0;
 	int r = boot_part(c, &part);
 
+	if (r < 0)
+		return r;
+	r = pf_plan_login_check(c, "userconf.txt names the first user at first boot, with the "
+				   "password piflash gives it (none: locked)");
 	if (r < 0)
 		return r;
 	if (asprintf(&uc, "%s:%s\n", c->user, hash ? (c->in->mask_secrets ? MASK : hash) : "!") < 0)

@@ -47,6 +47,15 @@ static int plan_user_passwd(PfPlanCtx *c)
 
 	if (!c->pw_user)
 		return pf_error_set(-ENOENT, "no user '%s' in the image's /etc/passwd", c->user);
+	/* piflash changes no login here but the ones it is given: the image's stays. */
+	if (c->cfg->n_keys == 0 && !c->cfg->password_hash) {
+		r = pf_plan_add_note(c->plan,
+				     "no SSH key or password hash given: the login of '%s' stays "
+				     "as the image has it (its /etc/shadow, its authorized_keys)",
+				     c->user);
+		if (r < 0)
+			return r;
+	}
 	r = pf_plan_keys(c, c->pw_user);
 	if (r < 0)
 		return r;

@@ -170,6 +170,14 @@ static bool strv_has(char *const *v, const char *s)
 int pf_yaml_merge_top(const char *ours, size_t ours_len, const char *base, size_t base_len,
 		      const char *const *drop, char **ret, size_t *ret_len, char ***ret_kept)
 {
+	return pf_yaml_merge_top_with(ours, ours_len, base, base_len, drop,
+				      "# Kept from the image's own file:", ret, ret_len, ret_kept);
+}
+
+int pf_yaml_merge_top_with(const char *ours, size_t ours_len, const char *base, size_t base_len,
+			   const char *const *drop, const char *header, char **ret, size_t *ret_len,
+			   char ***ret_kept)
+{
 	_cleanup_(pf_strv_freep) char **our_keys = NULL, **base_keys = NULL;
 	_cleanup_(freep) size_t *our_starts = NULL, *base_starts = NULL;
 	char **kept = NULL, *out = NULL;
@@ -215,8 +223,8 @@ int pf_yaml_merge_top(const char *ours, size_t ours_len, const char *base, size_
 		/* Whole lines: from the key's line (keys are at column 0) to the next key's. */
 		if (to > base_len || to < from)
 			to = base_end;
-		if (n_kept == 0)
-			fputs("# Kept from the image's own file:\n", m);
+		if (n_kept == 0 && header)
+			fprintf(m, "%s\n", header);
 		fwrite(base + from, 1, to - from, m);
 		if (to > from && base[to - 1] != '\n')
 			fputc('\n', m);

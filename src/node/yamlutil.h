@@ -45,3 +45,9 @@ int pf_yaml_join(yaml_document_t *doc, yaml_node_t *n, const char *sep, bool fir
  */
 int pf_yaml_merge_top(const char *ours, size_t ours_len, const char *base, size_t base_len,
 		      const char *const *drop, char **ret, size_t *ret_len, char ***ret_kept);
+
+/* The same, with header (a comment line, or NULL for none) before the first entry kept of
+ * base instead of "# Kept from the image's own file:". */
+int pf_yaml_merge_top_with(const char *ours, size_t ours_len, const char *base, size_t base_len,
+			   const char *const *drop, const char *header, char **ret, size_t *ret_len,
+			   char ***ret_kept);

@@ -445,6 +445,22 @@ batch bravobad 1 "${common[@]/$CSV/$WORK/bravo-bad.csv}" --only bravo --out-dir 
 grep -q 'bravo\.img' "$A/SHA256SUMS" && fail "SHA256SUMS lists the failed node"
 pass "a node that fails loses its old artifact, and no listing names it"
 
+# A row with neither a key nor a password hash fails its node alone (nobody could log into it);
+# --no-login builds it, with a locked password and password login off.
+printf 'hostname,ip,ssh_key\nkilo,10.0.0.51/24,%s\nlima,10.0.0.52/24,\n' "$WORK/ops.pub" >"$WORK/login.csv"
+batch nologin 1 --inventory "$WORK/login.csv" --out-dir "$WORK/nl" "$IMG"
+assert_eq "a row without key or hash: its node alone fails" "kilo=ok lima=failed" "$(status "$WORK/nl")"
+grep -q "lima: .*nobody could log into this node.*--no-login to mean it" "$WORK/nologin.err" ||
+	{ cat "$WORK/nologin.err" >&2; fail "no reason given for the node nobody could log into"; }
+[ ! -e "$WORK/nl/lima.img" ] || fail "an artifact was written for the node nobody could log into"
+batch nologin2 0 --inventory "$WORK/login.csv" --no-login --only lima --out-dir "$WORK/nl2" "$IMG"
+fat "$WORK/nl2/lima.img" /user-data >"$WORK/ud-lima"
+grep -q '^    lock_passwd: true$' "$WORK/ud-lima" && grep -q '^ssh_pwauth: false$' "$WORK/ud-lima" ||
+	fail "--no-login: user-data is not locked with password login off: $(cat "$WORK/ud-lima")"
+grep -q 'ssh_authorized_keys' "$WORK/ud-lima" && fail "--no-login: a key in user-data"
+pass "--no-login: lock_passwd true, ssh_pwauth false, no key"
+rm -rf "$WORK/nl" "$WORK/nl2"
+
 # ---- 11. hostile input: names, files in the out dir, strings from the image and the report --
 H=$WORK/hostile
 mkdir -p "$H"
@@ -455,7 +471,7 @@ echo precious >"$H/victim.img.bmap"
 echo precious >"$H/victim.img.zst"
 printf 'hostname,ip,gateway\n../victim,10.0.0.31/24,10.0.0.1\nhotel,10.0.0.32/24,10.0.0.1\n' >"$H/path.csv"
 for fmt in img img.zst; do
-	batch "path-$fmt" 1 --inventory "$H/path.csv" --bmap --format "$fmt" --out-dir "$H/out" "$IMG"
+	batch "path-$fmt" 1 --inventory "$H/path.csv" --no-login --bmap --format "$fmt" --out-dir "$H/out" "$IMG"
 	grep -q 'failed: \.\./victim: .*hostname' "$WORK/path-$fmt.err" ||
 		{ cat "$WORK/path-$fmt.err" >&2; fail "a path as hostname: no 'failed: ../victim: ...hostname'"; }
 done
@@ -498,7 +514,7 @@ sed -i 's|^\( *\)name: pirate$|\1name: "pirate\\n[all:vars]\\nansible_ssh_common
 grep -q 'ProxyCommand' "$H/cloud.cfg" || fail "sed did not change cloud.cfg's default user"
 "$PIFLASH" -q --add "$H/cloud.cfg=/etc/cloud/cloud.cfg" "$IMG" "$H/evil.img"
 printf 'hostname,ip,gateway,user\nindia,10.0.0.41/24,10.0.0.1,\njuliet,10.0.0.42/24,10.0.0.1,ops\n' >"$H/user.csv"
-batch evil-user 0 --inventory "$H/user.csv" --out-dir "$H/out" "$H/evil.img"
+batch evil-user 0 --inventory "$H/user.csv" --no-login --out-dir "$H/out" "$H/evil.img"
 assert_eq "the image's bad user: statuses" "india=ok juliet=ok" "$(status "$H/out")"
 assert_eq "the image's bad user is not india's" pirate \
 	"$(jq -r '.nodes[] | select(.hostname == "india") | .user' "$H/out/report.json")"
@@ -513,11 +529,11 @@ rm -rf "$H/out" "$H/evil.img"
 # report.json of an earlier run with values of the wrong type or content: each node it
 # cannot trust is rebuilt, said on stderr naming the file and the field; never a crash (a
 # null status crashed), never a listing line from the file.
-batch rep0 0 --inventory "$H/user.csv" --host-keys --out-dir "$H/out" "$IMG"
+batch rep0 0 --inventory "$H/user.csv" --no-login --host-keys --out-dir "$H/out" "$IMG"
 edit_report() { # JQ TAG FIELD: edit report.json with JQ; the re-run rebuilds india only
 	jq "$1" "$H/out/report.json" >"$H/r.json"
 	mv "$H/r.json" "$H/out/report.json"
-	batch "rep-$2" 0 --inventory "$H/user.csv" --host-keys --out-dir "$H/out" "$IMG"
+	batch "rep-$2" 0 --inventory "$H/user.csv" --no-login --host-keys --out-dir "$H/out" "$IMG"
 	grep -q "report.json': node 'india' is rebuilt: .*$3" "$WORK/rep-$2.err" ||
 		{ cat "$WORK/rep-$2.err" >&2; fail "report.json with $2: no message naming the file and '$3'"; }
 	assert_eq "report.json with $2: india rebuilt, juliet reused" "india=ok juliet=up-to-date" \
@@ -536,7 +552,7 @@ grep -q 'all:vars' "$H/out/inventory.ini" "$H/out/hosts" "$H/out/known_hosts" &&
 	fail "a string from report.json reached a listing"
 for bad in '[]' '{"nodes": 5}' 'not json'; do
 	echo "$bad" >"$H/out/report.json"
-	batch rep-bad 0 --inventory "$H/user.csv" --host-keys --out-dir "$H/out" "$IMG"
+	batch rep-bad 0 --inventory "$H/user.csv" --no-login --host-keys --out-dir "$H/out" "$IMG"
 	grep -q "report.json': .*every node is rebuilt" "$WORK/rep-bad.err" ||
 		{ cat "$WORK/rep-bad.err" >&2; fail "report.json '$bad': no message naming the file"; }
 	assert_eq "report.json '$bad': every node rebuilt" "india=ok juliet=ok" "$(status "$H/out")"
@@ -544,7 +560,7 @@ done
 # A record with a bad user for a node left out by --only is not kept either.
 jq '.nodes[1].user = "ops\n[all:vars]"' "$H/out/report.json" >"$H/r.json"
 mv "$H/r.json" "$H/out/report.json"
-batch rep-kept 0 --inventory "$H/user.csv" --host-keys --only india --out-dir "$H/out" "$IMG"
+batch rep-kept 0 --inventory "$H/user.csv" --no-login --host-keys --only india --out-dir "$H/out" "$IMG"
 assert_eq "a kept node with a bad user in report.json is not kept" "india=up-to-date" "$(status "$H/out")"
 grep -q 'all:vars' "$H/out/inventory.ini" && fail "a kept record's user reached inventory.ini"
 pass "report.json values of the wrong type or content rebuild their node, never crash"

@@ -313,6 +313,13 @@ expect_fail 2 "every node the same address" \
 printf 'hostname,ip\nnode1,10.0.9.1/24\nnode2,10.0.9.300/24\n' >"$WORK/bad.csv"
 expect_fail 1 "cannot be built; nothing written" \
 	"$PIFLASH" --inventory "$WORK/bad.csv" --all --yes "$IMG" "$RR"
+# node2 has no key and no password hash: nobody could log into it, so the run stops before
+# node1's card is written, not after it.
+printf 'hostname,ip,ssh_key\nnode1,10.0.9.1/24,op.pub\nnode2,10.0.9.2/24,\n' >"$WORK/nologin.csv"
+expect_fail 1 "node2: .*nobody could log into this node.*--no-login to mean it" \
+	"$PIFLASH" --inventory "$WORK/nologin.csv" --all --yes "$IMG" "$RR"
+grep -q "1 node of '$WORK/nologin.csv' cannot be built; nothing written" "$WORK/err" ||
+	fail "--all with a node nobody could log into: no 'nothing written'"
 assert_eq "the card is untouched by the refusals" "$PRE" "$(sha256 "$WORK/r1.card")"
 
 # ---- interrupted while waiting for a card ---------------------------------------------------

@@ -158,8 +158,8 @@ for flavor in hypriot ubuntu rpios-trixie rpios-bookworm raspbian-buster plain; 
 done
 
 # Two nodes from one image: different instance-ids.
-"$PIFLASH" -q --node worker4 "$WORK/hypriot.img" "$WORK/w4.img"
-"$PIFLASH" -q --node worker5 "$WORK/hypriot.img" "$WORK/w5.img"
+"$PIFLASH" -q --node worker4 --ssh-key "$WORK/id.pub" "$WORK/hypriot.img" "$WORK/w4.img"
+"$PIFLASH" -q --node worker5 --ssh-key "$WORK/id.pub" "$WORK/hypriot.img" "$WORK/w5.img"
 a=$(fat "$WORK/w4.img" 1 /meta-data | grep instance-id)
 b=$(fat "$WORK/w5.img" 1 /meta-data | grep instance-id)
 [ "$a" != "$b" ] || fail "two nodes got the same instance-id"
@@ -167,7 +167,7 @@ pass "two nodes, two instance-ids"
 
 # The same node from an inventory row.
 cat >"$WORK/cluster.csv" <<CSV
-hostname,ip,gateway,dns,ssh_key,role
+hostname,ip,gateway,dns,ssh_key,var_role
 worker2,192.168.1.12/24,192.168.1.1,1.1.1.1,id.pub,worker
 worker3,192.168.1.13/24,192.168.1.1,"192.168.1.1,1.1.1.1",id.pub,worker
 CSV
@@ -197,9 +197,9 @@ cat >"$WORK/tpl/user-data.yaml" <<'T'
 #cloud-config
 hostname: {{hostname}}
 bootcmd:
-  - [ echo, {{motd}} ]
+  - [ echo, {{var_motd}} ]
 T
-"$PIFLASH" -q --node worker3 --template-dir "$WORK/tpl" --set 'motd=x ]
+"$PIFLASH" -q --node worker3 --ssh-key "$WORK/id.pub" --template-dir "$WORK/tpl" --set 'var_motd=x ]
   - evil: true
 #' "$WORK/hypriot.img" "$WORK/yaml.img"
 fat "$WORK/yaml.img" 1 /user-data >"$WORK/ud"
@@ -211,13 +211,13 @@ pass "a YAML-breaking value stays one string"
 
 # A node of a cloud-init image can be verified later when its instance-id is derived from a
 # seed (and the times from SOURCE_DATE_EPOCH): the rebuilt image is the same, host key included.
-SEEDED=(--node worker3 --ip 10.0.0.13/24 --host-keys --instance-id-seed s3cr3t)
+SEEDED=(--node worker3 --ssh-key "$WORK/id.pub" --ip 10.0.0.13/24 --host-keys --instance-id-seed s3cr3t)
 SOURCE_DATE_EPOCH=1700000000 "$PIFLASH" -q "${SEEDED[@]}" "$WORK/hypriot.img" "$WORK/seeded.img"
 SOURCE_DATE_EPOCH=1700000000 "$PIFLASH" verify -q "${SEEDED[@]}" "$WORK/hypriot.img" \
 	"$WORK/seeded.img" || fail "piflash verify with the same seed: the image differs"
 pass "piflash verify --instance-id-seed: the seeded node rebuilds byte for byte"
 SOURCE_DATE_EPOCH=1700000000 expect_fail 3 "verification failed" \
-	"$PIFLASH" verify --node worker3 --ip 10.0.0.13/24 --host-keys --instance-id-seed other \
+	"$PIFLASH" verify --node worker3 --ssh-key "$WORK/id.pub" --ip 10.0.0.13/24 --host-keys --instance-id-seed other \
 	"$WORK/hypriot.img" "$WORK/seeded.img"
 assert_eq "the seeded instance-id is HMAC-SHA256(seed, hostname)" \
 	"instance-id: \"iid-piflash-worker3-$(printf worker3 | openssl dgst -sha256 -hmac s3cr3t -r | cut -c1-16)\"" \
@@ -227,7 +227,7 @@ rm -f "$WORK/seeded.img"
 # --known-hosts: the node's new key replaces the lines that named it; other lines stay.
 printf '# mine\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOTHERxx\nworker3,10.0.0.13 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOLDKEYxx\n' \
 	>"$WORK/known_hosts"
-"$PIFLASH" -q --node worker3 --ip 10.0.0.13/24 --host-keys --known-hosts "$WORK/known_hosts" \
+"$PIFLASH" -q --node worker3 --no-login --ip 10.0.0.13/24 --host-keys --known-hosts "$WORK/known_hosts" \
 	"$WORK/hypriot.img" "$WORK/kh.img"
 pub=$(e2 "$WORK/kh.img" 2 "cat /etc/ssh/ssh_host_ed25519_key.pub" | cut -d' ' -f1,2)
 for h in worker3 10.0.0.13; do
@@ -255,10 +255,179 @@ expect_fail 1 "gateway" "$PIFLASH" --node w1 --ip 10.0.0.5/24 --gateway 10.0.1.1
 expect_fail 1 "unbalanced.csv:2" "$PIFLASH" --inventory "$WORK/unbalanced.csv" --node w1 "$WORK/plain.img" "$WORK/x.img"
 expect_fail 1 "dup.csv:3.*10.0.0.1|10.0.0.1.*dup.csv:3" "$PIFLASH" --inventory "$WORK/dup.csv" --node w1 "$WORK/plain.img" "$WORK/x.img"
 expect_fail 1 "worker9" "$PIFLASH" --inventory "$WORK/cluster.csv" --node worker9 "$WORK/plain.img" "$WORK/x.img"
+# A misspelt column or --set name is an error, not a template variable nothing reads (it once
+# built every node without its key, or without its default route).
+printf 'hostname,ip,gatway,sshkey\nw1,10.0.0.2/24,10.0.0.1,id.pub\n' >"$WORK/typo.csv"
+expect_fail 1 "^piflash: inventory: $WORK/typo.csv:1:13: unknown column 'gatway' \(did you mean gateway\?\)$" \
+	"$PIFLASH" --inventory "$WORK/typo.csv" --node w1 "$WORK/plain.img" "$WORK/x.img"
+expect_fail 2 "^piflash: --set: unknown setting 'sshkey' \(did you mean ssh_key\?\)$" \
+	"$PIFLASH" --node w1 --set "sshkey=$WORK/id.pub" "$WORK/plain.img" "$WORK/x.img"
+# Each message names the setting once, and IPv6 is called IPv6.
+expect_fail 1 "^piflash: node 'w1': invalid node settings: --ip: '2001:db8::13/64' is an IPv6 address: piflash sets IPv4 addresses only \(IPv6 is not supported here\)$" \
+	"$PIFLASH" --node w1 --ip 2001:db8::13/64 "$WORK/plain.img" "$WORK/x.img"
+expect_fail 1 "^piflash: node 'W1': --node: hostname 'W1' has upper case; write it 'w1'$" \
+	"$PIFLASH" --node W1 "$WORK/plain.img" "$WORK/x.img"
+expect_fail 1 "^piflash: node 'w1': invalid node settings: --password-hash: password hash is not a crypt" \
+	"$PIFLASH" --node w1 --password-hash hunter2 "$WORK/plain.img" "$WORK/x.img"
 mkdir -p "$WORK/tpl2"
 printf 'instance-id: {{instance_id}}\nlocal-hostname: {{nope}}\n' >"$WORK/tpl2/meta-data.yaml"
-expect_fail 1 "meta-data.yaml:2.*nope" "$PIFLASH" --node w1 --template-dir "$WORK/tpl2" "$WORK/hypriot.img" "$WORK/x.img"
+expect_fail 1 "meta-data.yaml:2.*nope" "$PIFLASH" --node w1 --no-login --template-dir "$WORK/tpl2" "$WORK/hypriot.img" "$WORK/x.img"
 expect_fail 1 "arm64.*pi1|pi1.*arm64" "$PIFLASH" --node w1 --board pi1 "$WORK/ubuntu.img" "$WORK/x.img"
 [ ! -e "$WORK/x.img" ] && pass "nothing written for bad input"
+
+# A node nobody could log into: where piflash replaces the image's login (cloud-init's users:,
+# custom.toml, userconf), no key and no hash is refused unless --no-login says it is meant.
+for f in hypriot ubuntu rpios-trixie rpios-bookworm; do
+	expect_fail 1 "nobody could log into this node: .*give --ssh-key FILE or --password-hash HASH .*or --no-login to mean it" \
+		"$PIFLASH" --node w1 "$WORK/$f.img" "$WORK/x.img"
+	expect_fail 1 "nobody could log into this node" "$PIFLASH" plan --node w1 "$WORK/$f.img"
+done
+[ ! -e "$WORK/x.img" ] || fail "an image was written for a node nobody could log into"
+expect_fail 1 "SSH password login .* no password is set: give --password-hash HASH" \
+	"$PIFLASH" --node w1 --ssh-key "$WORK/id.pub" --ssh-password "$WORK/hypriot.img" "$WORK/x.img"
+expect_fail 1 "--no-login asks for a node nobody can log into, but an SSH key is given" \
+	"$PIFLASH" --node w1 --ssh-key "$WORK/id.pub" --no-login "$WORK/hypriot.img" "$WORK/x.img"
+# The image's own /etc/shadow login is not touched where piflash only adds keys: said, not refused.
+"$PIFLASH" plan --node w1 "$WORK/plain.img" | grep -q "^Note: no SSH key or password hash given: the login of 'ops' stays as the image has it" ||
+	fail "plain image without key: no note that its login stays"
+pass "plain image without a key: built, its own login stays (a note says so)"
+
+# Never password login over SSH next to a locked password (ssh_pwauth true only with a hash).
+HASH='$6$abcdefgh$KQeXafAQAaOoKTevphVU215RvJdgzyfASRasIOuh12hO8u0r1bGW92ZnTmC9IjsiQ8VPiTXBiZF49dFL1U4wX/'
+"$PIFLASH" -q --node w1 --no-login "$WORK/hypriot.img" "$WORK/nl.img"
+"$PIFLASH" -q --node w1 --password-hash "$HASH" "$WORK/hypriot.img" "$WORK/pw.img"
+"$PIFLASH" -q --node w1 --password-hash "$HASH" --ssh-key "$WORK/id.pub" "$WORK/hypriot.img" "$WORK/pwk.img"
+"$PIFLASH" -q --node w1 --password-hash "$HASH" --ssh-key "$WORK/id.pub" --ssh-password \
+	"$WORK/hypriot.img" "$WORK/pwks.img"
+for t in nl:true:false pw:false:true pwk:false:false pwks:false:true; do
+	IFS=: read -r n lock pwauth <<<"$t"
+	fat "$WORK/$n.img" 1 /user-data >"$WORK/ud-$n"
+	assert_eq "$n: lock_passwd" "$lock" "$(sed -n 's/^    lock_passwd: //p' "$WORK/ud-$n")"
+	assert_eq "$n: ssh_pwauth" "$pwauth" "$(sed -n 's/^ssh_pwauth: //p' "$WORK/ud-$n")"
+	if [ "$HAVE_CLOUD_INIT" = 1 ]; then
+		cloud-init schema -c "$WORK/ud-$n" >/dev/null 2>&1 || fail "$n: cloud-init schema rejects user-data"
+	fi
+	rm -f "$WORK/$n.img"
+done
+"$PIFLASH" plan --json --node w1 --no-login "$WORK/rpios-bookworm.img" |
+	jq -r '.operations[] | select(.path == "/custom.toml") | .content' >"$WORK/custom.toml"
+if [ -s "$WORK/custom.toml" ]; then
+	grep -q '^password_authentication = false$' "$WORK/custom.toml" ||
+		fail "custom.toml: password login on without a password: $(cat "$WORK/custom.toml")"
+	pass "custom.toml: password_authentication false without a password"
+fi
+
+# ---- WiFi on HypriotOS: cloud-init 0.7.9's network-config (version 1) has none, so it goes
+# into user-data's write_files, as HypriotOS documents it, with the derived key (0600).
+printf 'correct horse battery\n' >"$WORK/psk"
+WIFI=(--wifi-ssid 'lab net' --wifi-psk-file "$WORK/psk" --wifi-country DE)
+"$PIFLASH" -q --node worker3 --ssh-key "$WORK/id.pub" --ip 192.168.1.13/24 "${WIFI[@]}" \
+	"$WORK/hypriot.img" "$WORK/wifi.img" || fail "hypriot: WiFi refused"
+check_clean "$WORK/wifi.img"
+fat "$WORK/wifi.img" 1 /user-data >"$WORK/ud-wifi"
+grep -q 'correct horse' "$WORK/ud-wifi" && fail "hypriot WiFi: the passphrase is in user-data"
+python3 - "$WORK/ud-wifi" <<'PY' || fail "hypriot WiFi: user-data: $(cat "$WORK/ud-wifi")"
+import hashlib, sys, yaml
+# libyaml's parser (CSafeLoader), as cloud-init uses it where it is there.
+d = yaml.load(open(sys.argv[1]), Loader=yaml.CSafeLoader)
+files = {f["path"]: f for f in d["write_files"]}
+wpa = files["/etc/wpa_supplicant/wpa_supplicant.conf"]
+assert wpa["permissions"] == "0600", wpa
+key = hashlib.pbkdf2_hmac("sha1", b"correct horse battery", b"lab net", 4096, 32).hex()
+assert "\tpsk=" + key + "\n" in wpa["content"], wpa["content"]
+assert "\tssid=" + b"lab net".hex() + "\n" in wpa["content"], wpa["content"]
+assert "country=DE\n" in wpa["content"], wpa["content"]
+eni = files["/etc/network/interfaces.d/wlan0"]["content"]
+assert "iface wlan0 inet dhcp" in eni and "wpa-conf /etc/wpa_supplicant/wpa_supplicant.conf" in eni, eni
+assert "ifup wlan0" in files["/var/lib/cloud/scripts/per-instance/piflash-wifi"]["content"]
+assert files["/var/lib/cloud/scripts/per-instance/piflash-wifi"]["permissions"] == "0755"
+assert d["runcmd"] == ["systemctl restart avahi-daemon"], d["runcmd"]  # the image's, kept
+PY
+pass "hypriot WiFi: user-data write_files, wpa_supplicant.conf 0600 with the derived key"
+if [ "$HAVE_CLOUD_INIT" = 1 ]; then
+	cloud-init schema -c "$WORK/ud-wifi" >"$WORK/schema.out" 2>&1 ||
+		{ cat "$WORK/schema.out" >&2; fail "hypriot WiFi: cloud-init schema rejects user-data"; }
+	pass "hypriot WiFi: cloud-init schema -c user-data: valid"
+fi
+fat "$WORK/wifi.img" 1 /network-config | grep -q '192.168.1.13/24' || fail "hypriot WiFi: wired address lost"
+"$PIFLASH" plan --json --node worker3 --ssh-key "$WORK/id.pub" "${WIFI[@]}" "$WORK/hypriot.img" >"$WORK/wplan.json"
+assert_eq "hypriot WiFi: plan shows user-data as secret" true \
+	"$(jq '.operations[] | select(.path == "/user-data") | .secret' "$WORK/wplan.json")"
+grep -q 'correct horse' "$WORK/wplan.json" && fail "hypriot WiFi: plan shows the passphrase"
+rm -f "$WORK/wifi.img"
+# Without wpasupplicant's ifupdown hook nothing would read the files: refused, with the fact.
+cp --sparse=always "$WORK/hypriot.img" "$WORK/nowpa.img"
+debugfs -w -R "rm /etc/network/if-pre-up.d/wpasupplicant" "$WORK/nowpa.img?offset=$(part_offset "$WORK/nowpa.img" 2)" >/dev/null 2>&1
+expect_fail 1 "WiFi: cloud-init 0.7.9 reads network-config version 1, which has no WiFi, and the image has no wpasupplicant ifupdown hook" \
+	"$PIFLASH" --node worker3 --ssh-key "$WORK/id.pub" "${WIFI[@]}" "$WORK/nowpa.img" "$WORK/x.img"
+rm -f "$WORK/nowpa.img"
+
+# ---- --user-data FILE: merged with piflash's settings, the file winning where it sets a key.
+cat >"$WORK/ud.yaml" <<'UD'
+#cloud-config
+# the operator's own
+hostname: {{hostname}}
+package_upgrade: true
+runcmd:
+  - [ echo, {{var_msg}} ]
+ssh_genkeytypes: [ed25519, rsa]
+UD
+"$PIFLASH" -q --node worker3 --ssh-key "$WORK/id.pub" --host-keys --set var_msg=hi \
+	--user-data "$WORK/ud.yaml" "$WORK/hypriot.img" "$WORK/ud.img" || fail "--user-data refused"
+fat "$WORK/ud.img" 1 /user-data >"$WORK/ud-merged"
+python3 - "$WORK/ud-merged" "$KEY" <<'PY' || fail "--user-data merge: $(cat "$WORK/ud-merged")"
+import sys, yaml
+d = yaml.load(open(sys.argv[1]), Loader=yaml.CSafeLoader)
+assert d["hostname"] == "worker3", d
+assert d["package_upgrade"] is True, d            # the file's, not the image's false
+assert d["runcmd"] == [["echo", "hi"]], d         # the file's, rendered
+assert d["ssh_genkeytypes"] == ["ed25519", "rsa"], d  # the file wins where it sets a key
+assert d["ssh_deletekeys"] is False, d            # piflash's, for --host-keys
+u = d["users"][0]
+assert u["name"] == "pirate" and any(sys.argv[2] in k for k in u["ssh_authorized_keys"]), u
+assert d["ssh_pwauth"] is False, d
+PY
+pass "--user-data: the file's keys, and piflash's key, user, hostname and ssh_deletekeys"
+if [ "$HAVE_CLOUD_INIT" = 1 ]; then
+	cloud-init schema -c "$WORK/ud-merged" >/dev/null 2>&1 || fail "--user-data merge: schema"
+fi
+rm -f "$WORK/ud.img"
+# A key of the file that would break a promise is an error naming it.
+ud_conflict() { # REGEX YAML-LINES... : the file with these lines is refused with REGEX
+	local re=$1
+	shift
+	printf '#cloud-config\n' >"$WORK/ud-bad.yaml"
+	printf '%s\n' "$@" >>"$WORK/ud-bad.yaml"
+	expect_fail 1 "$re" "$PIFLASH" --node worker3 --ssh-key "$WORK/id.pub" --host-keys \
+		--user-data "$WORK/ud-bad.yaml" "$WORK/hypriot.img" "$WORK/x.img"
+}
+ud_conflict "sets ssh_deletekeys: cloud-init would delete the host key piflash made" 'ssh_deletekeys: true'
+ud_conflict "sets ssh_keys, which would replace the host key" 'ssh_keys:' '  ed25519_private: x'
+ud_conflict "sets users, which would replace the user 'pirate' piflash gives the keys of --ssh-key" \
+	'users:' '  - name: pirate'
+ud_conflict "sets hostname 'other', but the node is 'worker3'" 'hostname: other'
+printf '#!/bin/sh\necho hi\n' >"$WORK/ud-script"
+expect_fail 1 "is not #cloud-config" "$PIFLASH" --node worker3 --ssh-key "$WORK/id.pub" \
+	--user-data "$WORK/ud-script" "$WORK/hypriot.img" "$WORK/x.img"
+# The file's own users: carry the login: no key needed, the file's users kept.
+printf '#cloud-config\nusers:\n  - name: ops\n    ssh_authorized_keys: ["%s"]\n' "$(cat "$WORK/id.pub")" >"$WORK/ud-users.yaml"
+"$PIFLASH" plan --node worker3 --user-data "$WORK/ud-users.yaml" "$WORK/hypriot.img" >"$WORK/plan.out" ||
+	fail "--user-data with its own users: refused without --ssh-key"
+grep -q "makes its own users: the logins are the file's" "$WORK/plan.out" || fail "no note on the file's users"
+grep -q '  - name: ops' "$WORK/plan.out" && ! grep -q 'name: "pirate"' "$WORK/plan.out" ||
+	fail "--user-data users: not the file's: $(cat "$WORK/plan.out")"
+pass "--user-data with its own users: its login, no refusal"
+# cloud-init's own jinja template: passed on as written, never rendered as mustache; it cannot
+# carry options piflash would merge, and cloud-init 0.7.9 does not render jinja at all.
+printf '## template: jinja\n#cloud-config\nruncmd:\n  - echo {{ v1.local_hostname }}\n' >"$WORK/ud-jinja"
+expect_fail 1 "is a jinja template .* cannot carry --ssh-key" "$PIFLASH" --node worker3 \
+	--ssh-key "$WORK/id.pub" --user-data "$WORK/ud-jinja" "$WORK/hypriot.img" "$WORK/x.img"
+expect_fail 1 "jinja template, which cloud-init renders from 18.4 on; the image's cloud-init 0.7.9" \
+	"$PIFLASH" --node worker3 --user-data "$WORK/ud-jinja" "$WORK/hypriot.img" "$WORK/x.img"
+"$PIFLASH" -q --node worker3 --user-data "$WORK/ud-jinja" "$WORK/rpios-trixie.img" "$WORK/j.img" ||
+	fail "a jinja user-data was refused on trixie"
+cmp "$WORK/ud-jinja" <(fat "$WORK/j.img" 1 /user-data) || fail "the jinja user-data was changed"
+pass "a jinja user-data is written as given"
+rm -f "$WORK/j.img"
 
 finish

@@ -692,7 +692,7 @@ static void test_ssh_private_key_refused(void **state)
 
 		assert_non_null(cut);
 		ERR(pf_node_config_set(&c, "ssh_key", cut, "--ssh-key"), -EINVAL,
-		    "--ssh-key: ssh_key: key text:1", "private key");
+		    "--ssh-key: key text:1", "private key");
 		assert_no_key_material(pf_error_message(-EINVAL), private_key);
 		/* A later body line alone (no magic there): not a key line, not echoed. */
 		{
@@ -700,7 +700,7 @@ static void test_ssh_private_key_refused(void **state)
 
 			second[strcspn(second, "\n")] = 0;
 			ERR(pf_node_config_set(&c, "ssh_key", second, "--ssh-key"), -EINVAL,
-			    "--ssh-key: ssh_key: ", "not shown");
+			    "--ssh-key: ", "not shown");
 			assert_no_key_material(pf_error_message(-EINVAL), private_key);
 		}
 		free(cut);
@@ -928,8 +928,8 @@ static void test_config_set(void **state)
 				   "--password-hash"),
 		0);
 	assert_int_equal(pf_node_config_set(&c, "ssh_key", ED25519_LINE, "--ssh-key"), 0);
-	assert_int_equal(pf_node_config_set(&c, "rack", "B2", "--set"), 0);
-	assert_int_equal(pf_node_config_set(&c, "note", "", "--set"), 0);
+	assert_int_equal(pf_node_config_set(&c, "var_rack", "B2", "--set var_rack"), 0);
+	assert_int_equal(pf_node_config_set(&c, "var_note", "", "--set var_note"), 0);
 
 	assert_string_equal(c.hostname, "worker3");
 	assert_string_equal(c.domain, "cluster.lan");
@@ -946,15 +946,15 @@ static void test_config_set(void **state)
 	assert_string_equal(c.board, "pi4");
 	assert_true(c.ssh_password);
 	assert_int_equal(c.n_keys, 1);
-	assert_string_equal(pf_node_config_var(&c, "rack"), "B2");
-	assert_string_equal(pf_node_config_var(&c, "note"), "");
+	assert_string_equal(pf_node_config_var(&c, "var_rack"), "B2");
+	assert_string_equal(pf_node_config_var(&c, "var_note"), "");
 	assert_null(pf_node_config_var(&c, "nothing"));
 
 	/* A later value replaces an earlier one. */
 	assert_int_equal(pf_node_config_set(&c, "hostname", "worker4", "--hostname"), 0);
 	assert_string_equal(c.hostname, "worker4");
-	assert_int_equal(pf_node_config_set(&c, "rack", "C1", "--set"), 0);
-	assert_string_equal(pf_node_config_var(&c, "rack"), "C1");
+	assert_int_equal(pf_node_config_set(&c, "var_rack", "C1", "--set var_rack"), 0);
+	assert_string_equal(pf_node_config_var(&c, "var_rack"), "C1");
 	assert_int_equal(c.n_vars, 2);
 	assert_int_equal(pf_node_config_set(&c, "dns", "8.8.8.8", "--dns"), 0);
 	assert_int_equal(c.n_dns, 1);
@@ -967,15 +967,45 @@ static void test_config_set(void **state)
 
 	/* A bad value leaves the earlier one and names origin and key. */
 	ERR(pf_node_config_set(&c, "hostname", "Worker_4", "cluster.csv:4:1"), -EINVAL,
-	    "cluster.csv:4:1: hostname: ", "upper case");
+	    "cluster.csv:4:1: hostname ", "upper case");
+	/* Each says the setting once: the option or the validator names it, never both. */
+	assert_string_equal(
+		pf_error_message(-EINVAL),
+		"cluster.csv:4:1: hostname 'Worker_4' has upper case; write it 'worker_4'");
+	ERR(pf_node_config_set(&c, "hostname", "Worker_4", "--node"), -EINVAL, "upper case");
+	assert_string_equal(pf_error_message(-EINVAL),
+			    "--node: hostname 'Worker_4' has upper case; write it 'worker_4'");
+	ERR(pf_node_config_set(&c, "ip", "10.0.0.300/24", "cluster.csv:4:9"), -EINVAL, "above");
+	assert_string_equal(pf_error_message(-EINVAL),
+			    "cluster.csv:4:9: ip: '10.0.0.300' is not an IPv4 address: a number is "
+			    "above 255");
+	/* IPv6 is said to be IPv6, not a number above 255 ("2001") or a missing dot. */
+	ERR(pf_node_config_set(&c, "ip", "2001:db8::13/64", "--ip"), -EINVAL, "IPv6");
+	assert_string_equal(pf_error_message(-EINVAL),
+			    "--ip: '2001:db8::13/64' is an IPv6 address: piflash sets IPv4 "
+			    "addresses only (IPv6 is not supported here)");
+	ERR(pf_node_config_set(&c, "ip", "fe80::1/64", "--ip"), -EINVAL, "IPv6");
+	ERR(pf_node_config_set(&c, "ip", "2001:0db8:0000:0000:0000:ff00:0042:8329/64", "--ip"),
+	    -EINVAL, "IPv6");
+	ERR(pf_node_config_set(&c, "gateway", "fe80::1", "--gateway"), -EINVAL,
+	    "--gateway: 'fe80::1' is an IPv6 address");
+	ERR(pf_node_config_set(&c, "dns", "1.1.1.1,2606:4700::1111", "--dns"), -EINVAL,
+	    "--dns: '2606:4700::1111' is an IPv6 address");
+	ERR(pf_node_config_set(&c, "password_hash", "plain", "--password-hash"), -EINVAL,
+	    "mkpasswd");
+	assert_string_equal(pf_error_message(-EINVAL),
+			    "--password-hash: password hash is not a crypt(3) hash (a plain "
+			    "password is not accepted, and DES hashes are too weak); make one with "
+			    "`mkpasswd -m yescrypt` or `openssl passwd -6` (the value is not "
+			    "shown)");
 	assert_string_equal(c.hostname, "worker4");
-	ERR(pf_node_config_set(&c, "ip", "10.0.0.300/24", "--ip"), -EINVAL,
-	    "--ip: ip: ", "'10.0.0.300'", "above 255");
+	ERR(pf_node_config_set(&c, "ip", "10.0.0.300/24", "--ip"), -EINVAL, "--ip: '10.0.0.300'",
+	    "above 255");
 	ERR(pf_node_config_set(&c, "gateway", "10.0.0.1/24", "--gateway"), -EINVAL,
-	    "--gateway: gateway: ", "without a prefix");
+	    "--gateway: '10.0.0.1/24'", "without a prefix");
 	ERR(pf_node_config_set(&c, "gateway", "127.0.0.1", "--gateway"), -EINVAL, "loopback");
-	ERR(pf_node_config_set(&c, "dns", "1.1.1.1,,8.8.8.8", "--dns"), -EINVAL,
-	    "--dns: dns: ", "empty entry");
+	ERR(pf_node_config_set(&c, "dns", "1.1.1.1,,8.8.8.8", "--dns"), -EINVAL, "--dns: '",
+	    "empty entry");
 	ERR(pf_node_config_set(&c, "dns", "1.1.1.1,1.1.1.1", "--dns"), -EINVAL, "twice");
 	ERR(pf_node_config_set(&c, "dns",
 			       "1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5,6.6.6.6,"
@@ -986,8 +1016,7 @@ static void test_config_set(void **state)
 	    "not an IPv4 address");
 	assert_int_equal(c.n_dns, 1);
 	ERR(pf_node_config_set(&c, "ssh_password", "maybe", "--set"), -EINVAL, "yes/no");
-	ERR(pf_node_config_set(&c, "domain", "", "--domain"), -EINVAL,
-	    "--domain: domain: ", "empty value");
+	ERR(pf_node_config_set(&c, "domain", "", "--domain"), -EINVAL, "--domain: empty value");
 	ERR(pf_node_config_set(&c, "wifi_psk", "hunter2hunter2", "--set"), -EINVAL,
 	    "wifi_psk_file");
 	assert_null(strstr(pf_error_message(-EINVAL), "hunter2"));
@@ -995,12 +1024,35 @@ static void test_config_set(void **state)
 	    "password_hash");
 	assert_null(strstr(pf_error_message(-EINVAL), "hunter2"));
 	ERR(pf_node_config_set(&c, "password_hash", "hunter2hunter2", "--password-hash"), -EINVAL,
-	    "--password-hash: password_hash: ", "mkpasswd");
+	    "--password-hash: password hash ", "mkpasswd");
 	assert_null(strstr(pf_error_message(-EINVAL), "hunter2"));
-	ERR(pf_node_config_set(&c, "rack-no", "1", "--set"), -EINVAL, "'rack-no'");
+	ERR(pf_node_config_set(&c, "var_rack-no", "1", "--set var_rack-no"), -EINVAL,
+	    "'var_rack-no'");
 	ERR(pf_node_config_set(&c, "wifi_country", "uk", "--wifi-country"), -EINVAL, "'UK'");
 	ERR(pf_node_config_set(&c, "board", "pi6", "--board"), -EINVAL,
-	    "--board: board: ", "'pi6'");
+	    "--board: unknown board 'pi6'");
+
+	/* Only var_NAME is a variable: a misspelt setting is an error saying what was meant. */
+	ERR(pf_node_config_set(&c, "sshkey", ED25519_LINE, "--set sshkey"), -EINVAL, "sshkey");
+	assert_string_equal(pf_error_message(-EINVAL),
+			    "--set sshkey: unknown setting 'sshkey' (did you mean ssh_key?)");
+	ERR(pf_node_config_set(&c, "gatway", "10.0.0.1", "x.csv:2:5"), -EINVAL,
+	    "x.csv:2:5: unknown setting 'gatway' (did you mean gateway?)");
+	ERR(pf_node_config_set(&c, "rack", "B2", "--set rack"), -EINVAL,
+	    "--set rack: unknown setting 'rack' (a template variable is named var_rack)");
+	assert_int_equal(pf_node_config_key_check("var_rack"), 0);
+	assert_int_equal(pf_node_config_key_check("group"), 0);
+	assert_int_equal(pf_node_config_key_check("wifi_psk_file"), 0);
+	ERR(pf_node_config_key_check("var_"), -EINVAL, "names no variable");
+	ERR(pf_node_config_key_check("wifi_psk"), -EINVAL, "wifi_psk_file");
+	assert_string_equal(pf_node_config_key_suggest("Gateway"), "gateway");
+	assert_string_equal(pf_node_config_key_suggest("ssh_keys"), "ssh_key");
+	assert_string_equal(pf_node_config_key_suggest("passwordhash"), "password_hash");
+	assert_string_equal(pf_node_config_key_suggest("timezon"), "timezone");
+	assert_null(pf_node_config_key_suggest("role"));
+	assert_null(pf_node_config_key_suggest("rack"));
+	assert_null(pf_node_config_key_suggest("motd"));
+	assert_int_equal(c.n_vars, 2);
 
 	pf_node_config_done(&c);
 	assert_null(c.hostname);
@@ -1047,7 +1099,7 @@ static void test_config_paths(void **state)
 	assert_null(strstr(pf_error_message(-EINVAL), "ghp_"));
 	/* Relative to the working directory without base_dir: not found here. */
 	ERR(pf_node_config_set(&c, "ssh_key", "admin.pub", "--ssh-key"), -ENOENT,
-	    "--ssh-key: ssh_key: ", "'admin.pub'");
+	    "--ssh-key: 'admin.pub'");
 	ERR(pf_node_config_set_at(&c, "ssh_key", "nope.pub", "x.csv:3:3", dir), -ENOENT,
 	    "x.csv:3:3: ssh_key: ", "inv/nope.pub");
 	ERR(pf_node_config_set_at(&c, "ssh_key", "~/.ssh/id_ed25519.pub", "x.csv:3:3", dir),
@@ -1056,7 +1108,7 @@ static void test_config_paths(void **state)
 	    "x.csv:3:9: wifi_psk_file: ", "admin.pub");
 	/* Key text errors name the origin. */
 	ERR(pf_node_config_set(&c, "ssh_key", "ssh-ed25519 AAAA", "--ssh-key"), -EINVAL,
-	    "--ssh-key: ssh_key: key text:1: ", "truncated");
+	    "--ssh-key: key text:1: ", "truncated");
 	assert_int_equal(c.n_keys, 1);
 	pf_node_config_done(&c);
 }

@@ -100,13 +100,13 @@ static void test_basic(void **state)
 	const PfInventoryRow *row;
 
 	(void)state;
-	inv = parse_ok("hostname,ip,gateway,board,group,rack\n"
+	inv = parse_ok("hostname,ip,gateway,board,group,var_rack\n"
 		       "master1,10.0.0.11/24,10.0.0.1,pi4,masters,A1\n"
 		       "worker1,10.0.0.21/24,10.0.0.1,pi4,workers,A2\n"
 		       "worker2,,,pi3,\"workers, arm64\",\n");
 	assert_int_equal(inv->n_columns, 6);
 	assert_int_equal(inv->n_rows, 3);
-	assert_string_equal(inv->columns[5], "rack");
+	assert_string_equal(inv->columns[5], "var_rack");
 	assert_int_equal(inv->hostname_column, 0);
 	assert_string_equal(inv->dir, ".");
 	row = pf_inventory_find(inv, "worker1");
@@ -129,22 +129,22 @@ static void test_quoting(void **state)
 	const PfInventoryRow *row;
 
 	(void)state;
-	inv = parse_ok("hostname,motd,note\n"
+	inv = parse_ok("hostname,var_motd,var_note\n"
 		       "w1,\"Hello, world\",\"She said \"\"hi\"\"\"\n"
 		       "w2,\"line one\nline two\",\"\"\n"
 		       "w3, spaced , \"kept  \" \n");
 	row = pf_inventory_find(inv, "w1");
-	assert_string_equal(pf_inventory_get(inv, row, "motd"), "Hello, world");
-	assert_string_equal(pf_inventory_get(inv, row, "note"), "She said \"hi\"");
+	assert_string_equal(pf_inventory_get(inv, row, "var_motd"), "Hello, world");
+	assert_string_equal(pf_inventory_get(inv, row, "var_note"), "She said \"hi\"");
 	row = pf_inventory_find(inv, "w2");
 	assert_int_equal(row->line, 3);
-	assert_string_equal(pf_inventory_get(inv, row, "motd"), "line one\nline two");
-	assert_string_equal(pf_inventory_get(inv, row, "note"), "");
+	assert_string_equal(pf_inventory_get(inv, row, "var_motd"), "line one\nline two");
+	assert_string_equal(pf_inventory_get(inv, row, "var_note"), "");
 	/* The record after a field spanning two lines starts on line 5. */
 	row = pf_inventory_find(inv, "w3");
 	assert_int_equal(row->line, 5);
-	assert_string_equal(pf_inventory_get(inv, row, "motd"), "spaced");
-	assert_string_equal(pf_inventory_get(inv, row, "note"), "kept  ");
+	assert_string_equal(pf_inventory_get(inv, row, "var_motd"), "spaced");
+	assert_string_equal(pf_inventory_get(inv, row, "var_note"), "kept  ");
 	pf_inventory_free(inv);
 }
 
@@ -156,7 +156,7 @@ static void test_crlf_bom_blank(void **state)
 
 	(void)state;
 	inv = parse_ok("\xef\xbb\xbf"
-		       "Hostname , IP,Note\r\n"
+		       "Hostname , IP,Var_Note\r\n"
 		       "w1,10.0.0.11/24,\r\n"
 		       "\r\n"
 		       "w2,\"10.0.0.12/24\",x\r\n"
@@ -172,7 +172,8 @@ static void test_crlf_bom_blank(void **state)
 	assert_int_equal(pf_inventory_apply(inv, row, &c), 0);
 	assert_int_equal(c.ip, 0x0a00000c);
 	/* CRLF inside quotes becomes LF. */
-	assert_string_equal(pf_inventory_get(inv, pf_inventory_find(inv, "w3"), "note"), "a\nb");
+	assert_string_equal(pf_inventory_get(inv, pf_inventory_find(inv, "w3"), "var_note"),
+			    "a\nb");
 	pf_node_config_done(&c);
 	pf_inventory_free(inv);
 
@@ -188,10 +189,10 @@ static void test_syntax_errors(void **state)
 {
 	(void)state;
 	/* Where the quote opened, not where the file ended. */
-	ERR(parse("hostname,note\nw1,ok\nw2,\"never\nclosed,\nw3,x\n"), -EINVAL,
+	ERR(parse("hostname,var_note\nw1,ok\nw2,\"never\nclosed,\nw3,x\n"), -EINVAL,
 	    "cluster.csv:3:4:", "never closed");
-	ERR(parse("hostname,note\nw1,a\"b\n"), -EINVAL, "cluster.csv:2:5:", "quote inside");
-	ERR(parse("hostname,note\nw1,\"ab\"c\n"), -EINVAL,
+	ERR(parse("hostname,var_note\nw1,a\"b\n"), -EINVAL, "cluster.csv:2:5:", "quote inside");
+	ERR(parse("hostname,var_note\nw1,\"ab\"c\n"), -EINVAL,
 	    "cluster.csv:2:8:", "after the closing quote");
 	ERR(parse("hostname,ip\nw1,10.0.0.1/24\nw2\nw3,10.0.0.3/24\n"), -EINVAL,
 	    "cluster.csv:3:", "1 field,", "2 columns");
@@ -201,36 +202,60 @@ static void test_syntax_errors(void **state)
 	    "cluster.csv:3:", "3 fields");
 	ERR(parse(""), -EINVAL, "cluster.csv", "empty file");
 	ERR(parse("\n\n"), -EINVAL, "empty file");
-	ERR(parse("hostname,note\nw1,a\xff\n"), -EINVAL, "cluster.csv:2:5:", "UTF-8");
+	ERR(parse("hostname,var_note\nw1,a\xff\n"), -EINVAL, "cluster.csv:2:5:", "UTF-8");
 	{
-		static const char nul[] = "hostname,note\nw1,a\0b\n";
+		static const char nul[] = "hostname,var_note\nw1,a\0b\n";
 
 		PfInventory *inv = NULL;
 		pf_error_clear();
 		check_err(pf_inventory_parse(nul, sizeof(nul) - 1, "cluster.csv", &inv), -EINVAL,
 			  "cluster.csv:2:5:", "NUL", NULL);
 	}
-	ERR(parse("hostname,note\nw1,a\rb\n"), -EINVAL, "cluster.csv:2:5:", "carriage return");
+	ERR(parse("hostname,var_note\nw1,a\rb\n"), -EINVAL, "cluster.csv:2:5:", "carriage return");
 }
 
 static void test_header_errors(void **state)
 {
 	(void)state;
-	ERR(parse("name,ip\nw1,10.0.0.1/24\n"), -EINVAL, "cluster.csv:1:", "no 'hostname' column");
+	ERR(parse("var_name,ip\nw1,10.0.0.1/24\n"), -EINVAL,
+	    "cluster.csv:1:", "no 'hostname' column");
 	ERR(parse("hostname,ip,IP\nw1,10.0.0.1/24,10.0.0.1/24\n"), -EINVAL,
 	    "cluster.csv:1:13:", "'ip' appears twice", "column 10");
 	ERR(parse("hostname,,ip\n"), -EINVAL, "cluster.csv:1:10:", "no name");
-	ERR(parse("hostname,rack no\n"), -EINVAL, "cluster.csv:1:10:", "'rack no'");
+	ERR(parse("hostname,var_rack no\n"), -EINVAL, "cluster.csv:1:10:", "'var_rack no'");
 	ERR(parse("hostname,wifi_psk\nw1,secret99\n"), -EINVAL,
 	    "cluster.csv:1:10:", "wifi_psk_file");
 	ERR(parse("hostname,password\n"), -EINVAL, "password_hash");
+
+	/* A misspelt column is an error naming where it is and what was meant: it would
+	 * otherwise be a template variable nothing reads, and every node built without it. */
+	ERR(parse("hostname,ip,sshkey\nw1,10.0.0.1/24,id.pub\n"), -EINVAL, "sshkey");
+	assert_string_equal(pf_error_message(-EINVAL),
+			    "cluster.csv:1:13: unknown column 'sshkey' (did you mean ssh_key?)");
+	ERR(parse("hostname,ip,gatway\nw1,10.0.0.2/24,10.0.0.1\n"), -EINVAL, "gatway");
+	assert_string_equal(pf_error_message(-EINVAL),
+			    "cluster.csv:1:13: unknown column 'gatway' (did you mean gateway?)");
+	ERR(parse("hostname, Wifi_SSID,dsn\n"), -EINVAL,
+	    "cluster.csv:1:21: unknown column 'dsn' "
+	    "(did you mean dns?)");
+	ERR(parse("hostname,hostnmae\n"), -EINVAL, "(did you mean hostname?)");
+	ERR(parse("hostname,groups\n"), -EINVAL, "(did you mean group?)");
+	ERR(parse("hostname,wifissid\n"), -EINVAL, "(did you mean wifi_ssid?)");
+	/* Far from every setting: the way to declare a variable. */
+	ERR(parse("hostname,role\nw1,worker\n"), -EINVAL, "role");
+	assert_string_equal(pf_error_message(-EINVAL),
+			    "cluster.csv:1:10: unknown column 'role' (a template variable's column "
+			    "is named var_role)");
+	ERR(parse("hostname,var_\n"), -EINVAL, "cluster.csv:1:10: column 'var_'",
+	    "names no variable");
 }
 
 static void test_row_errors(void **state)
 {
 	(void)state;
 	ERR(parse("ip,hostname\n10.0.0.1/24,\n"), -EINVAL, "cluster.csv:2:13:", "empty hostname");
-	ERR(parse("hostname\nw1\nWorker2\n"), -EINVAL, "cluster.csv:3:1: hostname:", "'worker2'");
+	ERR(parse("hostname\nw1\nWorker2\n"), -EINVAL,
+	    "cluster.csv:3:1: hostname 'Worker2' has upper case", "'worker2'");
 	ERR(parse("hostname,ip\nw1,10.0.0.1/24\nw2,  10.0.0.256/24\n"), -EINVAL,
 	    "cluster.csv:3:6: ip:", "'10.0.0.256'");
 	ERR(parse("hostname,ip\nw1,10.0.0.0/24\n"), -EINVAL,
@@ -240,8 +265,8 @@ static void test_row_errors(void **state)
 	ERR(parse("hostname,gateway\nw1,10.0.1.1\n"), -EINVAL,
 	    "cluster.csv:2:", "without a static address");
 	ERR(parse("hostname,dns\nw1,\"1.1.1.1,x\"\n"), -EINVAL, "cluster.csv:2:4: dns:");
-	ERR(parse("hostname,board\nw1,pi9\n"), -EINVAL, "cluster.csv:2:4: board:", "'pi9'");
-	ERR(parse("hostname,user\nw1,Admin\n"), -EINVAL, "cluster.csv:2:4: user:");
+	ERR(parse("hostname,board\nw1,pi9\n"), -EINVAL, "cluster.csv:2:4: unknown board 'pi9'");
+	ERR(parse("hostname,user\nw1,Admin\n"), -EINVAL, "cluster.csv:2:4: user name 'Admin'");
 	ERR(parse("hostname,group\nw1,k8s-workers\n"), -EINVAL, "cluster.csv:2:4: group",
 	    "'k8s-workers'");
 	ERR(parse("hostname,group\nw1,9lives\n"), -EINVAL, "cluster.csv:2:4: group");
@@ -339,21 +364,21 @@ static void test_override_order(void **state)
 	char ip[16];
 
 	(void)state;
-	inv = parse_ok("hostname,ip,gateway,dns,board,user,rack\n"
+	inv = parse_ok("hostname,ip,gateway,dns,board,user,var_rack\n"
 		       "w1,10.0.0.11/24,10.0.0.1,\"1.1.1.1, 9.9.9.9\",pi4,pirate,A1\n");
 	/* A default first, then the row, then the command line. */
 	assert_int_equal(pf_node_config_set(&c, "user", "pi", "default"), 0);
 	assert_int_equal(pf_inventory_apply(inv, pf_inventory_find(inv, "w1"), &c), 0);
 	assert_string_equal(c.user, "pirate");
 	assert_int_equal(c.n_dns, 2);
-	assert_string_equal(pf_node_config_var(&c, "rack"), "A1");
+	assert_string_equal(pf_node_config_var(&c, "var_rack"), "A1");
 	assert_int_equal(pf_node_config_set(&c, "ip", "10.0.0.99/24", "--ip"), 0);
 	assert_int_equal(pf_node_config_set(&c, "board", "pi5", "--board"), 0);
-	assert_int_equal(pf_node_config_set(&c, "rack", "B7", "--set"), 0);
+	assert_int_equal(pf_node_config_set(&c, "var_rack", "B7", "--set"), 0);
 	pf_ipv4_format(c.ip, ip);
 	assert_string_equal(ip, "10.0.0.99");
 	assert_string_equal(c.board, "pi5");
-	assert_string_equal(pf_node_config_var(&c, "rack"), "B7");
+	assert_string_equal(pf_node_config_var(&c, "var_rack"), "B7");
 	assert_string_equal(c.hostname, "w1");
 	assert_int_equal(pf_node_config_check(&c), 0);
 	/* --ip dhcp drops the row's static address and gateway. */
@@ -419,7 +444,7 @@ static void test_limits(void **state)
 	(void)state;
 	text = malloc(PF_INVENTORY_FIELD_MAX + 4096);
 	assert_non_null(text);
-	o = (size_t)sprintf(text, "hostname,note\nw1,");
+	o = (size_t)sprintf(text, "hostname,var_note\nw1,");
 	memset(text + o, 'x', PF_INVENTORY_FIELD_MAX + 1);
 	o += PF_INVENTORY_FIELD_MAX + 1;
 	text[o] = 0;

@@ -10,12 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "disk/source.h"
+#include "disk/xz.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
@@ -80,7 +83,12 @@ static int group_setup(void **state)
 	write_file(path, orig, IMG_BYTES);
 	run("cd '%s' && gzip -n -c orig.img >orig.img.gz && xz -c orig.img >orig.img.xz && "
 	    "zstd -q -c orig.img >orig.img.zst && bzip2 -c orig.img >orig.img.bz2 && "
-	    "echo hello >readme.txt && echo notes >notes.md",
+	    "echo hello >readme.txt && echo notes >notes.md && "
+	    /* Blocks of 256 KiB with their sizes in the headers: what xz -T writes, and what
+	     * the multi-threaded decoder spreads over threads. */
+	    "xz -T2 --block-size=262144 -c orig.img >orig-mb.img.xz && "
+	    "head -c 300000 orig.img | xz -c >cat.xz && tail -c +300001 orig.img | "
+	    "xz -T2 --block-size=65536 -c >>cat.xz",
 	    work);
 	/* The image is deliberately not compressible to nothing: truncating a compressed
 	 * file in the middle leaves a stream that ends inside the data. */
@@ -378,6 +386,161 @@ static void test_bzip2(void **state)
 	check_compressed("orig.img.bz2", PF_SOURCE_BZIP2);
 }
 
+/* A multi-block .xz (xz -T) decodes to the same bytes on several threads. */
+static void test_xz_multiblock(void **state)
+{
+	PfXzInfo info;
+	int fd;
+
+	fd = open(in_work("orig-mb.img.xz"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pf_xz_info(fd, &info), 0);
+	close(fd);
+	assert_int_equal(info.size_bytes, IMG_BYTES);
+	assert_int_equal(info.blocks, IMG_BYTES / 262144);
+	assert_int_equal(info.streams, 1);
+
+	fd = open(in_work("orig.img.xz"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pf_xz_info(fd, &info), 0);
+	close(fd);
+	assert_int_equal(info.size_bytes, IMG_BYTES);
+	assert_int_equal(info.blocks, 1);
+
+	check_compressed("orig-mb.img.xz", PF_SOURCE_XZ);
+}
+
+/* Collects decoded output in memory, checking it comes in order. */
+typedef struct Collect {
+	uint8_t *buf;
+	uint64_t size, calls;
+} Collect;
+
+static int collect(void *userdata, uint64_t offset, const uint8_t *buf, size_t len)
+{
+	Collect *c = userdata;
+
+	assert_int_equal(offset, c->size);
+	assert_true(offset + len <= IMG_BYTES);
+	memcpy(c->buf + offset, buf, len);
+	c->size += len;
+	c->calls++;
+	return 0;
+}
+
+static void decode_file(const char *path, uint32_t threads, uint64_t memlimit)
+{
+	Collect c = { .buf = malloc(IMG_BYTES) };
+	PfXzOptions o = {
+		.threads = threads,
+		.memlimit_bytes = memlimit,
+		.output = collect,
+		.userdata = &c,
+	};
+	uint64_t size = 0;
+	int fd;
+
+	assert_non_null(c.buf);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pf_xz_decode(fd, &o, &size), 0);
+	close(fd);
+	assert_int_equal(size, IMG_BYTES);
+	assert_int_equal(c.size, IMG_BYTES);
+	assert_memory_equal(c.buf, orig, IMG_BYTES);
+	free(c.buf);
+}
+
+/* Every combination of single/multi-block and one/several threads, and concatenated
+ * streams (a single-block one, then a multi-block one) as xz -dc reads them. */
+static void test_xz_decode_threads(void **state)
+{
+	PfXzInfo info;
+	int fd;
+
+	assert_true(pf_xz_threads() >= 1);
+	assert_true(pf_xz_memlimit() >= PF_XZ_MEMLIMIT_MIN_BYTES);
+	assert_true(pf_xz_memlimit() <= PF_XZ_MEMLIMIT_MAX_BYTES);
+	for (uint32_t t = 1; t <= 4; t++) {
+		decode_file(in_work("orig.img.xz"), t, 0);
+		decode_file(in_work("orig-mb.img.xz"), t, 0);
+		decode_file(in_work("cat.xz"), t, 0);
+	}
+	fd = open(in_work("cat.xz"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pf_xz_info(fd, &info), 0);
+	close(fd);
+	assert_int_equal(info.size_bytes, IMG_BYTES);
+	assert_int_equal(info.streams, 2);
+	check_compressed("cat.xz", PF_SOURCE_XZ);
+}
+
+/* A memory limit below what one thread needs is refused, naming both figures. */
+static void test_xz_memlimit(void **state)
+{
+	PfXzOptions o = { .threads = 2, .memlimit_bytes = 64 * 1024, .output = collect };
+	Collect c = { .buf = malloc(IMG_BYTES) };
+	uint64_t size;
+	int fd, r;
+
+	o.userdata = &c;
+	fd = open(in_work("orig-mb.img.xz"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	r = pf_xz_decode(fd, &o, &size);
+	close(fd);
+	free(c.buf);
+	assert_int_equal(r, -E2BIG);
+	print_message("    %s\n", pf_error_message(r));
+	assert_non_null(strstr(pf_error_message(r), "than the limit of 64 KiB"));
+}
+
+/* The decoded hook sees the file fill up in order, and an error from it stops the
+ * decompression and leaves nothing in the cache. */
+static int decoded_calls;
+static uint64_t decoded_last;
+
+static int on_decoded(int fd, uint64_t done, void *userdata)
+{
+	uint8_t b = 0;
+
+	/* A trailing run of zeros is not written yet (a hole past the end): it reads as EOF. */
+	assert_true(done > decoded_last);
+	assert_true(pread(fd, &b, 1, (off_t)done - 1) >= 0);
+	assert_int_equal(b, orig[done - 1]);
+	decoded_last = done;
+	decoded_calls++;
+	return *(int *)userdata && done >= IMG_BYTES / 2 ? -ECANCELED : 0;
+}
+
+static void test_decoded_hook(void **state)
+{
+	PfSource *s = NULL;
+	int stop = 0;
+	PfSourceOptions opts = { .decoded = on_decoded, .decoded_data = &stop };
+
+	decoded_calls = 0;
+	decoded_last = 0;
+	assert_int_equal(pf_source_open(in_work("orig-mb.img.xz"), &opts, &s), 0);
+	assert_true(decoded_calls >= 1);
+	assert_int_equal(decoded_last, IMG_BYTES);
+	s = pf_source_free(s);
+
+	/* Stopped half way: an error, and no entry that looks complete. */
+	stop = 1;
+	decoded_calls = 0;
+	decoded_last = 0;
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), &opts, &s), -ECANCELED);
+	assert_null(s);
+	{
+		_cleanup_(freep) char *d = cache_dir();
+
+		/* The first entry only. */
+		assert_int_equal(count_files(d, ".img"), 1);
+		assert_int_equal(count_files(d, ".info"), 1);
+		assert_int_equal(count_files(d, ".partial"), 0);
+	}
+}
+
 static char *open_cache_path(const char *path, bool *ret_now)
 {
 	_cleanup_(pf_source_freep) PfSource *s = NULL;
@@ -639,6 +802,47 @@ static void test_corrupt_xz(void **state)
 	assert_int_equal(pwrite(fd, junk, sizeof(junk), st.st_size / 3), (ssize_t)sizeof(junk));
 	close(fd);
 	check_broken(path, "xz");
+}
+
+static void test_truncated_xz_multiblock(void **state)
+{
+	truncate_copy("orig-mb.img.xz", "t.xz", 0.6);
+	check_broken(in_tdir("t.xz"), "xz");
+}
+
+static void test_corrupt_xz_multiblock(void **state)
+{
+	const char *path = in_tdir("c.xz");
+	uint8_t junk[64];
+	struct stat st;
+	int fd;
+
+	run("cp '%s' '%s'", in_work("orig-mb.img.xz"), path);
+	assert_int_equal(stat(path, &st), 0);
+	memset(junk, 0x5a, sizeof(junk));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), st.st_size / 2), (ssize_t)sizeof(junk));
+	close(fd);
+	check_broken(path, "xz");
+}
+
+/* Only the magic bytes of xz: refused as not a valid stream. */
+static void test_xz_magic_only(void **state)
+{
+	PfSource *s = NULL;
+	int r;
+
+	write_file(in_tdir("m.xz"),
+		   "\xfd"
+		   "7zXZ\0\0\0junkjunkjunk",
+		   18);
+	r = pf_source_open(in_tdir("m.xz"), NULL, &s);
+	assert_true(r < 0);
+	assert_null(s);
+	print_message("    %s\n", pf_error_message(r));
+	assert_non_null(strstr(pf_error_message(r), "xz"));
+	expect_cache_clean();
 }
 
 static void test_magic_only(void **state)
@@ -991,6 +1195,281 @@ static void test_progress_small(void **state)
 	expect_content(pf_source_fd(s), orig, IMG_BYTES);
 }
 
+/* A fake complete entry: key (64 hex digits from c), kib KiB of data written (not sparse),
+ * last used age_s seconds ago (its info file's time). */
+static void fake_entry(char c, const char *data_suffix, const char *info_suffix, size_t kib,
+		       int64_t age_s)
+{
+	char key[65], name[128];
+	struct timespec ts[2];
+	uint8_t *buf = calloc(1, kib * 1024);
+
+	assert_non_null(buf);
+	memset(key, c, 64);
+	key[64] = 0;
+	memset(buf, 0xa5, kib * 1024);
+	snprintf(name, sizeof(name), "cache/piflash/%s%s", key, data_suffix);
+	write_file(in_tdir(name), buf, kib * 1024);
+	snprintf(name, sizeof(name), "cache/piflash/%s%s", key, info_suffix);
+	write_file(in_tdir(name), "origin=test\n", 12);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[0].tv_sec -= age_s;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, in_tdir(name), ts, 0), 0);
+	free(buf);
+}
+
+static bool entry_exists(char c, const char *suffix)
+{
+	char name[128], key[65];
+
+	memset(key, c, 64);
+	key[64] = 0;
+	snprintf(name, sizeof(name), "cache/piflash/%s%s", key, suffix);
+	return access(in_tdir(name), F_OK) == 0;
+}
+
+static void make_cache_dir(void)
+{
+	char *d = cache_dir();
+
+	run("mkdir -p '%s' && chmod 700 '%s'", d, d);
+	free(d);
+}
+
+static void test_cache_evict(void **state)
+{
+	char *d = cache_dir();
+	char keep_key[65];
+	const char *keep[1] = { keep_key };
+	PfCacheEntry *list = NULL;
+	uint64_t freed = 0;
+	size_t n = 0;
+	int lock_fd;
+
+	make_cache_dir();
+	/* Oldest first: a (kept), b (locked by another run), c, d (a download), e newest. */
+	fake_entry('a', ".img", ".info", 256, 5000);
+	fake_entry('b', ".img", ".info", 256, 4000);
+	fake_entry('c', ".img", ".info", 256, 3000);
+	fake_entry('d', ".download", ".url", 256, 2000);
+	fake_entry('e', ".img", ".info", 256, 1000);
+	memset(keep_key, 'a', 64);
+	keep_key[64] = 0;
+
+	assert_int_equal(pf_cache_list(d, &list, &n), 0);
+	assert_int_equal(n, 5);
+	/* Least recently used first, downloads among them. */
+	assert_non_null(strstr(list[0].path, "aaaa"));
+	assert_non_null(strstr(list[3].path, "dddd"));
+	assert_true(list[3].download);
+	assert_false(list[0].download);
+	pf_cache_entries_free(list, n);
+
+	/* Another run holds b's lock: b is in use there. */
+	lock_fd = open(
+		in_tdir("cache/piflash/"
+			"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.lock"),
+		O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(lock_fd >= 0);
+	assert_int_equal(flock(lock_fd, LOCK_EX), 0);
+
+	/* A cap of 600 KiB: of 1280 KiB, three entries must go, the oldest that may. */
+	assert_int_equal(pf_cache_evict(d, 600 * 1024, keep, 1, &freed), 3);
+	assert_true(freed >= 3 * 256 * 1024);
+	assert_true(entry_exists('a', ".img"));	 /* kept: in use by this run */
+	assert_true(entry_exists('b', ".img"));	 /* locked by another run */
+	assert_false(entry_exists('c', ".img")); /* evicted, with its info */
+	assert_false(entry_exists('c', ".info"));
+	assert_false(entry_exists('d', ".download"));
+	assert_false(entry_exists('d', ".url"));
+	assert_false(entry_exists('e', ".img")); /* even the newest, to fit */
+	close(lock_fd);
+
+	/* Under the cap: nothing goes. */
+	assert_int_equal(pf_cache_evict(d, 1024 * 1024, NULL, 0, &freed), 0);
+	assert_int_equal(freed, 0);
+	assert_true(entry_exists('a', ".img"));
+	/* No cap at all. */
+	assert_int_equal(pf_cache_evict(d, UINT64_MAX, NULL, 0, NULL), 0);
+	free(d);
+}
+
+static void test_cache_clean_older(void **state)
+{
+	char *d = cache_dir();
+	uint64_t freed = 0;
+	struct timespec ts[2] = { { .tv_sec = 1000 }, { .tv_sec = 1000 } };
+
+	make_cache_dir();
+	fake_entry('a', ".img", ".info", 16, 10 * 86400);
+	fake_entry('b', ".download", ".url", 16, 8 * 86400);
+	fake_entry('c', ".img", ".info", 16, 3600);
+	/* An old partial download of an interrupted run, and a fresh one. */
+	write_file(in_tdir("cache/piflash/"
+			   "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+			   ".download.partial"),
+		   "x", 1);
+	assert_int_equal(utimensat(AT_FDCWD,
+				   in_tdir("cache/piflash/"
+					   "dddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+					   "dddddddddd.download.partial"),
+				   ts, 0),
+			 0);
+	write_file(in_tdir("cache/piflash/"
+			   "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+			   ".download.partial"),
+		   "x", 1);
+
+	assert_int_equal(pf_cache_clean_older(d, 7 * 86400, &freed), 2);
+	assert_true(freed >= 2 * 16 * 1024);
+	assert_false(entry_exists('a', ".img"));
+	assert_false(entry_exists('a', ".info"));
+	assert_false(entry_exists('b', ".download"));
+	assert_true(entry_exists('c', ".img"));
+	assert_false(entry_exists('d', ".download.partial"));
+	assert_true(entry_exists('e', ".download.partial"));
+	free(d);
+}
+
+static void test_cache_parse(void **state)
+{
+	uint64_t v = 0;
+	int64_t a = 0;
+
+	assert_int_equal(pf_cache_parse_max("20G", &v), 0);
+	assert_int_equal(v, 20 * GIB);
+	assert_int_equal(pf_cache_parse_max("500MiB", &v), 0);
+	assert_int_equal(v, 500 * MIB);
+	assert_int_equal(pf_cache_parse_max("1T", &v), 0);
+	assert_int_equal(v, 1024 * GIB);
+	assert_int_equal(pf_cache_parse_max("4096", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(pf_cache_parse_max("0", &v), 0);
+	assert_int_equal(v, UINT64_MAX);
+	assert_int_equal(pf_cache_parse_max("unlimited", &v), 0);
+	assert_int_equal(v, UINT64_MAX);
+	assert_int_equal(pf_cache_parse_max("", &v), -EINVAL);
+	assert_int_equal(pf_cache_parse_max("-1G", &v), -EINVAL);
+	assert_int_equal(pf_cache_parse_max("12X", &v), -EINVAL);
+	assert_int_equal(pf_cache_parse_max("99999999999T", &v), -EINVAL);
+
+	assert_int_equal(pf_cache_parse_age("7d", &a), 0);
+	assert_int_equal(a, 7 * 86400);
+	assert_int_equal(pf_cache_parse_age("12h", &a), 0);
+	assert_int_equal(a, 12 * 3600);
+	assert_int_equal(pf_cache_parse_age("2w", &a), 0);
+	assert_int_equal(a, 14 * 86400);
+	assert_int_equal(pf_cache_parse_age("30m", &a), 0);
+	assert_int_equal(a, 1800);
+	assert_int_equal(pf_cache_parse_age("7", &a), -EINVAL);
+	assert_int_equal(pf_cache_parse_age("d", &a), -EINVAL);
+	assert_int_equal(pf_cache_parse_age("7dd", &a), -EINVAL);
+	assert_int_equal(pf_cache_parse_age("-7d", &a), -EINVAL);
+
+	setenv("PIFLASH_CACHE_MAX", "3G", 1);
+	assert_int_equal(pf_cache_max_bytes(NULL, &v), 0);
+	assert_int_equal(v, 3 * GIB);
+	setenv("PIFLASH_CACHE_MAX", "lots", 1);
+	assert_int_equal(pf_cache_max_bytes(NULL, &v), -EINVAL);
+	unsetenv("PIFLASH_CACHE_MAX");
+	assert_int_equal(pf_cache_max_bytes(NULL, &v), 0);
+	assert_int_equal(v, PF_CACHE_MAX_DEFAULT_BYTES);
+}
+
+/* Adding an entry evicts older ones down to the cap, never the one just opened. */
+static void test_cache_cap_on_open(void **state)
+{
+	PfSource *s = NULL, *t = NULL;
+	PfSourceOptions opts = { .cache_max_bytes = 1 }; /* smaller than any entry */
+	char *d = cache_dir();
+
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), &opts, &s), 0);
+	/* Alone and in use: kept although over the cap. */
+	assert_int_equal(count_files(d, ".img"), 1);
+	assert_int_equal(pf_source_open(in_work("orig.img.xz"), &opts, &t), 0);
+	/* The gz entry went; the xz one, in use, stayed; the gz source still reads. */
+	assert_int_equal(count_files(d, ".img"), 1);
+	assert_string_equal(pf_source_cache_path(t), pf_source_cache_path(t));
+	assert_int_equal(access(pf_source_cache_path(s), F_OK), -1);
+	assert_int_equal(access(pf_source_cache_path(t), F_OK), 0);
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	expect_content(pf_source_fd(t), orig, IMG_BYTES);
+	s = pf_source_free(s);
+	t = pf_source_free(t);
+
+	/* Without a cap set, the default (20 GiB) keeps both. */
+	opts.cache_max_bytes = 0;
+	assert_int_equal(pf_source_open(in_work("orig.img.gz"), &opts, &s), 0);
+	assert_int_equal(count_files(d, ".img"), 2);
+	s = pf_source_free(s);
+	free(d);
+}
+
+static void test_stdin(void **state)
+{
+	_cleanup_(pf_source_freep) PfSource *s = NULL;
+	PfSourceOptions opts = { 0 };
+	char hex[65];
+	int saved = dup(STDIN_FILENO), fd;
+	char *d = cache_dir();
+
+	/* The SHA-256 of the .gz as given, in either case. */
+	run("sha256sum '%s' | cut -c1-64 | tr -d '\\n' >'%s'", in_work("orig.img.gz"),
+	    in_tdir("sum"));
+	fd = open(in_tdir("sum"), O_RDONLY | O_CLOEXEC);
+	assert_int_equal(read(fd, hex, 64), 64);
+	hex[64] = 0;
+	close(fd);
+	assert_int_equal(pf_sha256_parse(hex, hex), 0);
+	opts.sha256 = hex;
+
+	fd = open(in_work("orig.img.gz"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0 && saved >= 0);
+	assert_int_equal(dup2(fd, STDIN_FILENO), STDIN_FILENO);
+	close(fd);
+	assert_int_equal(pf_source_open("-", &opts, &s), 0);
+	dup2(saved, STDIN_FILENO);
+	close(saved);
+	expect_content(pf_source_fd(s), orig, IMG_BYTES);
+	assert_string_equal(pf_source_sha256(s), hex);
+	assert_null(pf_source_input_path(s));
+	assert_int_equal(pf_source_kind(s), PF_SOURCE_GZIP);
+	assert_int_equal(count_files(d, ".img"), 1);
+	free(d);
+}
+
+static void test_sha256_mismatch(void **state)
+{
+	PfSource *s = NULL;
+	char want[65];
+	PfSourceOptions opts = { .sha256 = want };
+	int r;
+
+	assert_int_equal(pf_sha256_parse("00000000000000000000000000000000000000000000000000000000"
+					 "000000AB",
+					 want),
+			 0);
+	assert_string_equal(want, "0000000000000000000000000000000000000000000000000000000000"
+				  "0000ab");
+	assert_int_equal(pf_sha256_parse("0000", want), -EINVAL);
+	assert_int_equal(pf_sha256_parse("g000000000000000000000000000000000000000000000000000000"
+					 "000000000",
+					 want),
+			 -EINVAL);
+	assert_int_equal(pf_sha256_parse("00000000000000000000000000000000000000000000000000000000"
+					 "000000AB",
+					 want),
+			 0);
+	r = pf_source_open(in_work("orig.img.xz"), &opts, &s);
+	assert_int_equal(r, -EBADMSG);
+	assert_null(s);
+	assert_non_null(strstr(pf_error_message(r), "expected 00000000"));
+	assert_non_null(strstr(pf_error_message(r), "got "));
+	/* Checked before decompression: nothing in the cache. */
+	expect_cache_clean();
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1005,6 +1484,10 @@ int main(void)
 		T(test_raw_tiny),
 		T(test_gzip),
 		T(test_xz),
+		T(test_xz_multiblock),
+		T(test_xz_decode_threads),
+		T(test_xz_memlimit),
+		T(test_decoded_hook),
 		T(test_zstd),
 		T(test_bzip2),
 		T(test_changed_input),
@@ -1020,6 +1503,9 @@ int main(void)
 		T(test_truncated_bzip2),
 		T(test_truncated_gzip_trailer),
 		T(test_corrupt_xz),
+		T(test_truncated_xz_multiblock),
+		T(test_corrupt_xz_multiblock),
+		T(test_xz_magic_only),
 		T(test_magic_only),
 		T(test_compressed_empty),
 		T(test_empty_file),
@@ -1028,6 +1514,12 @@ int main(void)
 		T(test_not_regular),
 		T(test_cache_list_clean),
 		T(test_progress_small),
+		T(test_cache_evict),
+		T(test_cache_clean_older),
+		cmocka_unit_test(test_cache_parse),
+		T(test_cache_cap_on_open),
+		T(test_stdin),
+		T(test_sha256_mismatch),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
