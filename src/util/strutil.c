@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,14 @@ int pf_parse_u64(const char *s, uint64_t *ret)
 	return 0;
 }
 
+static int64_t run_time;
+static pthread_once_t run_time_once = PTHREAD_ONCE_INIT;
+
+static void run_time_init(void)
+{
+	run_time = (int64_t)time(NULL);
+}
+
 int pf_timestamp(int64_t *ret_seconds)
 {
 	const char *e = getenv("SOURCE_DATE_EPOCH");
@@ -66,7 +75,8 @@ int pf_timestamp(int64_t *ret_seconds)
 		*ret_seconds = (int64_t)v;
 		return 0;
 	}
-	*ret_seconds = (int64_t)time(NULL);
+	pthread_once(&run_time_once, run_time_init);
+	*ret_seconds = run_time;
 	return 0;
 }
 

@@ -27,7 +27,9 @@ int pf_parse_u64(const char *s, uint64_t *ret);
 
 /*
  * The time stamp of what piflash writes: SOURCE_DATE_EPOCH when set (reproducible builds),
- * else now. A malformed SOURCE_DATE_EPOCH is -EINVAL.
+ * else the time of the first call in this process — one run, one time stamp, whichever part
+ * asks and however long the run takes, so that a card can be verified against it later. A
+ * malformed SOURCE_DATE_EPOCH is -EINVAL.
  */
 int pf_timestamp(int64_t *ret_seconds);
 
