@@ -4,6 +4,7 @@
  * drive list — with whether piflash would refuse to write each one and why. The reasons
  * are pf_target_open()'s own checks (flash/target.c), run through pf_target_probe().
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -117,8 +118,11 @@ int cmd_devices(int argc, char **argv)
 		PfTargetProbe p = { 0 };
 		int r = pf_target_probe(paths[k], &p);
 
-		if (r < 0) {
-			/* A disk that went away while listing, or one sysfs cannot place. */
+		if (r == -ENOENT || r == -ENXIO || r == -ENODEV || (r >= 0 && !p.info.size_bytes)) {
+			/* Gone or emptied since it was listed: a loop device detached, a card
+			 * taken out. */
+			pf_error_clear();
+		} else if (r < 0) {
 			log_error_errno(r, "'%s', ignoring", paths[k]);
 			ret = PF_EXIT_FAILURE;
 		} else if (json)

@@ -74,7 +74,8 @@ static const char write_options_help[] =
 static const char write_card_options_help[] =
 	"Writing a card:\n"
 	"  -y --yes            Do not ask for confirmation (needed without a TTY)\n"
-	"     --force          Allow a partition node or a non-removable disk\n"
+	"     --force          Allow a partition node or a non-removable disk; replace\n"
+	"                      a file piflash did not write\n"
 	"     --discard        Discard (BLKDISCARD) what is not written\n"
 	"     --no-verify      Do not read the written ranges back\n"
 	"     --progress MODE  auto (a bar on a TTY), bar, json (lines on stderr), none\n"
