@@ -97,6 +97,7 @@ const char node_options_help[] =
 	"     --user NAME            The user who gets the keys (default: the image's)\n"
 	"     --password-hash HASH   A crypt(3) hash (openssl passwd -6); never a password\n"
 	"     --ssh-password         Keep SSH password login on although keys are given\n"
+	"                            (with --password-hash: a password to log in with)\n"
 	"     --no-login             A node nobody can log into: no key, no password (without\n"
 	"                            a key or a hash, piflash refuses to lock the login)\n"
 	"     --ip ADDR/PREFIX       Static IPv4 address (default: DHCP)\n"
