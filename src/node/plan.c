@@ -814,6 +814,13 @@ int pf_plan_build(PfTree *tree, const PfPtable *t, const PfPlanInput *in, PfPlan
 
 	if (!p)
 		return -ENOMEM;
+	/* Only cloud-init reads user-data: elsewhere the file would be dropped unsaid. */
+	if (in->user_data_path && !cloud)
+		return pf_error_set(-EOPNOTSUPP,
+				    "--user-data '%s': nothing on this image reads user-data (the "
+				    "user is made by %s: %s)",
+				    in->user_data_path, pf_user_way_name(f->user),
+				    f->user_why ? f->user_why : "no cloud-init seed");
 	r = pick_user(in, &user);
 	if (r < 0)
 		return r;

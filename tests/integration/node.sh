@@ -406,6 +406,8 @@ ud_conflict "sets ssh_keys, which would replace the host key" 'ssh_keys:' '  ed2
 ud_conflict "sets users, which would replace the user 'pirate' piflash gives the keys of --ssh-key" \
 	'users:' '  - name: pirate'
 ud_conflict "sets hostname 'other', but the node is 'worker3'" 'hostname: other'
+expect_fail 1 "--user-data '$WORK/ud.yaml': nothing on this image reads user-data \\(the user is made by passwd" \
+	"$PIFLASH" --node worker3 --ssh-key "$WORK/id.pub" --user-data "$WORK/ud.yaml" "$WORK/plain.img" "$WORK/x.img"
 printf '#!/bin/sh\necho hi\n' >"$WORK/ud-script"
 expect_fail 1 "is not #cloud-config" "$PIFLASH" --node worker3 --ssh-key "$WORK/id.pub" \
 	--user-data "$WORK/ud-script" "$WORK/hypriot.img" "$WORK/x.img"
