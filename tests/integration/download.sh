@@ -27,7 +27,7 @@ for _ in $(seq 50); do [ -s "$WORK/port" ] && break; sleep 0.1; done
 [ -s "$WORK/port" ] || fail "httpd.py did not start"
 URL=http://127.0.0.1:$(cat "$WORK/port")
 
-NODE=(--node worker3 --ip 10.0.0.13/24 --gateway 10.0.0.1)
+NODE=(--node worker3 --no-login --ip 10.0.0.13/24 --gateway 10.0.0.1)
 # requests PATH: the log lines of PATH, "range=... status=..." each.
 requests() {
 	grep " /$1 " "$LOG" | cut -d' ' -f3-4 | tr '\n' ';'
@@ -135,8 +135,8 @@ printf 'hostname,ip\nworker3,10.0.0.13/24\n' >"$WORK/c.csv"
 expect_fail 1 "SHA-256 mismatch: expected $ZERO, downloaded $SHA" \
 	"$PIFLASH" batch --inventory "$WORK/c.csv" --out-dir "$WORK/nope" --sha256 "$ZERO" "$URL/batch.img.xz"
 [ ! -e "$WORK/nope/worker3.img" ] || fail "batch wrote an artifact despite the mismatch"
-"$PIFLASH" batch -q --inventory "$WORK/c.csv" --gateway 10.0.0.1 --out-dir "$WORK/b1" "$WORK/www/h.img.xz"
-"$PIFLASH" batch -q --inventory "$WORK/c.csv" --gateway 10.0.0.1 --out-dir "$WORK/b2" \
+"$PIFLASH" batch -q --inventory "$WORK/c.csv" --no-login --gateway 10.0.0.1 --out-dir "$WORK/b1" "$WORK/www/h.img.xz"
+"$PIFLASH" batch -q --inventory "$WORK/c.csv" --no-login --gateway 10.0.0.1 --out-dir "$WORK/b2" \
 	--sha256 "$SHA" "$URL/batch.img.xz"
 cmp "$WORK/b1/worker3.img" "$WORK/b2/worker3.img" || fail "batch from the URL differs"
 pass "batch from a URL = from the file"
