@@ -20,35 +20,7 @@ enum {
 	PF_EXIT_INTERRUPTED = 130,
 };
 
-extern bool arg_quiet;
-extern int arg_verbose;
-
-/* "piflash: <fmt>\n" on stderr. */
-void log_error(const char *fmt, ...) _printf_(1, 2);
-/* "piflash: <what>: <detail of err>\n", the detail from pf_error_message(). Returns err. */
-int log_error_errno(int err, const char *fmt, ...) _printf_(2, 3);
-/* Informational line on stderr unless -q. */
-void log_info(const char *fmt, ...) _printf_(1, 2);
-/* A line on stderr even with -q: the answer to a run (a summary). */
-void log_notice(const char *fmt, ...) _printf_(1, 2);
-/*
- * For a display that redraws lines of its own (several card readers' progress): hook is
- * called with stderr locked before (before = true) and after each log line, to clear and
- * redraw. log_lock()/log_unlock() hold stderr for such a redraw.
- */
-void log_set_hook(void (*hook)(void *userdata, bool before), void *userdata);
-void log_lock(void);
-void log_unlock(void);
-/*
- * One line of text output on stdout: fmt and its arguments formatted, then every control
- * character, C1 byte and invalid UTF-8 escaped as \xNN (a newline too, so fmt holds none:
- * the line end is added). For every listing that shows strings from an image — labels, file
- * names, link targets, os-release — which must not reach a terminal raw. The log functions
- * above escape their lines the same way.
- */
-void out_line(const char *fmt, ...) _printf_(1, 2);
-/* A usage error: prints it and a hint to --help; returns PF_EXIT_USAGE. */
-int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
+#include "cmd/log.h"
 
 /* piflash --help: the commands and every option of the main job. */
 void main_help(void);

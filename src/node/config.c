@@ -1465,32 +1465,6 @@ static bool strv_has_n(const char *const *v, size_t n, const char *s)
 	return false;
 }
 
-/* Optimal string alignment distance (Damerau-Levenshtein with adjacent swaps), for names of at
- * most PF_VAR_KEY_MAX bytes. */
-static size_t name_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	size_t d[PF_VAR_KEY_MAX + 1][PF_VAR_KEY_MAX + 1];
-
-	if (la > PF_VAR_KEY_MAX || lb > PF_VAR_KEY_MAX)
-		return SIZE_MAX;
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = j;
-	for (size_t i = 1; i <= la; i++)
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-			size_t v = MIN(d[i - 1][j] + 1, d[i][j - 1] + 1);
-
-			v = MIN(v, d[i - 1][j - 1] + cost);
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-				v = MIN(v, d[i - 2][j - 2] + 1);
-			d[i][j] = v;
-		}
-	return d[la][lb];
-}
-
 const char *pf_node_config_key_suggest(const char *key)
 {
 	const char *best = NULL;
@@ -1500,7 +1474,7 @@ const char *pf_node_config_key_suggest(const char *key)
 		return NULL;
 	for (size_t i = 0; i <= ELEMENTSOF(setting_keys); i++) {
 		const char *k = i < ELEMENTSOF(setting_keys) ? setting_keys[i] : "group";
-		size_t d = name_distance(key, k);
+		size_t d = pf_edit_distance(key, k);
 
 		if (d < best_d) {
 			best_d = d;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/macros.h"
 #include "util/strutil.h"
 
 const char *startswith(const char *s, const char *prefix)
@@ -13,6 +14,29 @@ const char *startswith(const char *s, const char *prefix)
 	size_t l = strlen(prefix);
 
 	return strncmp(s, prefix, l) == 0 ? s + l : NULL;
+}
+
+size_t pf_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t d[PF_EDIT_DISTANCE_MAX + 1][PF_EDIT_DISTANCE_MAX + 1];
+
+	if (la > PF_EDIT_DISTANCE_MAX || lb > PF_EDIT_DISTANCE_MAX)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t v = MIN(d[i - 1][j] + 1, d[i][j - 1] + 1);
+
+			v = MIN(v, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]));
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+				v = MIN(v, d[i - 2][j - 2] + 1);
+			d[i][j] = v;
+		}
+	return d[la][lb];
 }
 
 bool endswith(const char *s, const char *suffix)

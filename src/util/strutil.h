@@ -16,6 +16,14 @@
 /* True if s starts with prefix; returns pointer past the prefix or NULL. */
 const char *startswith(const char *s, const char *prefix);
 
+/*
+ * The optimal string alignment distance of a and b (Levenshtein with adjacent swaps: "sshkey"
+ * is 1 from "ssh_key", "gatway" 1 from "gateway"), for did-you-mean messages. SIZE_MAX when
+ * either is longer than PF_EDIT_DISTANCE_MAX bytes.
+ */
+#define PF_EDIT_DISTANCE_MAX 64u
+size_t pf_edit_distance(const char *a, const char *b);
+
 /* True if s ends with suffix. */
 bool endswith(const char *s, const char *suffix);
 
