@@ -20,6 +20,18 @@ void pf_run_values_done(PfRunValues *v)
 	*v = (PfRunValues){ 0 };
 }
 
+/* n bytes of p as a NUL-terminated string; p holds file bytes, not a string (no strndup()). */
+static char *text_dup(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (s) {
+		memcpy(s, p, n);
+		s[n] = 0;
+	}
+	return s;
+}
+
 /* The bytes of the file op writes, as tree holds it; -errno if it cannot be read. */
 static int read_op_file(PfTree *tree, const PfPtable *t, const PfOp *op, uint8_t **ret,
 			size_t *ret_size)
@@ -72,7 +84,7 @@ static int find_instance_id(PfTree *tree, const PfPtable *t, const PfPlan *probe
 		}
 		if (size != op->size)
 			continue;
-		id = strndup((const char *)data + (at - op->data), len);
+		id = text_dup(data + (at - op->data), len);
 		if (!id)
 			return -ENOMEM;
 		if (instance_id_valid(id, hostname))
@@ -127,8 +139,8 @@ static int find_host_keys(PfTree *tree, const PfPtable *t, const PfPlan *probe, 
 		}
 		k = &v->host_keys[v->n_host_keys];
 		k->type = malloc(strlen("ssh-") + strlen(name) - strlen("_key") + 1);
-		k->private_key = strndup((const char *)priv, priv_size);
-		k->public_line = strndup((const char *)line, line_size);
+		k->private_key = text_dup(priv, priv_size);
+		k->public_line = text_dup(line, line_size);
 		explicit_bzero(priv, priv_size);
 		v->n_host_keys++;
 		if (!k->type || !k->private_key || !k->public_line)
