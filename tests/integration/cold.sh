@@ -83,6 +83,15 @@ for kind in mb sb; do
 	losetup -d "$CARD"
 done
 
+# ---- a card smaller than the image: the ordinary way decides ---------------------------------
+export XDG_CACHE_HOME=$WORK/cache-small
+loop_new card-small 200
+expect_fail 4 "too small" "$PIFLASH" --yes "${NODE[@]}" "$WORK/mb.img.xz" "$NEW"
+grep -q "is decoded" "$WORK/err" && fail "small card: written while decoding"
+assert_eq "small card: refused before a byte is written" "used card " \
+	"$(head -c 10 "$WORK/card-small.back")"
+losetup -d "$NEW"
+
 # ---- a corrupt .xz: the decode fails half way ------------------------------------------------
 export XDG_CACHE_HOME=$WORK/cache-bad
 cp "$WORK/mb.img.xz" "$WORK/bad.img.xz"
