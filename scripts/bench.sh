@@ -219,19 +219,6 @@ bench_cluster() {
 	fi
 }
 
-# best CMD...: runs CMD twice, each after dropping the page cache; prints the better time.
-best() {
-	local b= t s
-	for _ in 1 2; do
-		drop_caches
-		t=$(now)
-		"$@"
-		s=$(secs "$t")
-		if [ -z "$b" ] || awk -v a="$s" -v b="$b" 'BEGIN { exit !(a < b) }'; then b=$s; fi
-	done
-	printf '%s' "$b"
-}
-
 bench_cold() {
 	# The first card of a new release, straight from the .xz: a 1.35 GiB image with ~400 MiB
 	# of real files (the host's libraries and /usr/share: they compress like an OS image's),
@@ -253,7 +240,8 @@ cold_image() {
 	say "Building a 1.35 GiB hypriot image with ~400 MiB of the host's files..."
 	"$MKIMAGE" hypriot "$W/cold-base.img" --size 1382
 	mkdir -p "$W/files"
-	tar -cf - -C / usr/lib/x86_64-linux-gnu usr/share usr/bin 2>/dev/null |
+	# tar is cut short by head (SIGPIPE): its status does not count.
+	{ tar -cf - -C / usr/lib/x86_64-linux-gnu usr/share usr/bin 2>/dev/null || true; } |
 		head -c $((400 * 1048576)) | split -b $((100 * 1048576)) -d - "$W/files/part-"
 	set --
 	for f in "$W"/files/part-*; do
@@ -265,53 +253,68 @@ cold_image() {
 	xz -T2 -6 -k "$IMG"
 }
 
+# step NAME CMD...: runs CMD after dropping the page cache; its wall, user and system seconds
+# and peak RSS (KiB) go to $W/t.NAME (one line per run).
+step() {
+	local name=$1
+	shift
+	drop_caches
+	/usr/bin/time -f '%e %U %S %M' -o "$W/t.tmp" "$@"
+	tail -1 "$W/t.tmp" >>"$W/t.$name"
+}
+# wall NAME: the best wall time of NAME's runs; cpu NAME: user+system of that run; rss NAME:
+# its peak RSS in MiB.
+wall() { sort -n "$W/t.$1" | head -1 | awk '{ printf "%.2f", $1 }'; }
+cpu() { sort -n "$W/t.$1" | head -1 | awk '{ printf "%.1f", $2 + $3 }'; }
+rss() { sort -n "$W/t.$1" | head -1 | awk '{ printf "%d", $4 / 1024 }'; }
+
 bench_cold_run() {
-	local IMG=$1 N=$2 T_X1 T_XT T_COLD T_WARM T_BX= T_BR RSS_C RSS_W BLOCKS
+	local IMG=$1 N=$2 BLOCKS R HAVE_BMAP= NODE_ARGS
+	NODE_ARGS=(--node worker3 --ip 192.168.1.13/24 --gateway 192.168.1.1)
 	BLOCKS=$(xz --robot -lv "$IMG.xz" | awk '$1 == "totals" { print $3 }')
 	SIZE=$(stat -c %s "$IMG")
 	truncate -s $((SIZE + 16 * 1048576)) "$W/card.back"
 	LOOP=$(losetup -f --show --direct-io=on "$W/card.back")
 	say "Image: $((SIZE / 1048576)) MiB with $N files of 100 MiB; .xz: $(($(stat -c %s "$IMG.xz") / 1048576)) MiB" \
 		"in $BLOCKS blocks; card: $LOOP (direct I/O) over $W/card.back; $(nproc) CPUs"
-	say "Each time the best of two runs, the page cache dropped before each."
-	say ""
-
-	T_X1=$(best sh -c "xz -dc '$IMG.xz' >/dev/null")
-	T_XT=$(best sh -c "xz -T0 -dc '$IMG.xz' >/dev/null")
-	cold_run() {
+	say "Two rounds of every step (interleaved, so a change in the machine's load hits all"
+	say "alike), the page cache dropped before each; the better of the two is shown."
+	say "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	command -v bmaptool >/dev/null && HAVE_BMAP=1 && bmaptool -q create -o "$W/cold.bmap" "$IMG"
+	rm -f "$W"/t.*
+	for R in 1 2; do
+		step x1 sh -c "xz -dc '$IMG.xz' >/dev/null"
+		step xt sh -c "xz -T0 -dc '$IMG.xz' >/dev/null"
 		rm -rf "$XDG_CACHE_HOME"
-		/usr/bin/time -f %M -o "$W/rss-cold.txt" "$PIFLASH" -q --yes --node worker3 \
-			--ip 192.168.1.13/24 --gateway 192.168.1.1 "$IMG.xz" "$LOOP" </dev/null
-	}
-	T_COLD=$(best cold_run)
-	RSS_C=$(tail -1 "$W/rss-cold.txt")
-	warm_run() {
-		/usr/bin/time -f %M -o "$W/rss-warm.txt" "$PIFLASH" -q --yes --node worker3 \
-			--ip 192.168.1.13/24 --gateway 192.168.1.1 "$IMG.xz" "$LOOP" </dev/null
-	}
-	T_WARM=$(best warm_run)
-	RSS_W=$(tail -1 "$W/rss-warm.txt")
-	if command -v bmaptool >/dev/null; then
-		bmaptool -q create -o "$W/cold.bmap" "$IMG"
-		T_BX=$(best bmaptool -q copy --bmap "$W/cold.bmap" "$IMG.xz" "$LOOP")
-		T_BR=$(best bmaptool -q copy --bmap "$W/cold.bmap" "$IMG" "$LOOP")
-	fi
-
-	say "| step | time |"
-	say "|---|---|"
-	say "| \`xz -dc > /dev/null\` (one thread) | ${T_X1} s |"
-	say "| \`xz -T0 -dc > /dev/null\` | ${T_XT} s |"
-	say "| piflash, empty cache (decode into the cache while writing, verified) | ${T_COLD} s, peak RSS $((RSS_C / 1024)) MiB |"
-	say "| piflash, warm cache (verified) | ${T_WARM} s, peak RSS $((RSS_W / 1024)) MiB |"
-	if [ -n "${T_BX:-}" ]; then
-		say "| \`bmaptool copy --bmap\` of the \`.xz\` (no read-back) | ${T_BX} s |"
-		say "| \`bmaptool copy --bmap\` of the raw image (no read-back) | ${T_BR} s |"
+		step cold "$PIFLASH" -q --yes "${NODE_ARGS[@]}" "$IMG.xz" "$LOOP" </dev/null
+		# The same without the overlap: decoded (on every core) into a temporary file
+		# first, then written; no cache entry to flush.
+		step nocache "$PIFLASH" -q --yes --no-cache "${NODE_ARGS[@]}" "$IMG.xz" "$LOOP" </dev/null
+		step warm "$PIFLASH" -q --yes "${NODE_ARGS[@]}" "$IMG.xz" "$LOOP" </dev/null
+		if [ -n "$HAVE_BMAP" ]; then
+			step bx bmaptool -q copy --bmap "$W/cold.bmap" "$IMG.xz" "$LOOP"
+			step br bmaptool -q copy --bmap "$W/cold.bmap" "$IMG" "$LOOP"
+		fi
+	done
+	say "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	say ""
+	say "| step | time | CPU (user+sys) | peak RSS |"
+	say "|---|---|---|---|"
+	say "| \`xz -dc > /dev/null\` (one thread) | $(wall x1) s | $(cpu x1) s | |"
+	say "| \`xz -T0 -dc > /dev/null\` | $(wall xt) s | $(cpu xt) s | |"
+	say "| piflash, empty cache (writes while decoding, verified) | $(wall cold) s | $(cpu cold) s | $(rss cold) MiB |"
+	say "| piflash --no-cache (decodes first, then writes; verified) | $(wall nocache) s | $(cpu nocache) s | $(rss nocache) MiB |"
+	say "| piflash, warm cache (verified) | $(wall warm) s | $(cpu warm) s | $(rss warm) MiB |"
+	if [ -n "$HAVE_BMAP" ]; then
+		say "| \`bmaptool copy --bmap\` of the \`.xz\` (no read-back) | $(wall bx) s | $(cpu bx) s | |"
+		say "| \`bmaptool copy --bmap\` of the raw image (no read-back) | $(wall br) s | $(cpu br) s | |"
 	else
-		say "| bmaptool | skipped: bmaptool not installed |"
+		say "| bmaptool copy | skipped: bmaptool not installed | | |"
 	fi
 	say ""
-	say "cold piflash vs xz -T0 -dc: $(ratio "$T_COLD" "$T_XT")x the time (target <= 1.3x)"
-	[ -n "${T_BX:-}" ] && say "cold piflash vs bmaptool copy of the .xz: $(ratio "$T_BX" "$T_COLD")x faster (target > 1x)"
+	say "cold piflash vs xz -T0 -dc: $(ratio "$(wall cold)" "$(wall xt)")x the time (target <= 1.3x)"
+	[ -n "$HAVE_BMAP" ] &&
+		say "cold piflash vs bmaptool copy of the .xz: $(ratio "$(wall bx)" "$(wall cold)")x faster (target > 1x)"
 	losetup -d "$LOOP"
 	LOOP=
 	rm -f "$W/card.back"

@@ -74,10 +74,8 @@ int cold_begin(const char *image, const char *target, const OutputOptions *o, Pf
 	*ret = NULL;
 	if (so->no_cache || streq(target, "-") || stat(target, &st) < 0 || !S_ISBLK(st.st_mode))
 		return PF_EXIT_OK;
-	if (pf_source_cached(image, so) != 0)
-		return PF_EXIT_OK;
 	size = xz_size(image);
-	if (size == 0)
+	if (size == 0 || pf_source_cached(image, so) != 0)
 		return PF_EXIT_OK;
 
 	c = calloc(1, sizeof(*c));
@@ -86,18 +84,14 @@ int cold_begin(const char *image, const char *target, const OutputOptions *o, Pf
 	c->target = target;
 	in_fd = open(image, O_RDONLY | O_CLOEXEC);
 	to.input_fd = in_fd;
-	to.need_bytes = size;
 	r = pf_target_open(target, &to, &c->t);
-	if (r == -EPERM && pf_error_message(r) && strstr(pf_error_message(r), "smaller")) {
-		/* Perhaps large enough for what the image uses: the ordinary way tells. */
-		cold_free(c);
-		return PF_EXIT_OK;
-	}
 	if (r < 0) {
 		cold_free(c);
 		log_error_errno(r, "'%s'", target);
 		return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
 	}
+	/* Smaller than the image, a card may still hold what the image uses: the ordinary way
+	 * tells, once the image is open. */
 	if (ALIGN_UP(size, MAX(pf_target_align(c->t), (uint64_t)PF_STREAM_ALIGN)) >
 	    pf_target_info(c->t)->size_bytes) {
 		cold_free(c);

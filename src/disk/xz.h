@@ -11,7 +11,7 @@
  * at -6). A stream of one block — what a single-threaded `xz` writes — has no such sizes and
  * is decoded on one thread, by the same decoder, without anything to choose here.
  *
- * Memory: each worker holds a block's input and output and a dictionary (about 70 MiB per
+ * Memory: each worker holds a block's input and output and a dictionary (about 60 MiB per
  * thread at -6). The decoder is given PF_XZ_MEMLIMIT: it starts fewer threads rather than use
  * more, and refuses (as corrupt input would be refused) a stream that would need more than
  * that on one thread. Concatenated streams are decoded one after the other, like xz does.
