@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 export SOURCE_DATE_EPOCH=1700000000 PIFLASH_INSTANCE_ID_SEED=cold-test
-NODE=(--node worker3 --ip 192.168.1.13/24 --gateway 192.168.1.1)
+NODE=(--node worker3 --no-login --ip 192.168.1.13/24 --gateway 192.168.1.1)
 ZERO512=$(head -c 512 /dev/zero | sha256sum | cut -d' ' -f1)
 
 NEW=
