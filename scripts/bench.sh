@@ -270,7 +270,7 @@ rss() { sort -n "$W/t.$1" | head -1 | awk '{ printf "%d", $4 / 1024 }'; }
 
 bench_cold_run() {
 	local IMG=$1 N=$2 BLOCKS R HAVE_BMAP= NODE_ARGS
-	NODE_ARGS=(--node worker3 --ip 192.168.1.13/24 --gateway 192.168.1.1)
+	NODE_ARGS=(--node worker3 --no-login --ip 192.168.1.13/24 --gateway 192.168.1.1)
 	BLOCKS=$(xz --robot -lv "$IMG.xz" | awk '$1 == "totals" { print $3 }')
 	SIZE=$(stat -c %s "$IMG")
 	truncate -s $((SIZE + 16 * 1048576)) "$W/card.back"
