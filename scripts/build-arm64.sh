@@ -2,7 +2,8 @@
 # Cross-build piflash for aarch64 (arm64) with Debian's cross toolchain, leaving OUTDIR/piflash.
 #   scripts/build-arm64.sh OUTDIR [MESON OPTIONS...]     e.g. -Dprefer_static=true
 #   scripts/build-arm64.sh --check                        exit 0 if everything is installed, else 77
-# Installs what it needs (apt-get; sudo when not root): gcc-aarch64-linux-gnu, and the :arm64
+# Installs what it needs (apt-get; sudo when not root): gcc-aarch64-linux-gnu, qemu-user-static
+# (to run it), and the :arm64
 # development packages after `dpkg --add-architecture arm64`. libext2fs-dev is not
 # Multi-Arch: same in Debian 12 — installing its :arm64 package removes the amd64 one that
 # the native build needs — so it is not installed: its .deb (and libext2fs2's) is fetched with
@@ -16,7 +17,8 @@ TRIPLET=aarch64-linux-gnu
 # Multi-Arch: same, so their :arm64 packages install beside the amd64 ones.
 ARM64_DEV="libarchive-dev libfdisk-dev libblkid-dev comerr-dev zlib1g-dev libssl-dev
 libjson-c-dev libyaml-dev libcurl4-openssl-dev libext2fs2"
-TOOLS="gcc-$TRIPLET libc6-dev-arm64-cross"
+# qemu-user-static runs the result (tests/integration/arm64.sh).
+TOOLS="gcc-$TRIPLET libc6-dev-arm64-cross qemu-user-static"
 
 installed() {
 	dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'
