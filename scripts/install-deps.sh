@@ -15,7 +15,7 @@ gzip xz-utils zstd bzip2 zip unzip
 clang-format jq
 clang libclang-rt-14-dev
 bmap-tools dmsetup time attr
-openssh-client cloud-init python3 openssl
+openssh-client cloud-init python3 python3-yaml openssl
 ansible-core
 scdoc bash-completion
 "
