@@ -22,7 +22,7 @@ esac
 # The runners' view: a checkout with build/piflash and examples/cluster.csv.
 mkdir -p "$WORK/www" "$WORK/co/build" "$WORK/co/examples"
 ln -s "$PIFLASH" "$WORK/co/build/piflash"
-cp "$SOURCE_ROOT/examples/cluster.csv" "$WORK/co/examples/"
+cp "$SOURCE_ROOT/examples/cluster.csv" "$SOURCE_ROOT/examples/operator.pub" "$WORK/co/examples/"
 build_image hypriot "$WORK/hypriotos.img" --size 128
 (cd "$WORK" && zip -q -1 www/hypriotos.img.zip hypriotos.img)
 python3 "$SOURCE_ROOT/tests/integration/httpd.py" "$WORK/www" "$WORK/port" "$WORK/httpd.log" &

@@ -13,7 +13,7 @@ README=$SOURCE_ROOT/README.md
 
 # Options of other tools the README mentions (scripts/install-deps.sh, mkimage.sh, dpkg, cp,
 # meson, boot-test.sh), and --vars, the alternative the CSV section explains it did not take.
-foreign='--base --boot --fill --print-architecture --sparse --suite --vars'
+foreign='--add-architecture --base --boot --fill --print-architecture --sparse --suite --vars'
 grep -o -- '--[a-z][a-z0-9-]*' "$README" | sort -u >"$WORK/readme.opts"
 {
 	"$PIFLASH" --help
