@@ -16,7 +16,7 @@ CROSS="$ROOT/cross/aarch64-linux-gnu.ini"
 TRIPLET=aarch64-linux-gnu
 # Multi-Arch: same, so their :arm64 packages install beside the amd64 ones.
 ARM64_DEV="libarchive-dev libfdisk-dev libblkid-dev comerr-dev zlib1g-dev libssl-dev
-libjson-c-dev libyaml-dev libcurl4-openssl-dev libext2fs2"
+libjson-c-dev libyaml-dev libcurl4-openssl-dev liblzma-dev libext2fs2"
 # qemu-user-static runs the result (tests/integration/arm64.sh).
 TOOLS="gcc-$TRIPLET libc6-dev-arm64-cross qemu-user-static"
 
