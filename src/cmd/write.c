@@ -221,37 +221,62 @@ static int apply_add(Image *img, const Add *a, int64_t now)
 	return 0;
 }
 
+/* The mtime the card's copy of an --add file has: the write's time stamp. */
+static void add_mtime(Image *card, const Add *a, PfRunValues *rv)
+{
+	_cleanup_(freep) char *path = NULL;
+	const PfPartition *part;
+	PfStat st;
+	PfFs *fs;
+
+	if (image_lookup(card, a->dest, true, &part, &fs, &path) < 0)
+		return; /* said why; the comparison then fails */
+	if (pf_fs_stat(fs, path, &st) < 0) {
+		pf_error_clear();
+		return;
+	}
+	rv->now = st.mtime;
+	rv->have_now = true;
+}
+
 /*
  * verify without the seed or SOURCE_DATE_EPOCH of the write: reads what that run chose by
- * itself — time stamp, instance-id, host keys (node/runvalues.h) — from the target, so the
- * rebuilt image can match it. SOURCE_DATE_EPOCH is then set to the card's time, and img
- * reopened, so that the filesystems' own time stamps follow it too. Returns an exit code.
+ * itself — time stamp, instance-id, host keys (node/runvalues.h; the time from an --add file
+ * when no node is given) — from the target, so the rebuilt image can match it.
+ * SOURCE_DATE_EPOCH is then set to the card's time, and img reopened, so that the
+ * filesystems' own time stamps follow it too. Returns an exit code.
  */
 static int verify_run_values(Image *img, const char *target, const PfSourceOptions *so,
-			     NodeOptions *no, int64_t *now, PfRunValues *rv)
+			     NodeOptions *no, const Add *adds, size_t n_adds, int64_t *now,
+			     PfRunValues *rv)
 {
 	_cleanup_(node_build_done) NodeBuild probe_build = { 0 };
 	_cleanup_(image_close) Image card = { 0 };
 	PfSourceOptions card_so = { .no_cache = true };
 	NodeOptions probe = *no;
-	bool want_now = !getenv("SOURCE_DATE_EPOCH");
+	bool want_now = !getenv("SOURCE_DATE_EPOCH"), node = node_options_given(no);
 	char when[32] = "";
 	int r;
 
-	if (!want_now && no->instance_id_seed)
+	if (!want_now && (!node || no->instance_id_seed))
 		return PF_EXIT_OK; /* the write's own values are given */
-	probe.run_probe = true;
-	r = node_plan(img, &probe, false, &probe_build);
-	if (r != PF_EXIT_OK)
-		return r;
+	if (node) {
+		probe.run_probe = true;
+		r = node_plan(img, &probe, false, &probe_build);
+		if (r != PF_EXIT_OK)
+			return r;
+	}
 	if (image_open(&card, target, &card_so) < 0)
 		return PF_EXIT_FAILURE;
-	r = pf_run_values_read(card.tree, card.table, probe_build.plan, probe_build.cfg.hostname,
-			       rv);
+	r = node ? pf_run_values_read(card.tree, card.table, probe_build.plan,
+				      probe_build.cfg.hostname, rv)
+		 : 0;
 	if (r < 0) {
 		log_error_errno(r, "'%s'", target);
 		return PF_EXIT_FAILURE;
 	}
+	if (!rv->have_now && n_adds > 0)
+		add_mtime(&card, &adds[0], rv);
 	if (no->instance_id_seed) {
 		/* The seed decides the instance-id and host keys: only the time is read. */
 		free(rv->instance_id);
@@ -486,8 +511,8 @@ static int run(int argc, char **argv, bool verify)
 		ret = PF_EXIT_FAILURE;
 	}
 
-	if (verify && node_options_given(&no)) {
-		ret = verify_run_values(&img, out, &so, &no, &now, &rv);
+	if (verify && (node_options_given(&no) || n_adds > 0)) {
+		ret = verify_run_values(&img, out, &so, &no, adds, n_adds, &now, &rv);
 		if (ret != PF_EXIT_OK)
 			goto out;
 		ret = PF_EXIT_FAILURE;

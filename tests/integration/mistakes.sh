@@ -102,6 +102,16 @@ expect_fail 3 "verification failed" env -u SOURCE_DATE_EPOCH -u PIFLASH_INSTANCE
 expect_fail 3 "verification failed" env -u SOURCE_DATE_EPOCH -u PIFLASH_INSTANCE_ID_SEED \
 	"$PIFLASH" verify --node w7 --ssh-key "$WORK/ops.pub" --host-keys "$IMG" "$WORK/w6.img"
 rm -f "$WORK"/w6*.img
+# With --add alone (no node), the time stamp comes from the card's copy of the file.
+printf 'hello\n' >"$WORK/hello"
+(
+	unset SOURCE_DATE_EPOCH PIFLASH_INSTANCE_ID_SEED
+	"$PIFLASH" -q --add "$WORK/hello=2:/etc/hello" "$IMG" "$WORK/add.img"
+	sleep 1.1
+	"$PIFLASH" verify --add "$WORK/hello=2:/etc/hello" "$IMG" "$WORK/add.img" 2>"$WORK/v6.err"
+) || { cat "$WORK/v6.err" >&2; fail "verify of an unseeded --add write failed"; }
+pass "verify passes on an --add write without SOURCE_DATE_EPOCH"
+rm -f "$WORK/add.img"
 
 # ---- 10. the same mistake, the same exit code ---------------------------------------------
 
