@@ -15,7 +15,9 @@
 
 #include "cmd/cards.h"
 #include "cmd/cmd.h"
-#include "cmd/report.h"
+#include "build/cluster.h"
+#include "build/report.h"
+#include "build/result.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
@@ -57,7 +59,7 @@ typedef struct Reader {
 
 typedef struct Cards {
 	const CardsOptions *o;
-	Image base;
+	PfImage *base;
 	PfInventory *inv;
 	PfFlavorInfo *flavor;
 	int64_t now;
@@ -71,14 +73,6 @@ typedef struct Cards {
 	ProgressMode mode;
 	size_t drawn; /* status lines on screen below the log */
 } Cards;
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void wall_time(char out[32])
 {
@@ -95,7 +89,7 @@ static void wall_time(char out[32])
 static void reader_line(const Reader *r, char *buf, size_t size)
 {
 	char d[32], t[32], rate[32];
-	double el = now_seconds() - r->phase_start;
+	double el = pf_monotonic_seconds() - r->phase_start;
 
 	if (r->total && r->phase && (streq(r->phase, "write") || streq(r->phase, "verify")))
 		snprintf(buf, size, "%-12s %-12s %-7s %5.1f%%  %s / %s  %s/s", r->path,
@@ -143,7 +137,7 @@ static void show(Reader *r, const char *phase, uint64_t done, uint64_t total)
 
 	log_lock();
 	if (!r->phase || !phase || !streq(r->phase, phase))
-		r->phase_start = now_seconds();
+		r->phase_start = pf_monotonic_seconds();
 	r->phase = phase;
 	r->done = done;
 	r->total = total;
@@ -152,7 +146,7 @@ static void show(Reader *r, const char *phase, uint64_t done, uint64_t total)
 		display_draw(c);
 	} else if (c->mode == PROGRESS_JSON && phase) {
 		json_object *o = json_object_new_object();
-		double el = now_seconds() - r->phase_start;
+		double el = pf_monotonic_seconds() - r->phase_start;
 
 		json_object_object_add(o, "device", json_object_new_string(r->path));
 		json_object_object_add(o, "node", r->node ? json_object_new_string(r->node) : NULL);
@@ -201,7 +195,7 @@ static int record_read(Cards *c, const char *path)
 		if ((size_t)n > RECORD_LINE_MAX)
 			continue;
 		o = json_tokener_parse(line);
-		r = report_record_line(o, path, lineno, &node, &result);
+		r = pf_report_record_line(o, path, lineno, &node, &result);
 		if (r >= 0 && node && result && streq(result, "ok"))
 			for (size_t i = 0; i < c->n_nodes; i++)
 				if (streq(c->nodes[i].hostname, node))
@@ -359,21 +353,25 @@ static int wait_media(Reader *r, bool present)
 static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
 {
 	Cards *c = r->c;
-	_cleanup_(node_image_done) NodeImage ni = { 0 };
+	_cleanup_(pf_node_build_done) PfNodeBuild nb = { 0 };
+	_cleanup_(pf_node_result_done) PfNodeResult res = { .hostname = n->hostname };
+	_cleanup_(pf_image_freep) PfImage *img = NULL;
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	const PfTargetInfo *info;
 	int e;
 
-	e = node_settings(c->o->no, c->inv, n->row, &ni.nb.cfg);
+	e = pf_node_settings(&c->o->no->spec, c->inv, n->row, &nb.cfg);
 	if (e >= 0)
-		e = node_image_prepare(&c->base, c->o->no, c->flavor, c->now, &ni);
+		e = pf_node_image(c->base, &c->o->no->spec, c->flavor, c->now, &img, &nb);
+	if (e >= 0)
+		e = pf_node_result_describe(&res, &nb, NULL);
 	if (e < 0) {
 		log_error_errno(e, "%s", n->hostname);
 		cr->exit_code = PF_EXIT_FAILURE;
 		return CARD_FAILED;
 	}
-	if (ni.nb.n_host_keys > 0) {
-		const PfHostKey *k = &ni.nb.host_keys[0];
+	if (nb.n_host_keys > 0) {
+		const PfHostKey *k = &nb.host_keys[0];
 
 		snprintf(cr->host_key, sizeof(cr->host_key), "%.*s",
 			 (int)strcspn(k->public_line, "\n"), k->public_line);
@@ -390,7 +388,7 @@ static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
 		return CARD_FAILED;
 	}
 	wall_time(cr->start);
-	cr->exit_code = output_open(&ni.img, r->path, &c->o->out, &t);
+	cr->exit_code = output_open(img, r->path, &c->o->out, &t);
 	if (cr->exit_code != PF_EXIT_OK)
 		return CARD_FAILED;
 	info = pf_target_info(t);
@@ -399,10 +397,10 @@ static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
 	snprintf(cr->serial, sizeof(cr->serial), "%s", info->serial ?: "");
 	log_info("%s: writing %s", r->path, n->hostname);
 	cr->verified = !c->o->out.no_verify;
-	cr->exit_code = output_flash(&ni.img, t, &c->o->out, flash_progress, r, &cr->bytes);
-	if (cr->exit_code == PF_EXIT_OK && c->o->no->known_hosts && ni.nb.n_host_keys > 0) {
+	cr->exit_code = output_flash(img, t, &c->o->out, flash_progress, r, &cr->bytes);
+	if (cr->exit_code == PF_EXIT_OK && c->o->no->known_hosts && nb.n_host_keys > 0) {
 		pthread_mutex_lock(&c->lock);
-		e = node_known_hosts_update(c->o->no->known_hosts, &ni.nb);
+		e = pf_known_hosts_update(c->o->no->known_hosts, &res);
 		pthread_mutex_unlock(&c->lock);
 		/* The card is good: its key is on record (--record) even if this failed. */
 		if (e < 0)
@@ -552,7 +550,7 @@ static int check_targets(Cards *c)
 		}
 		if (size > 0) {
 			_cleanup_(pf_target_freep) PfTarget *t = NULL;
-			e = output_open(&c->base, p, &c->o->out, &t);
+			e = output_open(c->base, p, &c->o->out, &t);
 
 			if (e != PF_EXIT_OK)
 				return e;
@@ -632,14 +630,16 @@ static int load_nodes(Cards *c)
 	size_t n_rows = 0, bad = 0;
 	int r;
 
-	r = pf_inventory_load_flags(c->o->no->inventory, PF_INVENTORY_KEEP_BAD_ROWS, &c->inv);
+	r = pf_inventory_load_flags(c->o->no->spec.inventory, PF_INVENTORY_KEEP_BAD_ROWS, &c->inv);
 	if (r < 0) {
-		log_error_errno(r, "inventory '%s'", c->o->no->inventory);
+		log_error_errno(r, "inventory '%s'", c->o->no->spec.inventory);
 		return PF_EXIT_FAILURE;
 	}
-	r = selection_apply(c->inv, &c->o->sel, &rows, &n_rows);
-	if (r != PF_EXIT_OK)
-		return r;
+	r = pf_selection_apply(c->inv, &c->o->sel, &rows, &n_rows);
+	if (r == -EINVAL)
+		return usage_error(NULL, "%s", pf_error_message(r));
+	if (r < 0)
+		return PF_EXIT_FAILURE;
 	/* A bad row stops the run before any card is written: fix it, or leave it out. */
 	for (size_t i = 0; i < n_rows; i++)
 		if (c->inv->rows[rows[i]].error) {
@@ -663,7 +663,7 @@ static int load_nodes(Cards *c)
 	for (size_t i = 0; i < n_rows; i++)
 		c->nodes[i] = (Node){
 			.row = &c->inv->rows[rows[i]],
-			.hostname = row_hostname(c->inv, &c->inv->rows[rows[i]]),
+			.hostname = pf_row_hostname(c->inv, &c->inv->rows[rows[i]]),
 		};
 	c->n_nodes = n_rows;
 	return PF_EXIT_OK;
@@ -681,7 +681,7 @@ static int check_nodes(Cards *c)
 
 		if (c->nodes[i].state == NODE_RECORDED)
 			continue;
-		e = node_check(&c->base, c->o->no, c->flavor, c->inv, c->nodes[i].row);
+		e = pf_node_check(c->base, &c->o->no->spec, c->flavor, c->inv, c->nodes[i].row);
 		if (e < 0) {
 			log_error_errno(e, "%s", c->nodes[i].hostname);
 			bad++;
@@ -729,9 +729,9 @@ static int run(Cards *c)
 		return PF_EXIT_OK;
 	}
 
-	if (image_open(&c->base, o->image, &o->source) < 0)
+	if (image_load(o->image, &o->source, &c->base) < 0)
 		return PF_EXIT_FAILURE;
-	r = node_flavor(&c->base, o->no, &c->flavor);
+	r = node_flavor(c->base, o->no, &c->flavor);
 	if (r != PF_EXIT_OK)
 		return r;
 	r = check_nodes(c);
@@ -796,7 +796,7 @@ int cards_run(const CardsOptions *o)
 	r = run(&c);
 	if (c.record)
 		fclose(c.record);
-	image_close(&c.base);
+	pf_image_free(c.base);
 	pf_flavor_info_free(c.flavor);
 	pf_inventory_free(c.inv);
 	free(c.nodes);

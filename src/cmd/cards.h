@@ -10,7 +10,8 @@
  * (--record FILE, JSON lines) makes the run resumable: nodes done are skipped.
  */
 
-#include "cmd/cluster.h"
+#include "build/cluster.h"
+#include "cmd/node.h"
 #include "cmd/output.h"
 
 typedef enum OnError {
@@ -23,7 +24,7 @@ typedef struct CardsOptions {
 	const char *image;
 	char **targets;
 	size_t n_targets;
-	Selection sel; /* --all: nothing set */
+	PfSelection sel; /* --all: nothing set */
 	const char *record;
 	OnError on_error;
 	OutputOptions out;

@@ -140,7 +140,7 @@ static int parse_common(int argc, char **argv, const char *cmd, void (*help)(voi
 
 int cmd_ls(int argc, char **argv)
 {
-	_cleanup_(image_close) Image img = { 0 };
+	_cleanup_(pf_image_freep) PfImage *img = NULL;
 	_cleanup_(freep) char *path = NULL;
 	PfSourceOptions so = { 0 };
 	const PfPartition *part;
@@ -154,15 +154,18 @@ int cmd_ls(int argc, char **argv)
 	r = parse_common(argc, argv, "ls", help_ls, &lng, &so);
 	if (r <= 0)
 		return -r;
-	if (image_open(&img, argv[optind], &so) < 0)
+	if (image_load(argv[optind], &so, &img) < 0)
 		return PF_EXIT_FAILURE;
 	/* Like ls: a link named as the directory to list is followed. */
-	if (image_lookup(&img, argv[optind + 1], true, &part, &fs, &path) < 0)
+	r = pf_image_lookup(img, argv[optind + 1], true, &part, &fs, &path);
+	if (r < 0) {
+		log_error("%s", pf_error_message(r));
 		return PF_EXIT_FAILURE;
+	}
 
 	r = pf_fs_stat(fs, path, &st);
 	if (r < 0) {
-		log_error_errno(r, "'%s': %s", img.path, argv[optind + 1]);
+		log_error_errno(r, "'%s': %s", pf_image_path(img), argv[optind + 1]);
 		return PF_EXIT_FAILURE;
 	}
 	if (!S_ISDIR(st.mode)) {
@@ -171,7 +174,7 @@ int cmd_ls(int argc, char **argv)
 	}
 	r = pf_fs_list(fs, path, &ents, &n);
 	if (r < 0) {
-		log_error_errno(r, "'%s': %s", img.path, argv[optind + 1]);
+		log_error_errno(r, "'%s': %s", pf_image_path(img), argv[optind + 1]);
 		return PF_EXIT_FAILURE;
 	}
 	qsort(ents, n, sizeof(*ents), cmp_dirent);
@@ -183,7 +186,7 @@ int cmd_ls(int argc, char **argv)
 
 int cmd_cat(int argc, char **argv)
 {
-	_cleanup_(image_close) Image img = { 0 };
+	_cleanup_(pf_image_freep) PfImage *img = NULL;
 	_cleanup_(freep) char *path = NULL;
 	_cleanup_(freep) uint8_t *data = NULL;
 	PfSourceOptions so = { 0 };
@@ -195,14 +198,17 @@ int cmd_cat(int argc, char **argv)
 	r = parse_common(argc, argv, "cat", help_cat, NULL, &so);
 	if (r <= 0)
 		return -r;
-	if (image_open(&img, argv[optind], &so) < 0)
+	if (image_load(argv[optind], &so, &img) < 0)
 		return PF_EXIT_FAILURE;
-	if (image_lookup(&img, argv[optind + 1], true, &part, &fs, &path) < 0)
+	r = pf_image_lookup(img, argv[optind + 1], true, &part, &fs, &path);
+	if (r < 0) {
+		log_error("%s", pf_error_message(r));
 		return PF_EXIT_FAILURE;
+	}
 
 	r = pf_fs_read_file(fs, path, PF_FS_READ_MAX_BYTES, &data, &size);
 	if (r < 0) {
-		log_error_errno(r, "'%s': %s", img.path, argv[optind + 1]);
+		log_error_errno(r, "'%s': %s", pf_image_path(img), argv[optind + 1]);
 		return PF_EXIT_FAILURE;
 	}
 	if (fwrite(data, 1, size, stdout) != size || fflush(stdout) != 0) {

@@ -16,9 +16,6 @@
 #include "util/fileio.h"
 #include "util/strutil.h"
 
-/* A known_hosts file is read whole; one of 4 MiB holds some 30000 keys. */
-#define KNOWN_HOSTS_MAX (4u * 1024 * 1024)
-
 enum {
 	OPT_NODE = NODE_OPTION_BASE,
 	OPT_INVENTORY,
@@ -136,9 +133,7 @@ const char node_options_help[] =
 
 bool node_options_given(const NodeOptions *no)
 {
-	return no->node || no->inventory || no->n_settings > 0 || no->flavor || no->network ||
-	       no->template_dir || no->user_data || no->ssh_password || no->no_login ||
-	       no->host_keys || no->seed_option;
+	return pf_node_spec_given(&no->spec) || no->seed_option;
 }
 
 struct option *node_merge_options(const struct option *own)
@@ -183,11 +178,12 @@ void node_options_help_print(const struct option *table)
 
 static void seed_set(NodeOptions *no, char *seed)
 {
-	if (no->instance_id_seed) {
-		explicit_bzero(no->instance_id_seed, strlen(no->instance_id_seed));
-		free(no->instance_id_seed);
+	if (no->seed) {
+		explicit_bzero(no->seed, strlen(no->seed));
+		free(no->seed);
 	}
-	no->instance_id_seed = seed;
+	no->seed = seed;
+	no->spec.instance_id_seed = seed;
 }
 
 /*
@@ -297,31 +293,31 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 {
 	switch (c) {
 	case OPT_NODE:
-		no->node = arg;
+		no->spec.node = arg;
 		return 0;
 	case OPT_INVENTORY:
-		no->inventory = arg;
+		no->spec.inventory = arg;
 		return 0;
 	case OPT_FLAVOR:
-		no->flavor = arg;
+		no->spec.flavor = arg;
 		return 0;
 	case OPT_NETWORK:
-		no->network = arg;
+		no->spec.network = arg;
 		return 0;
 	case OPT_TEMPLATE_DIR:
-		no->template_dir = arg;
+		no->spec.template_dir = arg;
 		return 0;
 	case OPT_USER_DATA:
-		no->user_data = arg;
+		no->spec.user_data = arg;
 		return 0;
 	case OPT_SSH_PASSWORD:
-		no->ssh_password = true;
+		no->spec.ssh_password = true;
 		return 0;
 	case OPT_NO_LOGIN:
-		no->no_login = true;
+		no->spec.no_login = true;
 		return 0;
 	case OPT_HOST_KEYS:
-		no->host_keys = true;
+		no->spec.host_keys = true;
 		return 0;
 	case OPT_KNOWN_HOSTS:
 		no->known_hosts = arg;
@@ -333,7 +329,8 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 	default:
 		break;
 	}
-	if (no->n_settings >= NODE_SETTINGS_MAX)
+	no->spec.settings = no->settings;
+	if (no->spec.n_settings >= NODE_SETTINGS_MAX)
 		return usage_error(NULL, "more than %u node options", NODE_SETTINGS_MAX);
 	if (c == OPT_SET) {
 		const char *eq = strchr(arg, '=');
@@ -341,21 +338,21 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 		if (!eq || eq == arg)
 			return usage_error(NULL, "--set '%s': expected KEY=VALUE", arg);
 		/* Split in place is not possible on argv: keep the key as a copy. */
-		no->settings[no->n_settings++] = (NodeSetting){
+		/* The key is owned (node_options_done() frees the keys of "--set"). */
+		no->settings[no->spec.n_settings++] = (PfNodeSetting){
 			.key = strndup(arg, (size_t)(eq - arg)),
 			.value = eq + 1,
 			.option = "--set",
-			.owned = true,
 		};
-		if (!no->settings[no->n_settings - 1].key)
+		if (!no->settings[no->spec.n_settings - 1].key)
 			return PF_EXIT_FAILURE;
 		/* A misspelt setting is an error now, not a variable for every node later. */
-		if (pf_node_config_key_check(no->settings[no->n_settings - 1].key) < 0)
+		if (pf_node_config_key_check(no->settings[no->spec.n_settings - 1].key) < 0)
 			return usage_error(NULL, "--set: %s", pf_error_message(-EINVAL));
 		return 0;
 	}
 	if (c >= OPT_SETTING_FIRST && c < OPT_SETTING_FIRST + (int)ELEMENTSOF(setting_keys)) {
-		no->settings[no->n_settings++] = (NodeSetting){
+		no->settings[no->spec.n_settings++] = (PfNodeSetting){
 			.key = setting_keys[c - OPT_SETTING_FIRST].key,
 			.value = arg,
 			.option = setting_keys[c - OPT_SETTING_FIRST].option,
@@ -365,350 +362,68 @@ int node_option_parse(NodeOptions *no, int c, const char *arg)
 	return usage_error(NULL, "unknown option");
 }
 
-/* Repeated --ssh-key options add up; the first replaces the inventory row's keys. */
-static int append_keys(PfNodeConfig *cfg, const char *path, const char *option)
+int node_flavor(PfImage *img, const NodeOptions *no, PfFlavorInfo **ret)
 {
-	PfSshKey *keys = NULL, *all;
-	size_t n = 0;
+	PfFlavor flavor;
+	PfNetStack net;
 	int r;
 
-	r = pf_ssh_keys_load_file(path, &keys, &n);
-	if (r < 0)
-		return pf_error_prefix(r, "%s '%s'", option, path);
-	all = reallocarray(cfg->keys, cfg->n_keys + n, sizeof(PfSshKey));
-	if (!all) {
-		pf_ssh_keys_free(keys, n);
-		return -ENOMEM;
-	}
-	memcpy(all + cfg->n_keys, keys, n * sizeof(PfSshKey));
-	free(keys);
-	cfg->keys = all;
-	cfg->n_keys += n;
-	return 0;
-}
-
-int node_settings(const NodeOptions *no, const PfInventory *inv, const PfInventoryRow *row,
-		  PfNodeConfig *cfg)
-{
-	bool keys_seen = false;
-	int r;
-
-	if (row) {
-		if (row->error)
-			return pf_error_set(-EINVAL, "%s", row->error);
-		r = pf_inventory_apply(inv, row, cfg);
-		if (r < 0)
-			return r;
-	} else {
-		/* The message names --node already: no prefix here. */
-		r = pf_node_config_set(cfg, "hostname", no->node, "--node");
-		if (r < 0)
-			return r;
-	}
-
-	/* Options given on the command line override the row, in the order given. */
-	for (size_t i = 0; i < no->n_settings; i++) {
-		const NodeSetting *s = &no->settings[i];
-		char origin[96];
-
-		/* "--ip"; "--set var_rack", since --set alone does not say which. */
-		snprintf(origin, sizeof(origin), "%s%s%.64s", s->option,
-			 streq(s->option, "--set") ? " " : "",
-			 streq(s->option, "--set") ? s->key : "");
-		if (streq(s->key, "ssh_key") && keys_seen)
-			r = append_keys(cfg, s->value, "--ssh-key");
-		else
-			r = pf_node_config_set(cfg, s->key, s->value, origin);
-		if (streq(s->key, "ssh_key"))
-			keys_seen = true;
-		if (r < 0)
-			return pf_error_prefix(r, "invalid node settings");
-	}
-	if (no->ssh_password)
-		cfg->ssh_password = true;
-	if (no->no_login)
-		cfg->no_login = true;
-	return pf_node_config_check(cfg);
-}
-
-void node_build_done(NodeBuild *b)
-{
-	pf_node_config_done(&b->cfg);
-	b->own_flavor = pf_flavor_info_free(b->own_flavor);
-	b->flavor = NULL;
-	b->plan = pf_plan_free(b->plan);
-	for (size_t i = 0; i < b->n_host_keys; i++)
-		pf_hostkey_done(&b->host_keys[i]);
-	b->n_host_keys = 0;
-}
-
-int node_flavor(Image *img, const NodeOptions *no, PfFlavorInfo **ret)
-{
-	/* The flavor is a label: an image none of its rules names still has mechanisms. */
-	PfDetectOptions o = { .allow_unknown = true };
-	int r;
-
-	if (no->flavor && pf_flavor_from_name(no->flavor, &o.flavor) < 0)
+	if (no->spec.flavor && pf_flavor_from_name(no->spec.flavor, &flavor) < 0)
 		return usage_error(NULL,
 				   "--flavor '%s': expected hypriot, ubuntu, rpios-trixie, "
 				   "rpios-bookworm, raspbian or debian",
-				   no->flavor);
-	if (no->network && pf_net_stack_from_name(no->network, &o.net) < 0)
+				   no->spec.flavor);
+	if (no->spec.network && pf_net_stack_from_name(no->spec.network, &net) < 0)
 		return usage_error(NULL,
 				   "--network '%s': expected cloud-init, netplan, ifupdown, "
 				   "networkmanager, networkd or dhcpcd",
-				   no->network);
-	r = pf_flavor_detect_with(img->tree, img->table, &o, ret);
-	if (r == -EOPNOTSUPP) {
-		log_error_errno(r, "'%s'", img->path);
-		return PF_EXIT_FAILURE;
-	}
-	if (r >= 0 && !(*ret)->root) {
-		*ret = pf_flavor_info_free(*ret);
-		r = pf_error_set(-ENOENT, "no root filesystem (no partition with /etc)");
-	}
+				   no->spec.network);
+	r = pf_node_flavor(img, &no->spec, ret);
 	if (r < 0) {
-		log_error_errno(r, "'%s': cannot read the image's system", img->path);
+		log_error("%s", pf_error_message(r));
+		pf_error_clear();
 		return PF_EXIT_FAILURE;
 	}
 	return PF_EXIT_OK;
 }
 
-static int make_host_keys(const NodeOptions *no, NodeBuild *b)
-{
-	_cleanup_(freep) char *comment = NULL;
-	uint8_t seed[PF_HOSTKEY_SEED_BYTES];
-	int r;
-
-	if (asprintf(&comment, "root@%s", b->cfg.hostname) < 0)
-		return -ENOMEM;
-	if (no->instance_id_seed) {
-		r = pf_hostkey_derive_seed(no->instance_id_seed, b->cfg.hostname, "ssh-ed25519",
-					   seed);
-		if (r < 0)
-			return r;
-	}
-	r = pf_hostkey_ed25519(no->instance_id_seed ? seed : NULL, comment, &b->host_keys[0]);
-	explicit_bzero(seed, sizeof(seed));
-	if (r < 0)
-		return pf_error_prefix(r, "cannot make the SSH host key");
-	b->n_host_keys = 1;
-	return 0;
-}
-
-/* The host keys a card holds (verify without the seed): the plan writes them back. */
-static int copy_host_keys(const PfRunValues *v, NodeBuild *b)
-{
-	for (size_t i = 0; i < v->n_host_keys && i < NODE_HOST_KEYS_MAX; i++) {
-		PfHostKey *k = &b->host_keys[i];
-
-		k->type = strdup(v->host_keys[i].type);
-		k->private_key = strdup(v->host_keys[i].private_key);
-		k->public_line = strdup(v->host_keys[i].public_line);
-		k->fingerprint = strdup("");
-		b->n_host_keys++;
-		if (!k->type || !k->private_key || !k->public_line || !k->fingerprint)
-			return -ENOMEM;
-	}
-	return 0;
-}
-
-int node_build(Image *img, const NodeOptions *no, const PfFlavorInfo *f, bool mask_secrets,
-	       NodeBuild *b)
-{
-	_cleanup_(freep) char *instance_id = NULL;
-	PfPlanHostKey keys[NODE_HOST_KEYS_MAX];
-	PfPlanInput in;
-	int r;
-
-	b->flavor = f;
-	if (b->cfg.board) {
-		r = pf_board_arch_ok(b->cfg.board, f->arch);
-		if (r < 0)
-			return pf_error_prefix(r, "'%s' is a %s image", img->path, f->arch);
-	}
-	if (no->host_keys && no->run && no->run->n_host_keys > 0) {
-		r = copy_host_keys(no->run, b);
-		if (r < 0)
-			return r;
-	} else if (no->host_keys) {
-		r = make_host_keys(no, b);
-		if (r < 0)
-			return r;
-	}
-	for (size_t i = 0; i < b->n_host_keys; i++)
-		keys[i] = (PfPlanHostKey){
-			.name = b->host_keys[i].type + strlen("ssh-"),
-			.private_key = b->host_keys[i].private_key,
-			.public_line = b->host_keys[i].public_line,
-		};
-	if (no->run && no->run->instance_id) {
-		instance_id = strdup(no->run->instance_id);
-		if (!instance_id)
-			return -ENOMEM;
-	} else if (no->run_probe) {
-		if (asprintf(&instance_id, "iid-piflash-%s-" PF_RUN_PROBE_SUFFIX, b->cfg.hostname) <
-		    0)
-			return -ENOMEM;
-	} else if (no->instance_id_seed) {
-		r = pf_plan_instance_id_from_seed(no->instance_id_seed, b->cfg.hostname,
-						  &instance_id);
-		if (r < 0)
-			return r;
-	}
-
-	in = (PfPlanInput){
-		.cfg = &b->cfg,
-		.flavor = f,
-		.template_dir = no->template_dir,
-		.user_data_path = no->user_data,
-		.instance_id = instance_id,
-		.host_keys = keys,
-		.n_host_keys = b->n_host_keys,
-		.mask_secrets = mask_secrets,
-	};
-	r = pf_plan_build(img->tree, img->table, &in, &b->plan);
-	if (r < 0)
-		return pf_error_prefix(r, "'%s': cannot plan node '%s' (%s)", img->path,
-				       b->cfg.hostname, pf_flavor_name(f->flavor));
-	return 0;
-}
-
-int node_check(Image *img, const NodeOptions *no, const PfFlavorInfo *f, const PfInventory *inv,
-	       const PfInventoryRow *row)
-{
-	_cleanup_(node_build_done) NodeBuild nb = { 0 };
-	int r;
-
-	r = node_settings(no, inv, row, &nb.cfg);
-	if (r >= 0)
-		r = node_build(img, no, f, true, &nb);
-	return r;
-}
-
-int node_plan(Image *img, const NodeOptions *no, bool mask_secrets, NodeBuild *ret)
+int node_plan(PfImage *img, const NodeOptions *no, bool mask_secrets, PfNodeBuild *ret)
 {
 	_cleanup_(pf_inventory_freep) PfInventory *inv = NULL;
 	const PfInventoryRow *row = NULL;
 	int r;
 
-	if (!no->node) {
+	if (!no->spec.node)
 		return usage_error(NULL, "--node NAME is needed to say which node this is");
-	}
-	if (no->inventory) {
-		r = pf_inventory_load(no->inventory, &inv);
-		if (r < 0) {
-			/* Every message of the loader names the file (and line, column). */
-			log_error_errno(r, "inventory");
-			return PF_EXIT_FAILURE;
-		}
-		row = pf_inventory_find(inv, no->node);
-		if (!row) {
-			log_error_errno(-ENOENT, "inventory");
-			return PF_EXIT_FAILURE;
-		}
+	r = pf_node_row(&no->spec, &inv, &row);
+	if (r < 0) {
+		/* Every message of the loader names the file (and line, column). */
+		log_error_errno(r, "inventory");
+		return PF_EXIT_FAILURE;
 	}
 	r = node_flavor(img, no, &ret->own_flavor);
 	if (r != PF_EXIT_OK)
 		return r;
-	r = node_settings(no, inv, row, &ret->cfg);
+	r = pf_node_settings(&no->spec, inv, row, &ret->cfg);
 	if (r >= 0)
-		r = node_build(img, no, ret->own_flavor, mask_secrets, ret);
+		r = pf_node_build(img, &no->spec, ret->own_flavor, mask_secrets, ret);
 	if (r < 0) {
-		log_error_errno(r, "node '%s'", ret->cfg.hostname ?: no->node);
+		log_error_errno(r, "node '%s'", ret->cfg.hostname ?: no->spec.node);
 		return PF_EXIT_FAILURE;
 	}
 	return PF_EXIT_OK;
 }
 
-/* The names a node answers to, for known_hosts: "worker3,worker3.example.com,10.0.0.13". */
-static int node_names(const PfNodeConfig *c, char **ret)
+int node_options_check_cluster(const NodeOptions *no, const char *cmd)
 {
-	char fqdn[320] = "", addr[17] = "";
-
-	if (c->domain)
-		snprintf(fqdn, sizeof(fqdn), ",%s.%s", c->hostname, c->domain);
-	if (c->static_ip) {
-		addr[0] = ',';
-		pf_ipv4_format(c->ip, addr + 1);
-	}
-	return asprintf(ret, "%s%s%s", c->hostname, fqdn, addr) < 0 ? -ENOMEM : 0;
-}
-
-/* Does the host field of a known_hosts line name any of names (comma-separated)? */
-static bool names_any(const char *field, size_t len, const char *names)
-{
-	for (const char *p = field, *end = field + len; p < end;) {
-		size_t n = MIN(strcspn(p, ","), (size_t)(end - p));
-
-		if (pf_list_has(names, p, n))
-			return true;
-		p += n + 1;
-	}
-	return false;
-}
-
-static FILE *fclose_safe(FILE *f)
-{
-	if (f)
-		fclose(f);
-	return NULL;
-}
-DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose_safe);
-
-int node_known_hosts_update(const char *path, const NodeBuild *b)
-{
-	_cleanup_(freep) char *old = NULL, *names = NULL, *tmp = NULL;
-	_cleanup_(fclose_safep) FILE *f = NULL;
-	size_t len = 0;
-	int fd, r;
-
-	r = node_names(&b->cfg, &names);
-	if (r < 0)
-		return r;
-	r = pf_read_file_at(AT_FDCWD, path, KNOWN_HOSTS_MAX, &old, &len);
-	if (r == -ENOENT) {
-		old = strdup("");
-		r = old ? 0 : -ENOMEM;
-	}
-	if (r < 0)
-		return r;
-	if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
-		return -ENOMEM;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return pf_error_set(-errno, "'%s': %m", tmp);
-	f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		unlink(tmp);
-		return -ENOMEM;
-	}
-	for (const char *line = old; *line;) {
-		const char *nl = strchr(line, '\n');
-		size_t l = nl ? (size_t)(nl - line) : strlen(line);
-		size_t host_len = strcspn(line, " \t");
-
-		/* Comments, markers (@cert-authority, @revoked) and hashed names stay. */
-		if (!(l && line[0] != '#' && line[0] != '@' && line[0] != '|' &&
-		      names_any(line, MIN(host_len, l), names)))
-			fprintf(f, "%.*s\n", (int)l, line);
-		line += l + (nl ? 1 : 0);
-	}
-	for (size_t i = 0; i < b->n_host_keys; i++) {
-		const char *pub = b->host_keys[i].public_line;
-		size_t l = strcspn(pub, " ");
-
-		l += 1 + strcspn(pub + l + 1, " \n"); /* type and key, not the comment */
-		fprintf(f, "%s %.*s\n", names, (int)l, pub);
-	}
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0 || rename(tmp, path) < 0) {
-		r = pf_error_set(-errno, "'%s': %m", path);
-		unlink(tmp);
-		return r;
-	}
-	pf_fsync_dir_of(path);
-	return 0;
+	for (size_t i = 0; i < no->spec.n_settings; i++)
+		if (streq(no->settings[i].key, "ip"))
+			return usage_error(cmd,
+					   "--ip would give every node the same address: put the "
+					   "addresses in the inventory's ip column");
+	if (no->spec.node)
+		return usage_error(cmd, "--node is one node: choose nodes with --only");
+	return PF_EXIT_OK;
 }
 
 void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg)
@@ -763,8 +478,8 @@ void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig 
 void node_options_done(NodeOptions *no)
 {
 	seed_set(no, NULL);
-	for (size_t i = 0; i < no->n_settings; i++)
-		if (no->settings[i].owned)
+	for (size_t i = 0; i < no->spec.n_settings; i++)
+		if (streq(no->settings[i].option, "--set"))
 			free((char *)no->settings[i].key);
-	no->n_settings = 0;
+	no->spec.n_settings = 0;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "build/flash.h"
 #include "cmd/output.h"
 #include "flash/ranges.h"
 #include "flash/target.h"
@@ -67,12 +68,9 @@ bool output_interrupted(void)
 	return interrupted != 0;
 }
 
-static double now_seconds(void)
+const volatile sig_atomic_t *output_interrupt_flag(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return &interrupted;
 }
 
 /* ---- progress ---------------------------------------------------------------------------- */
@@ -118,9 +116,9 @@ static void progress_update(void *userdata, const char *phase, uint64_t done, ui
 	if (!p->phase || !streq(p->phase, phase)) {
 		progress_end(p);
 		p->phase = phase;
-		p->start = now_seconds();
+		p->start = pf_monotonic_seconds();
 	}
-	elapsed = now_seconds() - p->start;
+	elapsed = pf_monotonic_seconds() - p->start;
 	rate = (double)output_rate(done, elapsed);
 
 	if (p->mode == PROGRESS_JSON) {
@@ -186,26 +184,12 @@ static void progress_finish(Progress *p, const char *target, int exit_code, uint
 
 /* ---- ranges ------------------------------------------------------------------------------ */
 
-static int compute_ranges(Image *img, PfTarget *t, PfRanges *ret)
+static int compute_ranges(PfImage *img, PfTarget *t, PfRanges *ret)
 {
-	uint64_t align, limit;
-	int r;
+	int r = pf_image_ranges(img, t, ret);
 
-	r = pf_ranges_compute(img->ov, pf_source_fd(img->src), img->table, img->tree, ret);
 	if (r < 0)
-		return log_error_errno(r, "'%s': cannot list the ranges to write", img->path);
-	if (!t)
-		return 0;
-	align = pf_target_align(t);
-	/* A card takes whole blocks (past the image's end, zeros); a file stops at its size. */
-	limit = pf_overlay_size(img->ov);
-	if (pf_target_info(t)->kind == PF_TARGET_BLOCK)
-		limit = ALIGN_UP(limit, align);
-	r = pf_ranges_align(&ret->all, align, limit);
-	if (r >= 0)
-		r = pf_ranges_align(&ret->table, align, limit);
-	if (r < 0)
-		return log_error_errno(r, "'%s': cannot align the ranges", img->path);
+		return log_error_errno(r, "'%s'", pf_image_path(img));
 	return 0;
 }
 
@@ -237,7 +221,7 @@ void output_describe(const PfTargetInfo *i)
 		 i->serial ?: "unknown");
 }
 
-static int confirm(Image *img, const PfTargetInfo *i, const OutputOptions *o)
+static int confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o)
 {
 	char answer[16] = "";
 
@@ -250,7 +234,7 @@ static int confirm(Image *img, const PfTargetInfo *i, const OutputOptions *o)
 		return PF_EXIT_SAFETY;
 	}
 	/* The question is asked even with -q: it is not information, it is consent. */
-	fprintf(stderr, "Write '%s' to %s (%s)? Everything on it will be lost. [y/N] ", img->path,
+	fprintf(stderr, "Write '%s' to %s (%s)? Everything on it will be lost. [y/N] ", image,
 		i->path, i->model ?: i->disk);
 	fflush(stderr);
 	if (!fgets(answer, sizeof(answer), stdin) ||
@@ -272,9 +256,7 @@ static bool swapped(const char *image, const char *target)
 
 int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o)
 {
-	Image img = { .path = image };
-
-	return confirm(&img, i, o);
+	return confirm(image, i, o);
 }
 
 void output_adopt(PfTarget *t, const char *target)
@@ -285,38 +267,23 @@ void output_adopt(PfTarget *t, const char *target)
 	checked_target = checked_path ? t : pf_target_free(t);
 }
 
-int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret)
+int output_open(PfImage *img, const char *target, const OutputOptions *o, PfTarget **ret)
 {
-	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
-	_cleanup_(closep) int in_fd = -1;
-	PfTargetOptions to = { .force = o->force, .base_fd = pf_source_fd(img->src) };
-	struct stat st;
-	int r;
+	int r = pf_image_target_open(img, target, o->force, ret);
 
-	/* The file the image came from (a URL's download in the cache; none for stdin). */
-	if (pf_source_input_path(img->src))
-		in_fd = open(pf_source_input_path(img->src), O_RDONLY | O_CLOEXEC);
-	to.input_fd = in_fd;
-	/* Only a card needs to know how much of it the image needs. */
-	if (!streq(target, "-") && stat(target, &st) == 0 && S_ISBLK(st.st_mode)) {
-		if (compute_ranges(img, NULL, &ranges) < 0)
-			return PF_EXIT_FAILURE;
-		to.need_bytes = ranges.need_bytes;
-	}
-
-	r = pf_target_open(target, &to, ret);
 	if (r < 0) {
-		log_error_errno(r, "'%s'", target);
-		if (r == -EPERM && swapped(img->path, target))
+		log_error("%s", pf_error_message(r));
+		pf_error_clear();
+		if (r == -EPERM && swapped(pf_image_path(img), target))
 			log_error("'%s' is a block device and '%s' a file: IMAGE comes first "
 				  "(piflash [OPTIONS] IMAGE TARGET)",
-				  img->path, target);
+				  pf_image_path(img), target);
 		return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
 	}
 	return PF_EXIT_OK;
 }
 
-int output_check(Image *img, const char *target, const OutputOptions *o)
+int output_check(PfImage *img, const char *target, const OutputOptions *o)
 {
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	int r;
@@ -326,7 +293,7 @@ int output_check(Image *img, const char *target, const OutputOptions *o)
 		return r;
 	if (pf_target_info(t)->kind == PF_TARGET_BLOCK) {
 		output_describe(pf_target_info(t));
-		r = confirm(img, pf_target_info(t), o);
+		r = confirm(pf_image_path(img), pf_target_info(t), o);
 		if (r != PF_EXIT_OK)
 			return r;
 	}
@@ -342,23 +309,12 @@ int output_check(Image *img, const char *target, const OutputOptions *o)
 
 /* ---- write and verify -------------------------------------------------------------------- */
 
-/* Verifies and reports; returns an exit code. */
-static int verify(Image *img, PfTarget *t, PfExtents *ranges, OutputProgressFn progress,
-		  void *progress_data)
+/* What a read-back found; returns an exit code. */
+static int verify_report(PfImage *img, const char *target, int r, const PfVerifyResult *res,
+			 const PfExtents *ranges)
 {
-	PfVerifyOptions vo = {
-		.progress = progress,
-		.progress_data = progress_data,
-		.cancel = &interrupted,
-	};
-	const char *target = pf_target_info(t)->path;
-	PfVerifyResult res = { 0 };
 	char a[32];
-	int r;
 
-	r = pf_verify(t, img->ov, ranges, &vo, &res);
-	if (progress)
-		progress(progress_data, NULL, 0, 0);
 	if (r == -ECANCELED) {
 		log_error("'%s': interrupted while verifying", target);
 		return PF_EXIT_INTERRUPTED;
@@ -367,103 +323,122 @@ static int verify(Image *img, PfTarget *t, PfExtents *ranges, OutputProgressFn p
 		log_error_errno(r, "'%s': cannot verify", target);
 		return PF_EXIT_FAILURE;
 	}
-	if (res.differing_bytes > 0) {
+	if (res->differing_bytes > 0) {
 		log_error("'%s': verification failed: %" PRIu64 " byte%s differ%s from '%s', the "
 			  "first at byte offset %" PRIu64 "%s",
-			  target, res.differing_bytes, res.differing_bytes == 1 ? "" : "s",
-			  res.differing_bytes == 1 ? "s" : "", img->path, res.first_difference,
-			  res.short_at ? " (the target ends there)" : "");
+			  target, res->differing_bytes, res->differing_bytes == 1 ? "" : "s",
+			  res->differing_bytes == 1 ? "s" : "", pf_image_path(img),
+			  res->first_difference, res->short_at ? " (the target ends there)" : "");
 		return PF_EXIT_VERIFY;
 	}
 	log_info("Verified %s: %s in %zu range%s read back%s, identical", target,
-		 pf_format_bytes(a, sizeof(a), res.compared_bytes), ranges->n,
-		 ranges->n == 1 ? "" : "s", res.direct ? " (O_DIRECT)" : "");
+		 pf_format_bytes(a, sizeof(a), res->compared_bytes), ranges->n,
+		 ranges->n == 1 ? "" : "s", res->direct ? " (O_DIRECT)" : "");
 	return PF_EXIT_OK;
 }
 
-int output_flash(Image *img, PfTarget *t, const OutputOptions *o, OutputProgressFn progress,
-		 void *progress_data, uint64_t *ret_written)
+/* The partitions without a filesystem piflash reads: copied whole. */
+static void say_whole(PfImage *img, const PfRanges *ranges)
 {
-	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
-	PfWriteOptions wo = {
-		.discard = o->discard,
-		.cancel = &interrupted,
-		.progress = progress,
-		.progress_data = progress_data,
-	};
-	const PfTargetInfo *info = pf_target_info(t);
-	const char *target = info->path;
-	PfWriteResult res = { 0 };
-	char a[32], b[32], c[32];
-	double start;
-	int r, ret;
+	const PfPtable *table = pf_image_table(img);
 
-	if (compute_ranges(img, t, &ranges) < 0)
-		return PF_EXIT_FAILURE;
-	debug_ranges(&ranges.all);
-	for (size_t i = 0; i < ranges.n_whole; i++) {
+	for (size_t i = 0; i < ranges->n_whole; i++) {
 		const PfPartition *part = NULL;
 
-		for (size_t k = 0; k < img->table->n_parts; k++)
-			if (img->table->parts[k].number == ranges.whole[i])
-				part = &img->table->parts[k];
+		for (size_t k = 0; k < table->n_parts; k++)
+			if (table->parts[k].number == ranges->whole[i])
+				part = &table->parts[k];
 		log_info("Partition %u%s%s%s: copied whole (no filesystem piflash can read)",
-			 ranges.whole[i], part && part->fstype ? " (" : "",
+			 ranges->whole[i], part && part->fstype ? " (" : "",
 			 part && part->fstype ? part->fstype : "", part && part->fstype ? ")" : "");
 	}
+}
 
-	start = now_seconds();
-	r = pf_target_write(t, img->ov, &ranges.all, &ranges.table, &wo, &res);
-	if (progress)
-		progress(progress_data, NULL, 0, 0);
-	if (r < 0) {
-		if (r == -ECANCELED)
-			log_error("'%s': interrupted after %s of %s", target,
-				  pf_format_bytes(a, sizeof(a), res.done_bytes),
-				  pf_format_bytes(b, sizeof(b), res.total_bytes));
-		else
-			log_error_errno(r, "'%s'", target);
-		if (res.table_zeroed)
-			log_error("'%s': its partition table is left zeroed: it holds no valid "
-				  "image",
-				  target);
-		else if (info->kind == PF_TARGET_FILE)
-			log_error("'%s': not written", target);
-		return r == -ECANCELED ? PF_EXIT_INTERRUPTED : PF_EXIT_FAILURE;
-	}
-	if (res.discard_unsupported)
-		log_info("%s does not support discard, ignoring --discard", target);
-	else if (res.discarded_bytes)
+/* A write that failed or was interrupted. */
+static int write_failed(const PfTargetInfo *info, int r, const PfWriteResult *res)
+{
+	char a[32], b[32];
+
+	if (r == -ECANCELED)
+		log_error("'%s': interrupted after %s of %s", info->path,
+			  pf_format_bytes(a, sizeof(a), res->done_bytes),
+			  pf_format_bytes(b, sizeof(b), res->total_bytes));
+	else
+		log_error_errno(r, "'%s'", info->path);
+	if (res->table_zeroed)
+		log_error("'%s': its partition table is left zeroed: it holds no valid image",
+			  info->path);
+	else if (info->kind == PF_TARGET_FILE)
+		log_error("'%s': not written", info->path);
+	return r == -ECANCELED ? PF_EXIT_INTERRUPTED : PF_EXIT_FAILURE;
+}
+
+/* What pf_image_flash() did, step by step; returns an exit code. */
+static int flash_report(PfImage *img, PfTarget *t, const OutputOptions *o, int r,
+			const PfFlashResult *res, const PfRanges *ranges, double start)
+{
+	const PfTargetInfo *info = pf_target_info(t);
+	char a[32], b[32], c[32];
+	double el;
+	int ret;
+
+	if (res->step == PF_FLASH_WRITE)
+		return write_failed(info, r, &res->write);
+	if (res->write.discard_unsupported)
+		log_info("%s does not support discard, ignoring --discard", info->path);
+	else if (res->write.discarded_bytes)
 		log_info("Discarded %s not written",
-			 pf_format_bytes(a, sizeof(a), res.discarded_bytes));
-	if (ret_written)
-		*ret_written = res.written_bytes;
-
-	if (info->kind != PF_TARGET_STDOUT && !o->no_verify) {
-		ret = verify(img, t, &ranges.all, progress, progress_data);
-		if (ret == PF_EXIT_VERIFY && info->kind == PF_TARGET_BLOCK &&
-		    pf_target_zero(t, &ranges.table) >= 0)
+			 pf_format_bytes(a, sizeof(a), res->write.discarded_bytes));
+	if (res->step == PF_FLASH_VERIFY || res->verified) {
+		ret = verify_report(img, info->path, res->step == PF_FLASH_VERIFY ? r : 0,
+				    &res->verify, &ranges->all);
+		if (ret == PF_EXIT_VERIFY && res->table_zeroed_again)
 			log_error("'%s': its partition table is zeroed again: it holds no valid "
 				  "image",
-				  target);
+				  info->path);
 		if (ret != PF_EXIT_OK)
 			return ret;
 	}
-	r = pf_target_commit(t);
-	if (r < 0) {
-		log_error_errno(r, "'%s'", target);
+	if (res->step == PF_FLASH_COMMIT) {
+		log_error_errno(r, "'%s'", info->path);
 		return PF_EXIT_FAILURE;
 	}
-	log_info("Wrote %s: %s image, %s written in %.1f s (%s/s)%s", target,
-		 pf_format_bytes(a, sizeof(a), pf_overlay_size(img->ov)),
-		 pf_format_bytes(b, sizeof(b), res.written_bytes), now_seconds() - start,
-		 pf_format_bytes(
-			 c, sizeof(c),
-			 (uint64_t)((double)res.done_bytes / MAX(now_seconds() - start, 0.001))),
+	el = pf_monotonic_seconds() - start;
+	log_info("Wrote %s: %s image, %s written in %.1f s (%s/s)%s", info->path,
+		 pf_format_bytes(a, sizeof(a), pf_overlay_size(pf_image_overlay(img))),
+		 pf_format_bytes(b, sizeof(b), res->write.written_bytes), el,
+		 pf_format_bytes(c, sizeof(c),
+				 (uint64_t)((double)res->write.done_bytes / MAX(el, 0.001))),
 		 info->kind == PF_TARGET_STDOUT ? ""
 		 : o->no_verify			? ", not verified"
 						: ", verified");
 	return PF_EXIT_OK;
+}
+
+int output_flash(PfImage *img, PfTarget *t, const OutputOptions *o, OutputProgressFn progress,
+		 void *progress_data, uint64_t *ret_written)
+{
+	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
+	PfFlashOptions fo = {
+		.discard = o->discard,
+		.no_verify = o->no_verify,
+		.cancel = &interrupted,
+		.progress = progress,
+		.progress_data = progress_data,
+	};
+	PfFlashResult res = { 0 };
+	double start;
+	int r;
+
+	if (compute_ranges(img, t, &ranges) < 0)
+		return PF_EXIT_FAILURE;
+	debug_ranges(&ranges.all);
+	say_whole(img, &ranges);
+	start = pf_monotonic_seconds();
+	r = pf_image_flash(img, t, &ranges, &fo, &res);
+	if (ret_written)
+		*ret_written = res.write.written_bytes;
+	return flash_report(img, t, o, r, &res, &ranges, start);
 }
 
 /* Progress's callback: phase NULL ends the current line. */
@@ -475,7 +450,7 @@ static void progress_cb(void *userdata, const char *phase, uint64_t done, uint64
 		progress_end(userdata);
 }
 
-int output_write(Image *img, const char *target, const OutputOptions *o)
+int output_write(PfImage *img, const char *target, const OutputOptions *o)
 {
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	uint64_t written = 0;
@@ -498,11 +473,12 @@ int output_write(Image *img, const char *target, const OutputOptions *o)
 	return ret;
 }
 
-int output_verify(Image *img, const char *target, const OutputOptions *o)
+int output_verify(PfImage *img, const char *target, const OutputOptions *o)
 {
 	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	PfTargetOptions to = { .input_fd = -1, .base_fd = -1, .read_only = true };
+	PfVerifyResult res = { 0 };
 	Progress p;
 	int r, ret;
 
@@ -519,7 +495,13 @@ int output_verify(Image *img, const char *target, const OutputOptions *o)
 		return PF_EXIT_FAILURE;
 	progress_init(&p, o->progress);
 	output_signals_catch();
-	ret = verify(img, t, &ranges.all, progress_cb, &p);
+	r = pf_verify(t, pf_image_overlay(img), &ranges.all,
+		      &(PfVerifyOptions){ .progress = progress_cb,
+					  .progress_data = &p,
+					  .cancel = &interrupted },
+		      &res);
+	progress_end(&p);
+	ret = verify_report(img, target, r, &res, &ranges.all);
 	progress_finish(&p, target, ret, 0);
 	output_signals_restore();
 	return ret;

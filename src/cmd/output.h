@@ -13,9 +13,10 @@
  * to time plain dd over the same bytes.
  */
 
+#include <signal.h>
 #include <stdbool.h>
 
-#include "cmd/image.h"
+#include "build/image.h"
 #include "flash/target.h"
 
 typedef enum ProgressMode {
@@ -39,7 +40,7 @@ typedef struct OutputOptions {
  * confirmation (on a TTY; --yes otherwise). Prints the reason and returns an exit code
  * (PF_EXIT_SAFETY for a refusal) on failure, PF_EXIT_OK otherwise.
  */
-int output_check(Image *img, const char *target, const OutputOptions *o);
+int output_check(PfImage *img, const char *target, const OutputOptions *o);
 
 /*
  * Writes the ranges that matter and verifies them (unless o->no_verify). Prints what it did
@@ -47,7 +48,7 @@ int output_check(Image *img, const char *target, const OutputOptions *o);
  * mismatch, PF_EXIT_INTERRUPTED after SIGINT/SIGTERM. Calls output_check() first if the
  * caller did not.
  */
-int output_write(Image *img, const char *target, const OutputOptions *o);
+int output_write(PfImage *img, const char *target, const OutputOptions *o);
 
 /* ---- the pieces, for commands that write many cards (piflash --all) ---- */
 
@@ -61,7 +62,7 @@ typedef void (*OutputProgressFn)(void *userdata, const char *phase, uint64_t don
 
 /* Opens and checks target as output_check() does, without the confirmation question. Prints
  * the reason of a refusal; returns an exit code. */
-int output_open(Image *img, const char *target, const OutputOptions *o, PfTarget **ret);
+int output_open(PfImage *img, const char *target, const OutputOptions *o, PfTarget **ret);
 
 /* For a target opened before the image (cmd/cold.h): the question output_check() asks, and
  * the opened, checked target handed over for output_write() to use. */
@@ -77,7 +78,7 @@ void output_describe(const PfTargetInfo *i);
  * in output_signals_catch()/output_signals_restore(). Prints; returns an exit code.
  * *ret_written (may be NULL) gets the bytes written.
  */
-int output_flash(Image *img, PfTarget *t, const OutputOptions *o, OutputProgressFn progress,
+int output_flash(PfImage *img, PfTarget *t, const OutputOptions *o, OutputProgressFn progress,
 		 void *progress_data, uint64_t *ret_written);
 
 /*
@@ -93,6 +94,8 @@ void output_progress_phase(const char *phase, uint64_t done_bytes, uint64_t tota
 void output_signals_catch(void);
 void output_signals_restore(void);
 bool output_interrupted(void);
+/* The flag itself, for the core's cancel pointers (non-zero after SIGINT/SIGTERM). */
+const volatile sig_atomic_t *output_interrupt_flag(void);
 
 /*
  * `piflash verify IMAGE TARGET`: compares target (a card or an image file) with the image
@@ -100,4 +103,4 @@ bool output_interrupted(void);
  * PF_EXIT_OK, PF_EXIT_VERIFY naming the first differing byte offset and how many bytes
  * differ, or PF_EXIT_FAILURE.
  */
-int output_verify(Image *img, const char *target, const OutputOptions *o);
+int output_verify(PfImage *img, const char *target, const OutputOptions *o);

@@ -36,9 +36,9 @@ int cmd_plan(int argc, char **argv)
 		{},
 	};
 	_cleanup_(freep) struct option *options = node_merge_options(own);
-	_cleanup_(image_close) Image img = { 0 };
+	_cleanup_(pf_image_freep) PfImage *img = NULL;
 	_cleanup_(node_options_done) NodeOptions no = { 0 };
-	_cleanup_(node_build_done) NodeBuild nb = { 0 };
+	_cleanup_(pf_node_build_done) PfNodeBuild nb = { 0 };
 	PfSourceOptions so = { 0 };
 	bool json = false;
 	int c, r;
@@ -77,12 +77,12 @@ int cmd_plan(int argc, char **argv)
 		return r;
 	if (optind != argc - 1)
 		return usage_error("plan", optind >= argc ? "missing IMAGE" : "too many arguments");
-	if (!no.node)
+	if (!no.spec.node)
 		return usage_error("plan", "--node NAME is needed to say which node this is");
 
-	if (image_open(&img, argv[optind], &so) < 0)
+	if (image_load(argv[optind], &so, &img) < 0)
 		return PF_EXIT_FAILURE;
-	r = node_plan(&img, &no, true, &nb);
+	r = node_plan(img, &no, true, &nb);
 	if (r != PF_EXIT_OK)
 		return r;
 

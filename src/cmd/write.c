@@ -19,6 +19,7 @@
 #include "cmd/cmd.h"
 #include "cmd/cold.h"
 #include "cmd/help.h"
+#include "build/result.h"
 #include "cmd/image.h"
 #include "cmd/node.h"
 #include "cmd/output.h"
@@ -182,39 +183,29 @@ static int parse_add(const char *arg, Add *ret)
 	return 0;
 }
 
-static int apply_add(Image *img, const Add *a, int64_t now)
+/* A failure whose detail names the image already. */
+static int say_error(int r)
+{
+	log_error("%s", pf_error_message(r));
+	pf_error_clear();
+	return r;
+}
+
+static int apply_add(PfImage *img, const Add *a, int64_t now)
 {
 	_cleanup_(freep) char *data = NULL;
 	_cleanup_(freep) char *path = NULL;
 	const PfPartition *part;
-	PfAttr dir_attr = { .mode = 0755, .mtime = now };
 	PfAttr attr = { .mode = a->mode, .uid = a->uid, .gid = a->gid, .mtime = now };
 	size_t size = 0;
-	char *slash;
-	PfFs *fs;
 	int r;
 
 	r = pf_read_file_at(AT_FDCWD, a->local, ADD_MAX_BYTES, &data, &size);
 	if (r < 0)
 		return log_error_errno(r, "--add: cannot read the local file");
-	r = image_lookup(img, a->dest, true, &part, &fs, &path);
+	r = pf_image_put_file(img, a->dest, data, size, &attr, &part, &path);
 	if (r < 0)
-		return r;
-
-	slash = strrchr(path, '/');
-	if (slash && slash != path) {
-		*slash = 0;
-		r = pf_fs_mkdir_p(fs, path, &dir_attr);
-		*slash = '/';
-		if (r < 0)
-			return log_error_errno(
-				r, "'%s': partition %u: cannot create the directories of '%s'",
-				img->path, part->number, path);
-	}
-	r = pf_fs_write_file(fs, path, data, size, &attr);
-	if (r < 0)
-		return log_error_errno(r, "'%s': partition %u: cannot write '%s'", img->path,
-				       part->number, path);
+		return say_error(r);
 	log_info("Added %s -> partition %u%s%s%s:%s (%zu bytes, mode %04o, %u:%u)", a->local,
 		 part->number, part->label ? " '" : "", part->label ?: "", part->label ? "'" : "",
 		 path, size, (unsigned)a->mode, (unsigned)a->uid, (unsigned)a->gid);
@@ -222,15 +213,19 @@ static int apply_add(Image *img, const Add *a, int64_t now)
 }
 
 /* The mtime the card's copy of an --add file has: the write's time stamp. */
-static void add_mtime(Image *card, const Add *a, PfRunValues *rv)
+static void add_mtime(PfImage *card, const Add *a, PfRunValues *rv)
 {
 	_cleanup_(freep) char *path = NULL;
 	const PfPartition *part;
 	PfStat st;
 	PfFs *fs;
+	int r;
 
-	if (image_lookup(card, a->dest, true, &part, &fs, &path) < 0)
-		return; /* said why; the comparison then fails */
+	r = pf_image_lookup(card, a->dest, true, &part, &fs, &path);
+	if (r < 0) {
+		say_error(r); /* the comparison then fails */
+		return;
+	}
 	if (pf_fs_stat(fs, path, &st) < 0) {
 		pf_error_clear();
 		return;
@@ -246,29 +241,29 @@ static void add_mtime(Image *card, const Add *a, PfRunValues *rv)
  * SOURCE_DATE_EPOCH is then set to the card's time, and img reopened, so that the
  * filesystems' own time stamps follow it too. Returns an exit code.
  */
-static int verify_run_values(Image *img, const char *target, const PfSourceOptions *so,
-			     NodeOptions *no, const Add *adds, size_t n_adds, int64_t *now,
-			     PfRunValues *rv)
+static int verify_run_values(PfImage **img, const char *image, const char *target,
+			     const PfSourceOptions *so, NodeOptions *no, const Add *adds,
+			     size_t n_adds, int64_t *now, PfRunValues *rv)
 {
-	_cleanup_(node_build_done) NodeBuild probe_build = { 0 };
-	_cleanup_(image_close) Image card = { 0 };
+	_cleanup_(pf_node_build_done) PfNodeBuild probe_build = { 0 };
+	_cleanup_(pf_image_freep) PfImage *card = NULL;
 	PfSourceOptions card_so = { .no_cache = true };
 	NodeOptions probe = *no;
 	bool want_now = !getenv("SOURCE_DATE_EPOCH"), node = node_options_given(no);
 	char when[32] = "";
 	int r;
 
-	if (!want_now && (!node || no->instance_id_seed))
+	if (!want_now && (!node || no->seed))
 		return PF_EXIT_OK; /* the write's own values are given */
 	if (node) {
-		probe.run_probe = true;
-		r = node_plan(img, &probe, false, &probe_build);
+		probe.spec.run_probe = true;
+		r = node_plan(*img, &probe, false, &probe_build);
 		if (r != PF_EXIT_OK)
 			return r;
 	}
-	if (image_open(&card, target, &card_so) < 0)
+	if (image_load(target, &card_so, &card) < 0)
 		return PF_EXIT_FAILURE;
-	r = node ? pf_run_values_read(card.tree, card.table, probe_build.plan,
+	r = node ? pf_run_values_read(pf_image_tree(card), pf_image_table(card), probe_build.plan,
 				      probe_build.cfg.hostname, rv)
 		 : 0;
 	if (r < 0) {
@@ -276,8 +271,8 @@ static int verify_run_values(Image *img, const char *target, const PfSourceOptio
 		return PF_EXIT_FAILURE;
 	}
 	if (!rv->have_now && n_adds > 0)
-		add_mtime(&card, &adds[0], rv);
-	if (no->instance_id_seed) {
+		add_mtime(card, &adds[0], rv);
+	if (no->seed) {
 		/* The seed decides the instance-id and host keys: only the time is read. */
 		free(rv->instance_id);
 		rv->instance_id = NULL;
@@ -296,14 +291,31 @@ static int verify_run_values(Image *img, const char *target, const PfSourceOptio
 		*now = rv->now;
 		if (gmtime_r(&t, &tm))
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-		image_close(img);
-		if (image_open(img, img->path, so) < 0)
+		*img = pf_image_free(*img);
+		if (image_load(image, so, img) < 0)
 			return PF_EXIT_FAILURE;
 	}
 	log_info("Read back from %s: time stamp %s, instance-id %s, %zu host key%s", target,
 		 when[0] ? when : "(given)", rv->instance_id ?: "(none or given)", rv->n_host_keys,
 		 rv->n_host_keys == 1 ? "" : "s");
-	no->run = rv;
+	no->spec.run = rv;
+	return PF_EXIT_OK;
+}
+
+/* --known-hosts FILE: the node's host keys into the operator's known_hosts. */
+static int known_hosts_update(const char *path, const PfNodeBuild *nb)
+{
+	_cleanup_(pf_node_result_done) PfNodeResult res = { .hostname = nb->cfg.hostname };
+	int r;
+
+	r = pf_node_result_describe(&res, nb, NULL);
+	if (r >= 0)
+		r = pf_known_hosts_update(path, &res);
+	if (r < 0) {
+		log_error_errno(r, "--known-hosts");
+		return PF_EXIT_FAILURE;
+	}
+	log_info("%s's host key is in %s", nb->cfg.hostname, path);
 	return PF_EXIT_OK;
 }
 
@@ -319,9 +331,9 @@ static int cards(CardsOptions *co, bool all, bool verify, size_t n_adds, NodeOpt
 		return usage_error(NULL, "--exclude and --record go with --all or --only");
 	if (all && co->sel.only)
 		return usage_error(NULL, "--all and --only: choose one");
-	if (!no->inventory)
+	if (!no->spec.inventory)
 		return usage_error(NULL, "--all and --only need --inventory FILE.csv");
-	r = cluster_check_overrides(no, NULL);
+	r = node_options_check_cluster(no, NULL);
 	if (r != PF_EXIT_OK)
 		return r;
 	if (n_adds)
@@ -342,8 +354,8 @@ static int run(int argc, char **argv, bool verify)
 {
 	_cleanup_(freep) struct option *options = node_merge_options(write_options);
 	_cleanup_(node_options_done) NodeOptions no = { 0 };
-	_cleanup_(node_build_done) NodeBuild nb = { 0 };
-	_cleanup_(image_close) Image img = { 0 };
+	_cleanup_(pf_node_build_done) PfNodeBuild nb = { 0 };
+	_cleanup_(pf_image_freep) PfImage *img = NULL;
 	_cleanup_(pf_run_values_done) PfRunValues rv = { 0 };
 	_cleanup_(freep) Add *adds = NULL;
 	PfSourceOptions so = { 0 };
@@ -470,7 +482,7 @@ static int run(int argc, char **argv, bool verify)
 		goto out;
 	ret = PF_EXIT_FAILURE;
 	output_progress_mode = oo.progress;
-	if (no.known_hosts && !no.host_keys) {
+	if (no.known_hosts && !no.spec.host_keys) {
 		ret = usage_error(NULL, "--known-hosts goes with --host-keys");
 		goto out;
 	}
@@ -500,31 +512,31 @@ static int run(int argc, char **argv, bool verify)
 		ret = PF_EXIT_FAILURE;
 	}
 
-	if (image_open(&img, argv[optind], &so) < 0)
+	if (image_load(argv[optind], &so, &img) < 0)
 		goto out;
 
 	/* The target is checked before anything is done, let alone written. */
 	if (!verify && !cold) {
-		ret = output_check(&img, out, &oo);
+		ret = output_check(img, out, &oo);
 		if (ret != PF_EXIT_OK)
 			goto out;
 		ret = PF_EXIT_FAILURE;
 	}
 
 	if (verify && (node_options_given(&no) || n_adds > 0)) {
-		ret = verify_run_values(&img, out, &so, &no, adds, n_adds, &now, &rv);
+		ret = verify_run_values(&img, argv[optind], out, &so, &no, adds, n_adds, &now, &rv);
 		if (ret != PF_EXIT_OK)
 			goto out;
 		ret = PF_EXIT_FAILURE;
 	}
 	if (node_options_given(&no)) {
-		ret = node_plan(&img, &no, false, &nb);
+		ret = node_plan(img, &no, false, &nb);
 		if (ret != PF_EXIT_OK)
 			goto out;
 		ret = PF_EXIT_FAILURE;
-		r = pf_plan_apply(img.tree, img.table, nb.plan, now);
+		r = pf_node_apply(img, &nb, now);
 		if (r < 0) {
-			log_error_errno(r, "'%s': node '%s'", img.path, nb.cfg.hostname);
+			log_error_errno(r, "'%s': node '%s'", pf_image_path(img), nb.cfg.hostname);
 			goto out;
 		}
 		log_info("Node %s (%s image, user '%s'%s%s): %zu changes", nb.cfg.hostname,
@@ -537,25 +549,19 @@ static int run(int argc, char **argv, bool verify)
 	}
 
 	for (size_t i = 0; i < n_adds; i++)
-		if (apply_add(&img, &adds[i], now) < 0)
+		if (apply_add(img, &adds[i], now) < 0)
 			goto out;
-	r = pf_tree_sync(img.tree);
+	r = pf_image_sync(img);
 	if (r < 0) {
-		log_error_errno(r, "'%s'", img.path);
+		log_error_errno(r, "'%s'", pf_image_path(img));
 		goto out;
 	}
 
 	if (cold && cold_handover(cold, out) != PF_EXIT_OK)
 		goto out;
-	ret = verify ? output_verify(&img, out, &oo) : output_write(&img, out, &oo);
-	if (ret == PF_EXIT_OK && !verify && no.known_hosts && nb.n_host_keys > 0) {
-		r = node_known_hosts_update(no.known_hosts, &nb);
-		if (r < 0) {
-			log_error_errno(r, "--known-hosts");
-			ret = PF_EXIT_FAILURE;
-		} else
-			log_info("%s's host key is in %s", nb.cfg.hostname, no.known_hosts);
-	}
+	ret = verify ? output_verify(img, out, &oo) : output_write(img, out, &oo);
+	if (ret == PF_EXIT_OK && !verify && no.known_hosts && nb.n_host_keys > 0)
+		ret = known_hosts_update(no.known_hosts, &nb);
 out:
 	ret = cold_end(&cold, ret);
 	for (size_t i = 0; i < n_adds; i++) {

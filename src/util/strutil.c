@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/macros.h"
 #include "util/strutil.h"
@@ -128,4 +129,12 @@ bool pf_list_has(const char *list, const char *name, size_t n)
 		p += *p == ',';
 	}
 	return false;
+}
+
+double pf_monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

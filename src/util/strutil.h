@@ -49,3 +49,6 @@ bool pf_is_zero(const void *p, size_t n);
 
 /* strdup that returns NULL only for NULL input; aborts never: returns NULL on ENOMEM too. */
 char *pf_strdup_or_null(const char *s);
+
+/* Seconds on the monotonic clock, for measuring how long something took. */
+double pf_monotonic_seconds(void);

@@ -4,8 +4,8 @@
  * checks batch.c and cards.c run.
  *
  * The input is read as `piflash batch`'s report.json — each element of "nodes" through
- * report_record_check() — and, line by line, as the --record file of `piflash --all` through
- * report_record_line(). Checks: no crash, leak or undefined behaviour; the checks return 0 or
+ * pf_report_record_check() — and, line by line, as the --record file of `piflash --all` through
+ * pf_report_record_line(). Checks: no crash, leak or undefined behaviour; the checks return 0 or
  * -EINVAL; a record they accept has a valid hostname and a status string, and a record line
  * they accept has string (or absent) node and result.
  */
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd/report.h"
+#include "build/report.h"
 #include "fuzz.h"
 #include "node/config.h"
 #include "util/error.h"
@@ -34,7 +34,7 @@ static void check_report(const uint8_t *data, size_t size)
 	    json_object_is_type(nodes, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(nodes); i++) {
 			const char *host = NULL, *status = NULL;
-			int r = report_record_check(json_object_array_get_idx(nodes, i), &host,
+			int r = pf_report_record_check(json_object_array_get_idx(nodes, i), &host,
 						    &status);
 
 			if (r != 0 && r != -EINVAL)
@@ -65,7 +65,7 @@ static void check_record(const uint8_t *data, size_t size)
 			*next++ = 0;
 		lineno++;
 		o = json_tokener_parse(line);
-		r = report_record_line(o, "fuzz.record", lineno, &node, &result);
+		r = pf_report_record_line(o, "fuzz.record", lineno, &node, &result);
 		if (r != 0 && r != -EINVAL)
 			abort();
 		if (r == 0 && ((node && strlen(node) > size) || (result && strlen(result) > size)))

@@ -6,16 +6,20 @@
  * Nothing here trusts a value before its type is known.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "cmd/report.h"
+#include "build/report.h"
+#include "config.h"
 #include "flash/artifact.h"
 #include "node/config.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
-bool out_name_ok(const char *name)
+bool pf_out_name_ok(const char *name)
 {
 	return name && *name && !strchr(name, '/') && !streq(name, ".") && !streq(name, "..");
 }
@@ -62,7 +66,7 @@ static bool record_name_ok(const char *name, const char *hostname, bool bmap)
 {
 	const char *suffix = startswith(name, hostname);
 
-	if (!suffix || !out_name_ok(name))
+	if (!suffix || !pf_out_name_ok(name))
 		return false;
 	if (bmap)
 		return streq(suffix, ".img.bmap");
@@ -78,7 +82,7 @@ static bool record_name_ok(const char *name, const char *hostname, bool bmap)
  * name, an address) is checked by job_check_listing() once a Job holds them. Sets *ret_host
  * and *ret_status. Returns 0 or -EINVAL with a detail naming the field.
  */
-int report_record_check(json_object *rec, const char **ret_host, const char **ret_status)
+int pf_report_record_check(json_object *rec, const char **ret_host, const char **ret_status)
 {
 	const char *host, *status, *s;
 	json_object *keys = NULL;
@@ -144,8 +148,8 @@ int report_record_check(json_object *rec, const char **ret_host, const char **re
 	return 0;
 }
 
-int report_record_line(json_object *o, const char *path, unsigned lineno, const char **ret_node,
-		       const char **ret_result)
+int pf_report_record_line(json_object *o, const char *path, unsigned lineno, const char **ret_node,
+			  const char **ret_result)
 {
 	static const char *const keys[] = { "node", "result" };
 	const char **rets[] = { ret_node, ret_result };
@@ -165,4 +169,79 @@ int report_record_line(json_object *o, const char *path, unsigned lineno, const 
 		*rets[i] = json_object_get_string(v);
 	}
 	return 0;
+}
+
+static json_object *str_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *host_keys_json(const PfNodeResult *j)
+{
+	json_object *keys = json_object_new_array();
+
+	for (size_t k = 0; k < j->n_host_keys; k++) {
+		json_object *hk = json_object_new_object();
+		const char *pub = j->host_keys[k];
+
+		json_object_object_add(hk, "type",
+				       json_object_new_string_len(pub, (int)strcspn(pub, " ")));
+		json_object_object_add(hk, "fingerprint",
+				       json_object_new_string(j->fingerprints[k]));
+		json_object_object_add(hk, "public", json_object_new_string(pub));
+		json_object_array_add(keys, hk);
+	}
+	return keys;
+}
+
+static json_object *node_json(const PfNodeResult *j, const char *flavor)
+{
+	json_object *o = json_object_new_object();
+	bool listed = pf_node_result_listed(j);
+	char mt[32];
+
+	json_object_object_add(o, "hostname", json_object_new_string(j->hostname));
+	json_object_object_add(o, "status", json_object_new_string(pf_node_status_name(j->status)));
+	json_object_object_add(o, "error", str_or_null(j->error));
+	json_object_object_add(o, "address", str_or_null(j->address));
+	json_object_object_add(o, "fqdn", str_or_null(j->fqdn));
+	json_object_object_add(o, "group", str_or_null(j->group));
+	json_object_object_add(o, "user", str_or_null(j->user));
+	json_object_object_add(o, "flavor", json_object_new_string(flavor));
+	json_object_object_add(o, "artifact", listed ? str_or_null(j->artifact) : NULL);
+	json_object_object_add(o, "bmap", listed ? str_or_null(j->bmap) : NULL);
+	json_object_object_add(o, "size", json_object_new_int64((int64_t)j->file_bytes));
+	json_object_object_add(o, "image_size", json_object_new_int64((int64_t)j->image_bytes));
+	json_object_object_add(o, "sha256", listed ? json_object_new_string(j->sha256) : NULL);
+	json_object_object_add(o, "instance_id", str_or_null(j->instance_id));
+	json_object_object_add(o, "host_keys", host_keys_json(j));
+	json_object_object_add(o, "seconds", json_object_new_double(j->seconds));
+	json_object_object_add(o, "inputs",
+			       j->inputs[0] ? json_object_new_string(j->inputs) : NULL);
+	/* A string: more digits than a double (jq's numbers) holds. */
+	snprintf(mt, sizeof(mt), "%" PRId64, j->mtime_ns);
+	json_object_object_add(o, "mtime_ns", json_object_new_string(mt));
+	return o;
+}
+
+char *pf_report_json(const PfNodeResult *results, size_t n, const char *image,
+		     const char *inventory, const char *flavor, const char *format, double seconds)
+{
+	json_object *root = json_object_new_object(), *nodes = json_object_new_array();
+	char *text;
+
+	json_object_object_add(root, "piflash", json_object_new_string(PACKAGE_VERSION));
+	json_object_object_add(root, "image", json_object_new_string(image));
+	json_object_object_add(root, "inventory", json_object_new_string(inventory));
+	json_object_object_add(root, "flavor", json_object_new_string(flavor));
+	json_object_object_add(root, "format", json_object_new_string(format));
+	json_object_object_add(root, "seconds", json_object_new_double(seconds));
+	for (size_t i = 0; i < n; i++)
+		if (results[i].status != PF_NODE_UNSELECTED)
+			json_object_array_add(nodes, node_json(&results[i], flavor));
+	json_object_object_add(root, "nodes", nodes);
+	text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(root);
+	return text;
 }

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * An image described as data, for `piflash inspect --json` (README.md documents the fields):
+ * its source, partition table, partitions and flavor — the facts read from its files, the
+ * decisions the plan follows (node/mechanism.h) with their reasons, and the evidence.
+ */
+
+#include <json-c/json.h>
+
+#include "build/image.h"
+#include "node/flavor.h"
+
+/* f may be NULL (no flavor read); error, when set, says why the flavor is unknown. */
+json_object *pf_image_describe_json(PfImage *img, const PfFlavorInfo *f, const char *error);

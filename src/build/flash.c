@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "build/flash.h"
+#include "util/error.h"
+#include "util/strutil.h"
+
+int pf_image_ranges(PfImage *img, PfTarget *t, PfRanges *ret)
+{
+	uint64_t align, limit;
+	int r;
+
+	r = pf_ranges_compute(pf_image_overlay(img), pf_source_fd(pf_image_source(img)),
+			      pf_image_table(img), pf_image_tree(img), ret);
+	if (r < 0)
+		return pf_error_prefix(r, "cannot list the ranges to write");
+	if (!t)
+		return 0;
+	align = pf_target_align(t);
+	limit = pf_overlay_size(pf_image_overlay(img));
+	if (pf_target_info(t)->kind == PF_TARGET_BLOCK)
+		limit = ALIGN_UP(limit, align);
+	r = pf_ranges_align(&ret->all, align, limit);
+	if (r >= 0)
+		r = pf_ranges_align(&ret->table, align, limit);
+	if (r < 0)
+		return pf_error_prefix(r, "cannot align the ranges");
+	return 0;
+}
+
+int pf_image_target_open(PfImage *img, const char *target, bool force, PfTarget **ret)
+{
+	_cleanup_(pf_ranges_done) PfRanges ranges = { 0 };
+	_cleanup_(closep) int in_fd = -1;
+	PfSource *src = pf_image_source(img);
+	PfTargetOptions to = { .force = force, .base_fd = pf_source_fd(src) };
+	struct stat st;
+	int r;
+
+	/* The file the image came from (a URL's download in the cache; none for stdin). */
+	if (pf_source_input_path(src))
+		in_fd = open(pf_source_input_path(src), O_RDONLY | O_CLOEXEC);
+	to.input_fd = in_fd;
+	/* Only a card needs to know how much of it the image needs. */
+	if (!streq(target, "-") && stat(target, &st) == 0 && S_ISBLK(st.st_mode)) {
+		r = pf_image_ranges(img, NULL, &ranges);
+		if (r < 0)
+			return pf_error_prefix(r, "'%s'", pf_image_path(img));
+		to.need_bytes = ranges.need_bytes;
+	}
+	r = pf_target_open(target, &to, ret);
+	if (r < 0)
+		return pf_error_prefix(r, "'%s'", target);
+	return 0;
+}
+
+/* Reads back; a card that differs gets its table zeroed again, so it boots nothing. */
+static int flash_verify(PfImage *img, PfTarget *t, PfRanges *ranges, const PfFlashOptions *o,
+			PfFlashResult *res)
+{
+	PfVerifyOptions vo = {
+		.progress = o->progress,
+		.progress_data = o->progress_data,
+		.cancel = o->cancel,
+	};
+	int r;
+
+	res->step = PF_FLASH_VERIFY;
+	r = pf_verify(t, pf_image_overlay(img), &ranges->all, &vo, &res->verify);
+	if (o->progress)
+		o->progress(o->progress_data, NULL, 0, 0);
+	if (r < 0)
+		return r;
+	res->verified = true;
+	if (res->verify.differing_bytes > 0 && pf_target_info(t)->kind == PF_TARGET_BLOCK)
+		res->table_zeroed_again = pf_target_zero(t, &ranges->table) >= 0;
+	return 0;
+}
+
+int pf_image_flash(PfImage *img, PfTarget *t, PfRanges *ranges, const PfFlashOptions *o,
+		   PfFlashResult *res)
+{
+	PfWriteOptions wo = {
+		.discard = o->discard,
+		.cancel = o->cancel,
+		.progress = o->progress,
+		.progress_data = o->progress_data,
+	};
+	int r;
+
+	*res = (PfFlashResult){ .step = PF_FLASH_WRITE };
+	r = pf_target_write(t, pf_image_overlay(img), &ranges->all, &ranges->table, &wo,
+			    &res->write);
+	if (o->progress)
+		o->progress(o->progress_data, NULL, 0, 0);
+	if (r < 0)
+		return r;
+	if (pf_target_info(t)->kind != PF_TARGET_STDOUT && !o->no_verify) {
+		r = flash_verify(img, t, ranges, o, res);
+		if (r < 0 || res->verify.differing_bytes > 0)
+			return r;
+	}
+	res->step = PF_FLASH_COMMIT;
+	r = pf_target_commit(t);
+	if (r < 0)
+		return r;
+	res->step = PF_FLASH_DONE;
+	return 0;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#pragma once
+
+/*
+ * Putting a prepared image (base + overlay) on a target — an image file, a card, standard
+ * output — and reading it back: which ranges matter for that target, opening the target with
+ * every safety check, and the order that keeps a card safe: write (the partition table
+ * last), verify, zero the table again if the card does not hold what was written, commit.
+ * Nothing prints: the result says how far it got.
+ */
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "build/image.h"
+#include "flash/ranges.h"
+#include "flash/target.h"
+#include "flash/verify.h"
+
+/*
+ * The ranges of img that matter; aligned for t (a card takes whole blocks, past the image's
+ * end zeros; a file stops at its size), or not aligned when t is NULL.
+ */
+int pf_image_ranges(PfImage *img, PfTarget *t, PfRanges *ret);
+
+/*
+ * Opens target for img with pf_target_open()'s checks: never the input image or the file it
+ * is read from, and a card at least as large as what the image needs. -EPERM for a refusal.
+ */
+int pf_image_target_open(PfImage *img, const char *target, bool force, PfTarget **ret);
+
+typedef struct PfFlashOptions {
+	bool discard;	/* BLKDISCARD what is not written */
+	bool no_verify; /* do not read back */
+	void (*progress)(void *userdata, const char *phase, uint64_t done_bytes,
+			 uint64_t total_bytes);
+	void *progress_data;
+	const volatile sig_atomic_t *cancel;
+} PfFlashOptions;
+
+typedef enum PfFlashStep {
+	PF_FLASH_WRITE,
+	PF_FLASH_VERIFY,
+	PF_FLASH_COMMIT,
+	PF_FLASH_DONE,
+} PfFlashStep;
+
+typedef struct PfFlashResult {
+	PfFlashStep step; /* where it stopped; PF_FLASH_DONE: written, verified, committed */
+	PfWriteResult write;
+	PfVerifyResult verify;
+	bool verified;		 /* read back (not for standard output or with no_verify) */
+	bool table_zeroed_again; /* a card that differs has its table zeroed again */
+} PfFlashResult;
+
+/*
+ * Writes ranges (pf_image_ranges() for t) of img to t, verifies and commits. Returns 0 when
+ * it could go through every step — then look at ret->verify.differing_bytes: a card that
+ * differs is left with its table zeroed — or -ECANCELED or -errno with a detail, ret->step
+ * saying which step failed. *ret is filled in every case.
+ */
+int pf_image_flash(PfImage *img, PfTarget *t, PfRanges *ranges, const PfFlashOptions *o,
+		   PfFlashResult *ret);
