@@ -38,10 +38,68 @@ static json_object *json_mechanisms(const PfFlavorInfo *f)
 	return m;
 }
 
+/* The units that are there, with their state. */
+static json_object *json_units(const PfFlavorInfo *f)
+{
+	json_object *units = json_object_new_array();
+
+	for (size_t i = 0; i < f->n_units; i++) {
+		const PfUnit *u = &f->units[i];
+		json_object *ju;
+
+		if (u->state == PF_UNIT_ABSENT)
+			continue;
+		ju = json_object_new_object();
+		json_object_object_add(ju, "name", json_str(u->name));
+		json_object_object_add(ju, "state", json_str(pf_unit_state_name(u->state)));
+		json_object_object_add(ju, "file", json_str(u->file));
+		json_object_object_add(ju, "link", json_str(u->link));
+		json_object_array_add(units, ju);
+	}
+	return units;
+}
+
+static json_object *json_os(const PfFlavorInfo *f)
+{
+	json_object *os = json_object_new_object();
+
+	json_object_object_add(os, "id", json_str(f->os_id));
+	json_object_object_add(os, "codename", json_str(f->os_codename));
+	json_object_object_add(os, "pretty_name", json_str(f->os_pretty));
+	json_object_object_add(os, "rpi_issue", json_str(f->rpi_issue));
+	return os;
+}
+
+/* cloud-init's configuration in the image, as read from cloud.cfg and its seed. */
+static json_object *json_cloud_init(const PfFlavorInfo *f)
+{
+	json_object *ci = json_object_new_object();
+	size_t n_cloud = 0;
+
+	while (f->cloud_users && f->cloud_users[n_cloud])
+		n_cloud++;
+	json_object_object_add(ci, "version", json_str(f->cloud_init_version));
+	json_object_object_add(ci, "enabled", json_object_new_boolean(f->cloud_init_enabled));
+	json_object_object_add(ci, "renderer", json_str(f->cloud_init_renderer));
+	json_object_object_add(ci, "disabled", json_object_new_boolean(f->cloud_init_disabled));
+	json_object_object_add(ci, "nocloud_fs_label", json_str(f->nocloud_fs_label));
+	json_object_object_add(ci, "nocloud_seedfrom", json_str(f->nocloud_seedfrom));
+	json_object_object_add(ci, "users_default",
+			       json_object_new_boolean(f->cloud_users_default));
+	json_object_object_add(ci, "users", json_strv(f->cloud_users, n_cloud));
+	json_object_object_add(ci, "default_user", json_str(f->cloud_default_user));
+	json_object_object_add(ci, "ssh_deletekeys",
+			       f->ssh_deletekeys < 0 ? NULL
+						     : json_object_new_boolean(f->ssh_deletekeys));
+	json_object_object_add(ci, "network_config_version",
+			       json_object_new_int(f->network_config_version));
+	json_object_object_add(ci, "instance_id", json_str(f->seed_instance_id));
+	return ci;
+}
+
 static json_object *json_flavor(const PfFlavorInfo *f, const char *error)
 {
-	json_object *o = json_object_new_object(), *users = json_object_new_array(), *os;
-	size_t n_cloud = 0;
+	json_object *o = json_object_new_object(), *users = json_object_new_array();
 
 	json_object_object_add(o, "name", f && !error ? json_str(pf_flavor_name(f->flavor)) : NULL);
 	json_object_object_add(o, "error", json_str(error));
@@ -61,63 +119,14 @@ static json_object *json_flavor(const PfFlavorInfo *f, const char *error)
 	json_object_object_add(o, "seed_how", json_str(f->seed_how));
 	json_object_object_add(o, "network", json_str(error ? NULL : pf_plan_net_handler(f)));
 	json_object_object_add(o, "mechanisms", error ? NULL : json_mechanisms(f));
-	{
-		json_object *units = json_object_new_array();
-
-		for (size_t i = 0; i < f->n_units; i++) {
-			const PfUnit *u = &f->units[i];
-			json_object *ju;
-
-			if (u->state == PF_UNIT_ABSENT)
-				continue;
-			ju = json_object_new_object();
-			json_object_object_add(ju, "name", json_str(u->name));
-			json_object_object_add(ju, "state", json_str(pf_unit_state_name(u->state)));
-			json_object_object_add(ju, "file", json_str(u->file));
-			json_object_object_add(ju, "link", json_str(u->link));
-			json_object_array_add(units, ju);
-		}
-		json_object_object_add(o, "units", units);
-	}
-
-	os = json_object_new_object();
-	json_object_object_add(os, "id", json_str(f->os_id));
-	json_object_object_add(os, "codename", json_str(f->os_codename));
-	json_object_object_add(os, "pretty_name", json_str(f->os_pretty));
-	json_object_object_add(os, "rpi_issue", json_str(f->rpi_issue));
-	json_object_object_add(o, "os", os);
-
+	json_object_object_add(o, "units", json_units(f));
+	json_object_object_add(o, "os", json_os(f));
 	for (size_t i = 0; i < f->n_users; i++)
 		json_object_array_add(users, json_object_new_string(f->users[i].name));
 	json_object_object_add(o, "users", users);
 	json_object_object_add(o, "first_user", json_str(f->first_user));
-
-	if (f->has_cloud_init) {
-		json_object *ci = json_object_new_object();
-
-		while (f->cloud_users && f->cloud_users[n_cloud])
-			n_cloud++;
-		json_object_object_add(ci, "version", json_str(f->cloud_init_version));
-		json_object_object_add(ci, "enabled",
-				       json_object_new_boolean(f->cloud_init_enabled));
-		json_object_object_add(ci, "renderer", json_str(f->cloud_init_renderer));
-		json_object_object_add(ci, "disabled",
-				       json_object_new_boolean(f->cloud_init_disabled));
-		json_object_object_add(ci, "nocloud_fs_label", json_str(f->nocloud_fs_label));
-		json_object_object_add(ci, "nocloud_seedfrom", json_str(f->nocloud_seedfrom));
-		json_object_object_add(ci, "users_default",
-				       json_object_new_boolean(f->cloud_users_default));
-		json_object_object_add(ci, "users", json_strv(f->cloud_users, n_cloud));
-		json_object_object_add(ci, "default_user", json_str(f->cloud_default_user));
-		json_object_object_add(
-			ci, "ssh_deletekeys",
-			f->ssh_deletekeys < 0 ? NULL : json_object_new_boolean(f->ssh_deletekeys));
-		json_object_object_add(ci, "network_config_version",
-				       json_object_new_int(f->network_config_version));
-		json_object_object_add(ci, "instance_id", json_str(f->seed_instance_id));
-		json_object_object_add(o, "cloud_init_config", ci);
-	} else
-		json_object_object_add(o, "cloud_init_config", NULL);
+	json_object_object_add(o, "cloud_init_config",
+			       f->has_cloud_init ? json_cloud_init(f) : NULL);
 
 	json_object_object_add(o, "has_networkmanager",
 			       json_object_new_boolean(f->has_networkmanager));

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "build/flash.h"
+#include "disk/xz.h"
+#include "flash/stream.h"
 #include "util/error.h"
 #include "util/strutil.h"
 
@@ -109,5 +111,52 @@ int pf_image_flash(PfImage *img, PfTarget *t, PfRanges *ranges, const PfFlashOpt
 	if (r < 0)
 		return r;
 	res->step = PF_FLASH_DONE;
+	return 0;
+}
+
+/* The decoded size of image if it is an .xz whose index says so, else 0. */
+static uint64_t xz_size(const char *image)
+{
+	_cleanup_(closep) int fd = -1;
+	uint8_t head[6];
+	PfXzInfo info;
+
+	fd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || pread(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
+	    pf_source_detect(head, sizeof(head)) != PF_SOURCE_XZ)
+		return 0;
+	if (pf_xz_info(fd, &info) < 0 || info.size_bytes > PF_SOURCE_MAX_BYTES)
+		return 0;
+	return info.size_bytes;
+}
+
+int pf_cold_target_open(const char *image, const char *target, const PfSourceOptions *so,
+			bool force, PfTarget **ret_t, uint64_t *ret_size)
+{
+	_cleanup_(pf_target_freep) PfTarget *t = NULL;
+	_cleanup_(closep) int in_fd = -1;
+	PfTargetOptions to = { .force = force, .base_fd = -1 };
+	struct stat st;
+	uint64_t size;
+	int r;
+
+	*ret_t = NULL;
+	if (so->no_cache || streq(target, "-") || stat(target, &st) < 0 || !S_ISBLK(st.st_mode))
+		return 0;
+	size = xz_size(image);
+	if (size == 0 || pf_source_cached(image, so) != 0)
+		return 0;
+	in_fd = open(image, O_RDONLY | O_CLOEXEC);
+	to.input_fd = in_fd;
+	r = pf_target_open(target, &to, &t);
+	if (r < 0)
+		return r;
+	/* Smaller than the image, a card may still hold what the image uses: the ordinary way
+	 * tells, once the image is open. */
+	if (ALIGN_UP(size, MAX(pf_target_align(t), (uint64_t)PF_STREAM_ALIGN)) >
+	    pf_target_info(t)->size_bytes)
+		return 0;
+	*ret_t = TAKE_PTR(t);
+	*ret_size = size;
 	return 0;
 }

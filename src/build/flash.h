@@ -62,3 +62,13 @@ typedef struct PfFlashResult {
  */
 int pf_image_flash(PfImage *img, PfTarget *t, PfRanges *ranges, const PfFlashOptions *o,
 		   PfFlashResult *ret);
+
+/*
+ * The first card from a fresh download (flash/cold.h): whether image can be written to target
+ * while it is decoded, and if so target opened and checked. It is when target is a block
+ * device at least as large as the whole decoded image (read from the .xz index), image an .xz
+ * not in the cache, and the cache in use (so). *ret_t stays NULL otherwise. The detail of a
+ * failure does not name target.
+ */
+int pf_cold_target_open(const char *image, const char *target, const PfSourceOptions *so,
+			bool force, PfTarget **ret_t, uint64_t *ret_size);

@@ -156,6 +156,22 @@ static int fail(int r)
 	return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
 }
 
+static const struct option own[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "out-dir", required_argument, NULL, 'o' },
+	{ "format", required_argument, NULL, 'f' },
+	{ "bmap", no_argument, NULL, 'b' },
+	{ "jobs", required_argument, NULL, 'j' },
+	{ "only", required_argument, NULL, 'O' },
+	{ "exclude", required_argument, NULL, 'X' },
+	{ "shard", required_argument, NULL, 'S' },
+	{ "force", no_argument, NULL, 'F' },
+	{ "no-cache", no_argument, NULL, 'N' },
+	{ "sha256", required_argument, NULL, IMAGE_OPTION_SHA256 },
+	{ "quiet", no_argument, NULL, 'q' },
+	{},
+};
+
 /* The options of batch; returns PF_EXIT_OK, or the exit code to stop with (*done for --help). */
 static int parse(int argc, char **argv, const struct option *options, PfBatchOptions *bo,
 		 PfSelection *sel, PfSourceOptions *so, NodeOptions *no, bool *done)
@@ -267,21 +283,6 @@ static int select_rows(const NodeOptions *no, const PfSelection *sel, PfInventor
 
 int cmd_batch(int argc, char **argv)
 {
-	static const struct option own[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "out-dir", required_argument, NULL, 'o' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "bmap", no_argument, NULL, 'b' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "only", required_argument, NULL, 'O' },
-		{ "exclude", required_argument, NULL, 'X' },
-		{ "shard", required_argument, NULL, 'S' },
-		{ "force", no_argument, NULL, 'F' },
-		{ "no-cache", no_argument, NULL, 'N' },
-		{ "sha256", required_argument, NULL, IMAGE_OPTION_SHA256 },
-		{ "quiet", no_argument, NULL, 'q' },
-		{},
-	};
 	_cleanup_(freep) struct option *options = node_merge_options_except(own, not_for_batch);
 	_cleanup_(node_options_done) NodeOptions no = { 0 };
 	_cleanup_(pf_image_freep) PfImage *base = NULL;

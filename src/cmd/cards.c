@@ -15,6 +15,7 @@
 
 #include "cmd/cards.h"
 #include "cmd/cmd.h"
+#include "build/cards.h"
 #include "build/cluster.h"
 #include "build/report.h"
 #include "build/result.h"
@@ -22,21 +23,6 @@
 #include "util/strutil.h"
 
 #define READERS_MAX 32u
-#define RECORD_LINE_MAX (64u * 1024)
-
-typedef enum NodeState {
-	NODE_PENDING,
-	NODE_TAKEN,    /* a reader is on it */
-	NODE_DONE,     /* flashed and verified in this run */
-	NODE_RECORDED, /* done in an earlier run, says the record */
-	NODE_FAILED,   /* failed and skipped */
-} NodeState;
-
-typedef struct Node {
-	const PfInventoryRow *row;
-	const char *hostname;
-	NodeState state;
-} Node;
 
 typedef enum CardResult {
 	CARD_OK,
@@ -63,26 +49,13 @@ typedef struct Cards {
 	PfInventory *inv;
 	PfFlavorInfo *flavor;
 	int64_t now;
-	Node *nodes;
-	size_t n_nodes;
+	PfCards *q; /* the nodes, taken by the readers, and the record */
 	Reader readers[READERS_MAX];
 	size_t n_readers;
-	pthread_mutex_t lock; /* nodes[].state, stop, the record */
-	bool stop;
-	FILE *record;
+	pthread_mutex_t lock; /* --known-hosts */
 	ProgressMode mode;
 	size_t drawn; /* status lines on screen below the log */
 } Cards;
-
-static void wall_time(char out[32])
-{
-	struct timespec ts;
-	struct tm tm;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 /* ---- the display: one line per reader -------------------------------------------------- */
 
@@ -172,185 +145,37 @@ static void flash_progress(void *userdata, const char *phase, uint64_t done, uin
 		show(r, phase, done, total);
 }
 
-/* ---- the record: JSON lines ------------------------------------------------------------- */
-
-/* Marks the nodes a record (JSON lines, ours) says are done: "result": "ok". */
-static int record_read(Cards *c, const char *path)
-{
-	_cleanup_(freep) char *line = NULL;
-	size_t cap = 0;
-	unsigned lineno = 0;
-	ssize_t n;
-	FILE *f;
-	int r = 0;
-
-	f = fopen(path, "re");
-	if (!f)
-		return errno == ENOENT ? 0 : pf_error_set(-errno, "'%s': %m", path);
-	while (r >= 0 && (n = getline(&line, &cap, f)) > 0) {
-		const char *node = NULL, *result = NULL;
-		json_object *o;
-
-		lineno++;
-		if ((size_t)n > RECORD_LINE_MAX)
-			continue;
-		o = json_tokener_parse(line);
-		r = pf_report_record_line(o, path, lineno, &node, &result);
-		if (r >= 0 && node && result && streq(result, "ok"))
-			for (size_t i = 0; i < c->n_nodes; i++)
-				if (streq(c->nodes[i].hostname, node))
-					c->nodes[i].state = NODE_RECORDED;
-		json_object_put(o);
-	}
-	fclose(f);
-	return r;
-}
-
+/* A card tried, as the record holds it: the strings of PfCardRecord kept here. */
 typedef struct CardRecord {
-	const char *node;
-	const Reader *reader;
+	PfCardRecord rec;
 	char model[128], serial[128]; /* "" when unknown */
 	char host_key[256];	      /* with --host-keys: the public key line */
 	char fingerprint[64];
-	char start[32], end[32];
-	uint64_t bytes;
 	int exit_code;
-	bool verified;
 } CardRecord;
 
-static void record_write(Cards *c, const CardRecord *cr)
+static void record_write(Cards *c, CardRecord *cr)
 {
-	json_object *o;
-	const char *verify, *result;
-
-	if (!c->record)
-		return;
-	result = cr->exit_code == PF_EXIT_OK		? "ok"
-		 : cr->exit_code == PF_EXIT_INTERRUPTED ? "interrupted"
-							: "failed";
-	verify = cr->exit_code == PF_EXIT_OK	   ? (cr->verified ? "ok" : "not-verified")
-		 : cr->exit_code == PF_EXIT_VERIFY ? "mismatch"
-						   : NULL;
-	o = json_object_new_object();
-	json_object_object_add(o, "node", json_object_new_string(cr->node));
-	json_object_object_add(o, "device", json_object_new_string(cr->reader->path));
-	json_object_object_add(o, "model", cr->model[0] ? json_object_new_string(cr->model) : NULL);
-	json_object_object_add(o, "serial",
-			       cr->serial[0] ? json_object_new_string(cr->serial) : NULL);
-	json_object_object_add(o, "start", json_object_new_string(cr->start));
-	json_object_object_add(o, "end", json_object_new_string(cr->end));
-	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)cr->bytes));
-	json_object_object_add(o, "verify", verify ? json_object_new_string(verify) : NULL);
-	if (cr->host_key[0]) {
-		json_object_object_add(o, "host_key", json_object_new_string(cr->host_key));
-		json_object_object_add(o, "host_key_fingerprint",
-				       json_object_new_string(cr->fingerprint));
-	}
-	json_object_object_add(o, "result", json_object_new_string(result));
-	pthread_mutex_lock(&c->lock);
-	fprintf(c->record, "%s\n",
-		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE));
-	fflush(c->record);
-	fsync(fileno(c->record));
-	pthread_mutex_unlock(&c->lock);
-	json_object_put(o);
+	cr->rec.model = cr->model;
+	cr->rec.serial = cr->serial;
+	cr->rec.host_key = cr->host_key;
+	cr->rec.fingerprint = cr->fingerprint;
+	cr->rec.ok = cr->exit_code == PF_EXIT_OK;
+	cr->rec.interrupted = cr->exit_code == PF_EXIT_INTERRUPTED;
+	cr->rec.verify_differs = cr->exit_code == PF_EXIT_VERIFY;
+	pf_cards_record_write(c->q, &cr->rec);
 }
 
 /* ---- one reader ------------------------------------------------------------------------- */
 
-/* The size of the medium in path: 0 when there is none. */
-static int media_bytes(const char *path, uint64_t *ret)
-{
-	uint64_t size = 0;
-	int fd, e;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		e = errno;
-		if (e == ENOMEDIUM || e == ENXIO || e == ENOENT || e == ENODEV) {
-			*ret = 0;
-			return 0;
-		}
-		return pf_error_set(-e, "'%s': %s", path, strerror(e));
-	}
-	if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
-		e = errno;
-		close(fd);
-		if (e == ENOMEDIUM || e == ENXIO) {
-			*ret = 0;
-			return 0;
-		}
-		return pf_error_set(-e, "'%s': cannot read its size: %s", path, strerror(e));
-	}
-	close(fd);
-	*ret = size;
-	return 0;
-}
-
-static bool stopping(Cards *c)
-{
-	bool s;
-
-	pthread_mutex_lock(&c->lock);
-	s = c->stop;
-	pthread_mutex_unlock(&c->lock);
-	return s || output_interrupted();
-}
-
-/* The first node no reader has, or NULL. With c->lock held. */
-static Node *next_pending(Cards *c)
-{
-	for (size_t i = 0; i < c->n_nodes; i++)
-		if (c->nodes[i].state == NODE_PENDING)
-			return &c->nodes[i];
-	return NULL;
-}
-
-/* True while some node waits for a reader (its card may still be on the way). */
-static bool work_pending(Cards *c)
-{
-	bool p;
-
-	pthread_mutex_lock(&c->lock);
-	p = !c->stop && next_pending(c);
-	pthread_mutex_unlock(&c->lock);
-	return p;
-}
-
-/*
- * Waits until the reader has a card (present) or has none (!present). Returns 0, -ECANCELED
- * when stopping, or 1 when waiting for a removal is pointless: no node waits for a card any
- * more (another reader took the last one, or the run stops), so the run need not wait for
- * this card to be taken out.
- */
+/* Waits for a card to be put in (present) or taken out; see pf_card_wait(). */
 static int wait_media(Reader *r, bool present)
 {
-	struct timespec ts;
-	double poll = r->c->o->poll_seconds > 0 ? r->c->o->poll_seconds : 0.25;
-	uint64_t size;
-	int e;
-
-	ts.tv_sec = (time_t)poll;
-	ts.tv_nsec = (long)((poll - (double)ts.tv_sec) * 1e9);
-	for (;;) {
-		e = media_bytes(r->path, &size);
-		if (e < 0)
-			return e;
-		if ((size > 0) == present)
-			return 0;
-		/* Removal is waited for even when stopping: the card is then safe to take. */
-		if (present && stopping(r->c))
-			return -ECANCELED;
-		if (!present && output_interrupted())
-			return -ECANCELED;
-		if (!present && !work_pending(r->c))
-			return 1;
-		nanosleep(&ts, NULL);
-	}
+	return pf_card_wait(r->c->q, r->path, present, r->c->o->poll_seconds,
+			    output_interrupt_flag());
 }
 
-static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
+static CardResult flash_node(Reader *r, PfCardNode *n, CardRecord *cr)
 {
 	Cards *c = r->c;
 	_cleanup_(pf_node_build_done) PfNodeBuild nb = { 0 };
@@ -387,7 +212,7 @@ static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
 		cr->exit_code = PF_EXIT_FAILURE;
 		return CARD_FAILED;
 	}
-	wall_time(cr->start);
+	pf_card_time(cr->rec.start);
 	cr->exit_code = output_open(img, r->path, &c->o->out, &t);
 	if (cr->exit_code != PF_EXIT_OK)
 		return CARD_FAILED;
@@ -396,8 +221,8 @@ static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
 	snprintf(cr->model, sizeof(cr->model), "%s", info->model ?: "");
 	snprintf(cr->serial, sizeof(cr->serial), "%s", info->serial ?: "");
 	log_info("%s: writing %s", r->path, n->hostname);
-	cr->verified = !c->o->out.no_verify;
-	cr->exit_code = output_flash(img, t, &c->o->out, flash_progress, r, &cr->bytes);
+	cr->rec.verified = !c->o->out.no_verify;
+	cr->exit_code = output_flash(img, t, &c->o->out, flash_progress, r, &cr->rec.bytes);
 	if (cr->exit_code == PF_EXIT_OK && c->o->no->known_hosts && nb.n_host_keys > 0) {
 		pthread_mutex_lock(&c->lock);
 		e = pf_known_hosts_update(c->o->no->known_hosts, &res);
@@ -413,7 +238,7 @@ static CardResult flash_node(Reader *r, Node *n, CardRecord *cr)
 }
 
 /* What to do after a failed card: skip the node, retry it, or stop. */
-static OnError decide(Reader *r, Node *n)
+static OnError decide(Reader *r, PfCardNode *n)
 {
 	const CardsOptions *o = r->c->o;
 	char answer[16] = "";
@@ -439,71 +264,64 @@ static OnError decide(Reader *r, Node *n)
 	return ON_ERROR_STOP;
 }
 
+/* After a card: the node done or failed (and what now), the reader free again. Returns
+ * false when the reader stops. */
+static bool card_after(Reader *r, PfCardNode *n, CardResult res)
+{
+	Cards *c = r->c;
+	const char *next;
+	OnError d;
+
+	if (res == CARD_INTERRUPTED) {
+		pf_cards_finish(c->q, n, PF_CARD_PENDING, false);
+		return false;
+	}
+	if (res == CARD_OK) {
+		next = pf_cards_finish(c->q, n, PF_CARD_DONE, false);
+		show(r, "done", 0, 0);
+		if (next)
+			log_info("%s done — take the card out of %s, put in the card for %s",
+				 n->hostname, r->path, next);
+		else
+			log_info("%s done — take the card out of %s", n->hostname, r->path);
+		return true;
+	}
+	show(r, "failed", 0, 0);
+	d = decide(r, n);
+	pf_cards_finish(c->q, n, d == ON_ERROR_ASK ? PF_CARD_PENDING : PF_CARD_FAILED,
+			d == ON_ERROR_STOP);
+	log_error("%s: %s%s", n->hostname,
+		  d == ON_ERROR_SKIP   ? "failed, skipped"
+		  : d == ON_ERROR_STOP ? "failed, stopping after the cards being written"
+				       : "failed, will retry with another card",
+		  d == ON_ERROR_SKIP || d == ON_ERROR_STOP
+			  ? " (run again with the same --record to retry it)"
+			  : "");
+	return d != ON_ERROR_STOP;
+}
+
 static void *reader_main(void *userdata)
 {
 	Reader *r = userdata;
 	Cards *c = r->c;
 
 	for (;;) {
-		CardRecord cr = { .reader = r };
+		CardRecord cr = { .rec.device = r->path };
+		PfCardNode *n = pf_cards_take(c->q);
 		CardResult res;
-		Node *n, *next;
 
-		pthread_mutex_lock(&c->lock);
-		n = c->stop ? NULL : next_pending(c);
-		if (n)
-			n->state = NODE_TAKEN;
-		pthread_mutex_unlock(&c->lock);
 		if (!n || output_interrupted())
 			break;
-
 		r->node = n->hostname;
-		cr.node = n->hostname;
+		cr.rec.node = n->hostname;
 		res = flash_node(r, n, &cr);
 		/* Every card tried goes on record, whatever became of it. */
-		if (cr.start[0]) {
-			wall_time(cr.end);
+		if (cr.rec.start[0]) {
+			pf_card_time(cr.rec.end);
 			record_write(c, &cr);
 		}
-		if (res == CARD_INTERRUPTED) {
-			pthread_mutex_lock(&c->lock);
-			n->state = NODE_PENDING;
-			pthread_mutex_unlock(&c->lock);
+		if (!card_after(r, n, res))
 			break;
-		}
-		if (res == CARD_OK) {
-			pthread_mutex_lock(&c->lock);
-			n->state = NODE_DONE;
-			next = next_pending(c);
-			pthread_mutex_unlock(&c->lock);
-			show(r, "done", 0, 0);
-			if (next)
-				log_info(
-					"%s done — take the card out of %s, put in the card for %s",
-					n->hostname, r->path, next->hostname);
-			else
-				log_info("%s done — take the card out of %s", n->hostname, r->path);
-		} else {
-			OnError d;
-
-			show(r, "failed", 0, 0);
-			d = decide(r, n);
-			pthread_mutex_lock(&c->lock);
-			n->state = d == ON_ERROR_ASK ? NODE_PENDING : NODE_FAILED;
-			if (d == ON_ERROR_STOP)
-				c->stop = true;
-			pthread_mutex_unlock(&c->lock);
-			log_error("%s: %s%s", n->hostname,
-				  d == ON_ERROR_SKIP ? "failed, skipped"
-				  : d == ON_ERROR_STOP
-					  ? "failed, stopping after the cards being written"
-					  : "failed, will retry with another card",
-				  d == ON_ERROR_SKIP || d == ON_ERROR_STOP
-					  ? " (run again with the same --record to retry it)"
-					  : "");
-			if (d == ON_ERROR_STOP)
-				break;
-		}
 		show(r, "wait-removal", 0, 0);
 		if (wait_media(r, false) != 0)
 			break;
@@ -543,7 +361,7 @@ static int check_targets(Cards *c)
 					  p);
 				return PF_EXIT_USAGE;
 			}
-		e = media_bytes(p, &size);
+		e = pf_card_media_bytes(p, &size);
 		if (e < 0) {
 			log_error_errno(e, "'%s'", p);
 			return PF_EXIT_FAILURE;
@@ -587,17 +405,18 @@ static int confirm_all(Cards *c, size_t todo)
 
 static int summary(Cards *c)
 {
-	size_t done = 0, recorded = 0, failed = 0, left = 0;
+	size_t done = 0, recorded = 0, failed = 0, left = 0, n_nodes;
+	const PfCardNode *nodes = pf_cards_nodes(c->q, &n_nodes);
 
-	for (size_t i = 0; i < c->n_nodes; i++)
-		switch (c->nodes[i].state) {
-		case NODE_DONE:
+	for (size_t i = 0; i < n_nodes; i++)
+		switch (nodes[i].state) {
+		case PF_CARD_DONE:
 			done++;
 			break;
-		case NODE_RECORDED:
+		case PF_CARD_RECORDED:
 			recorded++;
 			break;
-		case NODE_FAILED:
+		case PF_CARD_FAILED:
 			failed++;
 			break;
 		default:
@@ -607,18 +426,18 @@ static int summary(Cards *c)
 		/* Every node is done: the run is over, whatever a late Ctrl-C says. */
 		fprintf(stderr,
 			"piflash: all %zu node%s done: %zu written, %zu done before (record)\n",
-			c->n_nodes, c->n_nodes == 1 ? "" : "s", done, recorded);
+			n_nodes, n_nodes == 1 ? "" : "s", done, recorded);
 		return PF_EXIT_OK;
 	}
 	fprintf(stderr,
 		"piflash: %zu node%s: %zu written, %zu done before (record), %zu failed, "
 		"%zu not written\n",
-		c->n_nodes, c->n_nodes == 1 ? "" : "s", done, recorded, failed, left);
-	for (size_t i = 0; i < c->n_nodes; i++)
-		if (c->nodes[i].state == NODE_FAILED || c->nodes[i].state == NODE_PENDING ||
-		    c->nodes[i].state == NODE_TAKEN)
-			fprintf(stderr, "  %s: %s\n", c->nodes[i].hostname,
-				c->nodes[i].state == NODE_FAILED ? "failed" : "not written");
+		n_nodes, n_nodes == 1 ? "" : "s", done, recorded, failed, left);
+	for (size_t i = 0; i < n_nodes; i++)
+		if (nodes[i].state == PF_CARD_FAILED || nodes[i].state == PF_CARD_PENDING ||
+		    nodes[i].state == PF_CARD_TAKEN)
+			fprintf(stderr, "  %s: %s\n", nodes[i].hostname,
+				nodes[i].state == PF_CARD_FAILED ? "failed" : "not written");
 	if (output_interrupted())
 		return PF_EXIT_INTERRUPTED;
 	return failed || left ? PF_EXIT_FAILURE : PF_EXIT_OK;
@@ -657,15 +476,8 @@ static int load_nodes(Cards *c)
 		log_error("no node of '%s' is selected", c->inv->path);
 		return PF_EXIT_FAILURE;
 	}
-	c->nodes = calloc(n_rows, sizeof(Node));
-	if (!c->nodes)
+	if (pf_cards_new(c->inv, rows, n_rows, &c->q) < 0)
 		return PF_EXIT_FAILURE;
-	for (size_t i = 0; i < n_rows; i++)
-		c->nodes[i] = (Node){
-			.row = &c->inv->rows[rows[i]],
-			.hostname = pf_row_hostname(c->inv, &c->inv->rows[rows[i]]),
-		};
-	c->n_nodes = n_rows;
 	return PF_EXIT_OK;
 }
 
@@ -674,16 +486,17 @@ static int load_nodes(Cards *c)
  * it. */
 static int check_nodes(Cards *c)
 {
-	size_t bad = 0;
+	size_t bad = 0, n_nodes;
+	const PfCardNode *nodes = pf_cards_nodes(c->q, &n_nodes);
 
-	for (size_t i = 0; i < c->n_nodes; i++) {
+	for (size_t i = 0; i < n_nodes; i++) {
 		int e;
 
-		if (c->nodes[i].state == NODE_RECORDED)
+		if (nodes[i].state == PF_CARD_RECORDED)
 			continue;
-		e = pf_node_check(c->base, &c->o->no->spec, c->flavor, c->inv, c->nodes[i].row);
+		e = pf_node_check(c->base, &c->o->no->spec, c->flavor, c->inv, nodes[i].row);
 		if (e < 0) {
-			log_error_errno(e, "%s", c->nodes[i].hostname);
+			log_error_errno(e, "%s", nodes[i].hostname);
 			bad++;
 		}
 	}
@@ -693,6 +506,101 @@ static int check_nodes(Cards *c)
 		return PF_EXIT_FAILURE;
 	}
 	return PF_EXIT_OK;
+}
+
+/* The nodes this run writes, the record read: how many are left to write (0: none). */
+static int nodes_todo(Cards *c, size_t *ret_todo)
+{
+	const CardsOptions *o = c->o;
+	const PfCardNode *nodes;
+	size_t todo = 0, n_nodes;
+	int r;
+
+	r = load_nodes(c);
+	if (r != PF_EXIT_OK)
+		return r;
+	if (o->record) {
+		r = pf_cards_record_read(c->q, o->record);
+		if (r < 0) {
+			log_error_errno(r, "--record");
+			return PF_EXIT_FAILURE;
+		}
+	}
+	nodes = pf_cards_nodes(c->q, &n_nodes);
+	for (size_t i = 0; i < n_nodes; i++)
+		if (nodes[i].state == PF_CARD_RECORDED)
+			log_info("%s: done in an earlier run (%s), skipped", nodes[i].hostname,
+				 o->record);
+		else
+			todo++;
+	*ret_todo = todo;
+	return PF_EXIT_OK;
+}
+
+/* Everything checked and confirmed before the first card: the image, every node's plan, the
+ * readers; then the record is opened to append to. */
+static int prepare(Cards *c, size_t todo)
+{
+	const CardsOptions *o = c->o;
+	int r;
+
+	if (image_load(o->image, &o->source, &c->base) < 0)
+		return PF_EXIT_FAILURE;
+	r = node_flavor(c->base, o->no, &c->flavor);
+	if (r != PF_EXIT_OK)
+		return r;
+	r = check_nodes(c);
+	if (r != PF_EXIT_OK)
+		return r;
+	c->n_readers = o->n_targets;
+	for (size_t i = 0; i < c->n_readers; i++)
+		c->readers[i] = (Reader){ .c = c, .path = o->targets[i], .phase = "idle" };
+	r = check_targets(c);
+	if (r != PF_EXIT_OK)
+		return r;
+	r = confirm_all(c, todo);
+	if (r != PF_EXIT_OK)
+		return r;
+	if (o->record) {
+		r = pf_cards_record_open(c->q, o->record);
+		if (r < 0) {
+			log_error_errno(r, "--record '%s'", o->record);
+			return PF_EXIT_FAILURE;
+		}
+	}
+	return PF_EXIT_OK;
+}
+
+/* The readers, each a thread, with the display of their lines when it is a bar. */
+static void readers_run(Cards *c, size_t todo)
+{
+	c->mode = c->o->out.progress;
+	if (c->mode == PROGRESS_AUTO)
+		c->mode = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_NONE;
+	if (c->mode == PROGRESS_BAR && arg_quiet)
+		c->mode = PROGRESS_NONE;
+	if (c->mode == PROGRESS_BAR)
+		log_set_hook(display_hook, c);
+	log_info("Writing %zu node%s of '%s' (%s image) to the cards put in %zu reader%s", todo,
+		 todo == 1 ? "" : "s", c->inv->path, pf_flavor_name(c->flavor->flavor),
+		 c->n_readers, c->n_readers == 1 ? "" : "s");
+	output_signals_catch();
+	for (size_t i = 0; i < c->n_readers; i++)
+		if (pthread_create(&c->readers[i].thread, NULL, reader_main, &c->readers[i]) != 0) {
+			log_error("cannot start a thread for %s", c->readers[i].path);
+			pf_cards_stop(c->q);
+			c->n_readers = i;
+			break;
+		}
+	for (size_t i = 0; i < c->n_readers; i++)
+		pthread_join(c->readers[i].thread, NULL);
+	output_signals_restore();
+	if (c->mode == PROGRESS_BAR) {
+		log_lock();
+		display_clear(c);
+		log_unlock();
+		log_set_hook(NULL, NULL);
+	}
 }
 
 static int run(Cards *c)
@@ -708,83 +616,17 @@ static int run(Cards *c)
 			  getenv("SOURCE_DATE_EPOCH"));
 		return PF_EXIT_FAILURE;
 	}
-	r = load_nodes(c);
+	r = nodes_todo(c, &todo);
 	if (r != PF_EXIT_OK)
 		return r;
-	if (o->record) {
-		r = record_read(c, o->record);
-		if (r < 0) {
-			log_error_errno(r, "--record");
-			return PF_EXIT_FAILURE;
-		}
-	}
-	for (size_t i = 0; i < c->n_nodes; i++)
-		if (c->nodes[i].state == NODE_RECORDED)
-			log_info("%s: done in an earlier run (%s), skipped", c->nodes[i].hostname,
-				 o->record);
-		else
-			todo++;
 	if (todo == 0) {
 		log_info("Every node is done already, says %s", o->record);
 		return PF_EXIT_OK;
 	}
-
-	if (image_load(o->image, &o->source, &c->base) < 0)
-		return PF_EXIT_FAILURE;
-	r = node_flavor(c->base, o->no, &c->flavor);
+	r = prepare(c, todo);
 	if (r != PF_EXIT_OK)
 		return r;
-	r = check_nodes(c);
-	if (r != PF_EXIT_OK)
-		return r;
-
-	c->n_readers = o->n_targets;
-	for (size_t i = 0; i < c->n_readers; i++)
-		c->readers[i] = (Reader){ .c = c, .path = o->targets[i], .phase = "idle" };
-	r = check_targets(c);
-	if (r != PF_EXIT_OK)
-		return r;
-	r = confirm_all(c, todo);
-	if (r != PF_EXIT_OK)
-		return r;
-	if (o->record) {
-		c->record = fopen(o->record, "ae");
-		if (!c->record) {
-			log_error("--record '%s': %m", o->record);
-			return PF_EXIT_FAILURE;
-		}
-	}
-
-	c->mode = o->out.progress;
-	if (c->mode == PROGRESS_AUTO)
-		c->mode = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_NONE;
-	if (c->mode == PROGRESS_BAR && arg_quiet)
-		c->mode = PROGRESS_NONE;
-	if (c->mode == PROGRESS_BAR)
-		log_set_hook(display_hook, c);
-
-	log_info("Writing %zu node%s of '%s' (%s image) to the cards put in %zu reader%s", todo,
-		 todo == 1 ? "" : "s", c->inv->path, pf_flavor_name(c->flavor->flavor),
-		 c->n_readers, c->n_readers == 1 ? "" : "s");
-	output_signals_catch();
-	for (size_t i = 0; i < c->n_readers; i++)
-		if (pthread_create(&c->readers[i].thread, NULL, reader_main, &c->readers[i]) != 0) {
-			log_error("cannot start a thread for %s", c->readers[i].path);
-			pthread_mutex_lock(&c->lock);
-			c->stop = true;
-			pthread_mutex_unlock(&c->lock);
-			c->n_readers = i;
-			break;
-		}
-	for (size_t i = 0; i < c->n_readers; i++)
-		pthread_join(c->readers[i].thread, NULL);
-	output_signals_restore();
-	if (c->mode == PROGRESS_BAR) {
-		log_lock();
-		display_clear(c);
-		log_unlock();
-		log_set_hook(NULL, NULL);
-	}
+	readers_run(c, todo);
 	return summary(c);
 }
 
@@ -794,11 +636,9 @@ int cards_run(const CardsOptions *o)
 	int r;
 
 	r = run(&c);
-	if (c.record)
-		fclose(c.record);
+	pf_cards_free(c.q);
 	pf_image_free(c.base);
 	pf_flavor_info_free(c.flavor);
 	pf_inventory_free(c.inv);
-	free(c.nodes);
 	return r;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "build/flash.h"
 #include "cmd/cold.h"
 #include "disk/xz.h"
 #include "flash/cold.h"
@@ -45,57 +46,24 @@ static int on_decoded(int fd, uint64_t done, void *userdata)
 	return pf_cold_decoded(c->w, fd, done);
 }
 
-/* The decoded size of image if it is an .xz whose index says so, else 0. */
-static uint64_t xz_size(const char *image)
-{
-	_cleanup_(closep) int fd = -1;
-	uint8_t head[6];
-	PfXzInfo info;
-
-	fd = open(image, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 || pread(fd, head, sizeof(head), 0) != (ssize_t)sizeof(head) ||
-	    pf_source_detect(head, sizeof(head)) != PF_SOURCE_XZ)
-		return 0;
-	if (pf_xz_info(fd, &info) < 0 || info.size_bytes > PF_SOURCE_MAX_BYTES)
-		return 0;
-	return info.size_bytes;
-}
-
 int cold_begin(const char *image, const char *target, const OutputOptions *o, PfSourceOptions *so,
 	       Cold **ret)
 {
-	_cleanup_(closep) int in_fd = -1;
-	PfTargetOptions to = { .force = o->force, .base_fd = -1 };
 	Cold *c;
-	struct stat st;
 	uint64_t size;
 	int r;
 
 	*ret = NULL;
-	if (so->no_cache || streq(target, "-") || stat(target, &st) < 0 || !S_ISBLK(st.st_mode))
-		return PF_EXIT_OK;
-	size = xz_size(image);
-	if (size == 0 || pf_source_cached(image, so) != 0)
-		return PF_EXIT_OK;
-
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return PF_EXIT_FAILURE;
 	c->target = target;
-	in_fd = open(image, O_RDONLY | O_CLOEXEC);
-	to.input_fd = in_fd;
-	r = pf_target_open(target, &to, &c->t);
-	if (r < 0) {
+	r = pf_cold_target_open(image, target, so, o->force, &c->t, &size);
+	if (r < 0 || !c->t) {
 		cold_free(c);
-		log_error_errno(r, "'%s'", target);
-		return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
-	}
-	/* Smaller than the image, a card may still hold what the image uses: the ordinary way
-	 * tells, once the image is open. */
-	if (ALIGN_UP(size, MAX(pf_target_align(c->t), (uint64_t)PF_STREAM_ALIGN)) >
-	    pf_target_info(c->t)->size_bytes) {
-		cold_free(c);
-		return PF_EXIT_OK;
+		if (r < 0)
+			log_error_errno(r, "'%s'", target);
+		return r == -EPERM ? PF_EXIT_SAFETY : r < 0 ? PF_EXIT_FAILURE : PF_EXIT_OK;
 	}
 	output_describe(pf_target_info(c->t));
 	r = output_confirm(image, pf_target_info(c->t), o);

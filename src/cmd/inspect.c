@@ -117,17 +117,44 @@ static void print_human(const char *path, const PfSource *src, const PfPtable *t
 	}
 }
 
+static const struct option options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "no-cache", no_argument, NULL, 'N' },
+	{ "sha256", required_argument, NULL, IMAGE_OPTION_SHA256 },
+	{ "flavor", required_argument, NULL, 'F' },
+	{ "network", required_argument, NULL, 'W' },
+	{},
+};
+
+/*
+ * The image's flavor; an unknown flavor is part of the answer, not a failure of inspect:
+ * *ret_error says why. Prints a failure; returns an exit code.
+ */
+static int read_flavor(PfImage *img, const PfDetectOptions *o, PfFlavorInfo **ret, char **ret_error)
+{
+	int r;
+
+	r = pf_flavor_detect_with(pf_image_tree(img), pf_image_table(img), o, ret);
+	if (r >= 0 && (*ret)->flavor == PF_FLAVOR_UNKNOWN && o->flavor == PF_FLAVOR_UNKNOWN) {
+		_cleanup_(pf_flavor_info_freep) PfFlavorInfo *strict = NULL;
+
+		r = pf_flavor_detect(pf_image_tree(img), pf_image_table(img), &strict);
+		if (r < 0 && r != -ENOMEM) {
+			*ret_error = strdup(pf_error_message(r));
+			pf_error_clear();
+			r = *ret_error ? 0 : -ENOMEM;
+		}
+	}
+	if (r < 0) {
+		log_error_errno(r, "'%s': cannot read the image's flavor", pf_image_path(img));
+		return PF_EXIT_FAILURE;
+	}
+	return PF_EXIT_OK;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "no-cache", no_argument, NULL, 'N' },
-		{ "sha256", required_argument, NULL, IMAGE_OPTION_SHA256 },
-		{ "flavor", required_argument, NULL, 'F' },
-		{ "network", required_argument, NULL, 'W' },
-		{},
-	};
 	_cleanup_(pf_flavor_info_freep) PfFlavorInfo *fi = NULL;
 	_cleanup_(freep) char *flavor_error = NULL;
 	PfDetectOptions o = { .allow_unknown = true };
@@ -180,22 +207,9 @@ int cmd_inspect(int argc, char **argv)
 	if (r < 0)
 		return PF_EXIT_FAILURE;
 
-	/* An unknown flavor is part of the answer, not a failure of inspect. */
-	r = pf_flavor_detect_with(pf_image_tree(img), pf_image_table(img), &o, &fi);
-	if (r >= 0 && fi->flavor == PF_FLAVOR_UNKNOWN && o.flavor == PF_FLAVOR_UNKNOWN) {
-		_cleanup_(pf_flavor_info_freep) PfFlavorInfo *strict = NULL;
-
-		r = pf_flavor_detect(pf_image_tree(img), pf_image_table(img), &strict);
-		if (r < 0 && r != -ENOMEM) {
-			flavor_error = strdup(pf_error_message(r));
-			pf_error_clear();
-			r = flavor_error ? 0 : -ENOMEM;
-		}
-	}
-	if (r < 0) {
-		log_error_errno(r, "'%s': cannot read the image's flavor", path);
-		return PF_EXIT_FAILURE;
-	}
+	r = read_flavor(img, &o, &fi, &flavor_error);
+	if (r != PF_EXIT_OK)
+		return r;
 
 	if (json)
 		print_json(img, fi, flavor_error);

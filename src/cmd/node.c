@@ -211,53 +211,6 @@ static int seed_from_arg(NodeOptions *no, char *arg)
 	return 0;
 }
 
-/* Reads the seed from path: a regular file of the user's alone, one line (a final newline is
- * not part of the seed), no NUL byte. */
-static int seed_read_file(const char *path, char **ret)
-{
-	_cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	char buf[SEED_FILE_MAX + 1];
-	size_t len = 0;
-	struct stat st;
-	ssize_t n;
-	int r = 0;
-
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return pf_error_set(-errno, "'%s': %m", path);
-	if (!S_ISREG(st.st_mode))
-		return pf_error_set(-EINVAL, "'%s' is not a regular file", path);
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-		return pf_error_set(-EPERM,
-				    "'%s' is open to group or others (mode %04o): the seed is a "
-				    "secret like a private key; chmod 600 it",
-				    path, (unsigned)(st.st_mode & 07777));
-	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = pf_error_set(-errno, "'%s': %m", path);
-			break;
-		}
-		len += (size_t)n;
-	}
-	if (r >= 0 && len > SEED_FILE_MAX)
-		r = pf_error_set(-EFBIG, "'%s' is longer than a seed (%u bytes at most)", path,
-				 SEED_FILE_MAX);
-	if (r >= 0 && len > 0 && buf[len - 1] == '\n')
-		len--;
-	if (r >= 0 && len > 0 && buf[len - 1] == '\r')
-		len--;
-	if (r >= 0 && (len == 0 || memchr(buf, 0, len)))
-		r = pf_error_set(-EINVAL, "'%s': the seed is empty or holds a NUL byte", path);
-	if (r >= 0) {
-		*ret = strndup(buf, len);
-		if (!*ret)
-			r = -ENOMEM;
-	}
-	explicit_bzero(buf, sizeof(buf));
-	return r;
-}
-
 static int seed_from_file(NodeOptions *no, const char *path)
 {
 	char *seed = NULL;
@@ -265,7 +218,7 @@ static int seed_from_file(NodeOptions *no, const char *path)
 
 	if (no->seed_option)
 		return usage_error(NULL, "the seed is given twice");
-	r = seed_read_file(path, &seed);
+	r = pf_read_secret_file(path, SEED_FILE_MAX, "seed", &seed);
 	if (r < 0) {
 		log_error_errno(r, "--instance-id-seed-file");
 		return PF_EXIT_FAILURE;

@@ -319,256 +319,280 @@ static int known_hosts_update(const char *path, const PfNodeBuild *nb)
 	return PF_EXIT_OK;
 }
 
-/* Card after card: --all or --only, one node per card, one or more readers. */
-static int cards(CardsOptions *co, bool all, bool verify, size_t n_adds, NodeOptions *no,
-		 const OutputOptions *oo, const PfSourceOptions *so, int n_args, char **args)
+/* What the main job (or verify) was asked to do. */
+typedef struct Job {
+	bool verify;
+	NodeOptions no;
+	OutputOptions oo;
+	PfSourceOptions so;
+	CardsOptions co;
+	bool all;
+	Add *adds;
+	size_t n_adds;
+	const char *image, *target;
+} Job;
+
+static void job_done(Job *j)
 {
+	node_options_done(&j->no);
+	for (size_t i = 0; i < j->n_adds; i++) {
+		free(j->adds[i].local);
+		free(j->adds[i].dest);
+	}
+	free(j->adds);
+}
+
+/* Card after card: --all or --only, one node per card, one or more readers. */
+static int cards(Job *j, int n_args, char **args)
+{
+	CardsOptions *co = &j->co;
 	int r;
 
-	if (verify)
+	if (j->verify)
 		return usage_error("verify", "--all, --only and --record are for writing cards");
-	if (!all && !co->sel.only)
+	if (!j->all && !co->sel.only)
 		return usage_error(NULL, "--exclude and --record go with --all or --only");
-	if (all && co->sel.only)
+	if (j->all && co->sel.only)
 		return usage_error(NULL, "--all and --only: choose one");
-	if (!no->spec.inventory)
+	if (!j->no.spec.inventory)
 		return usage_error(NULL, "--all and --only need --inventory FILE.csv");
-	r = node_options_check_cluster(no, NULL);
+	r = node_options_check_cluster(&j->no, NULL);
 	if (r != PF_EXIT_OK)
 		return r;
-	if (n_adds)
+	if (j->n_adds)
 		return usage_error(NULL, "--add is not used with --all or --only");
 	if (n_args < 2)
 		return usage_error(NULL, "missing IMAGE or the card reader");
 	co->image = args[0];
 	co->targets = args + 1;
 	co->n_targets = (size_t)n_args - 1;
-	co->out = *oo;
-	co->source = *so;
-	co->no = no;
+	co->out = j->oo;
+	co->source = j->so;
+	co->no = &j->no;
 	return cards_run(co);
+}
+
+static int parse_progress(const char *arg, ProgressMode *ret)
+{
+	static const char *const names[] = {
+		[PROGRESS_AUTO] = "auto",
+		[PROGRESS_BAR] = "bar",
+		[PROGRESS_JSON] = "json",
+		[PROGRESS_NONE] = "none",
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(names); i++)
+		if (streq(arg, names[i])) {
+			*ret = (ProgressMode)i;
+			return PF_EXIT_OK;
+		}
+	return usage_error(NULL, "--progress '%s': expected auto, bar, json or none", arg);
+}
+
+static int parse_on_error(const char *arg, OnError *ret)
+{
+	if (streq(arg, "skip"))
+		*ret = ON_ERROR_SKIP;
+	else if (streq(arg, "stop"))
+		*ret = ON_ERROR_STOP;
+	else if (streq(arg, "ask"))
+		*ret = ON_ERROR_ASK;
+	else
+		return usage_error(NULL, "--on-error '%s': expected skip, stop or ask", arg);
+	return PF_EXIT_OK;
+}
+
+static int parse_add_option(Job *j, const char *arg)
+{
+	if (j->n_adds >= MAX_ADDS)
+		return usage_error(NULL, "more than %u --add options", MAX_ADDS);
+	if (parse_add(arg, &j->adds[j->n_adds]) < 0)
+		return usage_error(NULL, "--add '%s': expected LOCAL=PART:/path[:MODE[:UID:GID]]",
+				   arg);
+	j->n_adds++;
+	return PF_EXIT_OK;
+}
+
+/* One option c of the main job; returns PF_EXIT_OK or the exit code to stop with. */
+static int parse_one(Job *j, int c, const char *arg, char **argv)
+{
+	switch (c) {
+	case 'h':
+		if (j->verify)
+			help_verify();
+		else
+			main_help();
+		return -1; /* done, exit 0 */
+	case 'a':
+		return parse_add_option(j, arg);
+	case 'N':
+		j->so.no_cache = true;
+		return PF_EXIT_OK;
+	case IMAGE_OPTION_SHA256:
+		return image_option_sha256(&j->so, j->verify ? "verify" : NULL, arg);
+	case 'q':
+		arg_quiet = true;
+		return PF_EXIT_OK;
+	case 'y':
+		j->oo.yes = true;
+		return PF_EXIT_OK;
+	case 'F':
+		j->oo.force = true;
+		return PF_EXIT_OK;
+	case 'D':
+		j->oo.discard = true;
+		return PF_EXIT_OK;
+	case 'V':
+		j->oo.no_verify = true;
+		return PF_EXIT_OK;
+	case 'P':
+		return parse_progress(arg, &j->oo.progress);
+	case 'A':
+		j->all = true;
+		return PF_EXIT_OK;
+	case 'O':
+		j->co.sel.only = arg;
+		return PF_EXIT_OK;
+	case 'X':
+		j->co.sel.exclude = arg;
+		return PF_EXIT_OK;
+	case 'R':
+		j->co.record = arg;
+		return PF_EXIT_OK;
+	case 'E':
+		return parse_on_error(arg, &j->co.on_error);
+	default:
+		if (c >= NODE_OPTION_BASE)
+			return node_option_parse(&j->no, c, arg);
+		return usage_error(j->verify ? "verify" : NULL, "unknown option '%s'",
+				   argv[optind - 1]);
+	}
+}
+
+/* The options; -1 when --help was answered, else PF_EXIT_OK or the exit code. */
+static int parse(Job *j, int argc, char **argv)
+{
+	_cleanup_(freep) struct option *options = node_merge_options(write_options);
+	int c, r;
+
+	j->adds = calloc(MAX_ADDS, sizeof(Add));
+	if (!j->adds || !options)
+		return PF_EXIT_FAILURE;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hqy", options, NULL)) >= 0) {
+		r = parse_one(j, c, optarg, argv);
+		if (r != PF_EXIT_OK)
+			return r;
+	}
+	r = node_options_finish(&j->no);
+	if (r != PF_EXIT_OK)
+		return r;
+	output_progress_mode = j->oo.progress;
+	if (j->no.known_hosts && !j->no.spec.host_keys)
+		return usage_error(NULL, "--known-hosts goes with --host-keys");
+	return PF_EXIT_OK;
+}
+
+/* The node, planned and applied to img. Prints; returns an exit code. */
+static int apply_node(Job *j, PfImage *img, int64_t now, PfNodeBuild *nb)
+{
+	int r = node_plan(img, &j->no, false, nb);
+
+	if (r != PF_EXIT_OK)
+		return r;
+	r = pf_node_apply(img, nb, now);
+	if (r < 0) {
+		log_error_errno(r, "'%s': node '%s'", pf_image_path(img), nb->cfg.hostname);
+		return PF_EXIT_FAILURE;
+	}
+	log_info("Node %s (%s image, user '%s'%s%s): %zu changes", nb->cfg.hostname,
+		 pf_flavor_name(nb->flavor->flavor), nb->plan->user,
+		 nb->plan->instance_id ? ", instance-id " : "",
+		 nb->plan->instance_id ? nb->plan->instance_id : "", nb->plan->n_ops);
+	for (size_t i = 0; i < nb->n_host_keys; i++)
+		log_info("Host key %s %s", nb->host_keys[i].type, nb->host_keys[i].fingerprint);
+	return PF_EXIT_OK;
+}
+
+/* The --add files, then every filesystem synced. Prints; returns an exit code. */
+static int apply_adds(Job *j, PfImage *img, int64_t now)
+{
+	int r;
+
+	for (size_t i = 0; i < j->n_adds; i++)
+		if (apply_add(img, &j->adds[i], now) < 0)
+			return PF_EXIT_FAILURE;
+	r = pf_image_sync(img);
+	if (r < 0) {
+		log_error_errno(r, "'%s'", pf_image_path(img));
+		return PF_EXIT_FAILURE;
+	}
+	return PF_EXIT_OK;
+}
+
+/*
+ * One image to one target, step by step: the target checked before anything is done, the
+ * image prepared (node, --add files), then written and verified — or, for verify, rebuilt
+ * and compared. A card from an .xz not in the cache yet is written while it is decoded.
+ */
+static int write_one(Job *j, Cold **cold)
+{
+	_cleanup_(pf_node_build_done) PfNodeBuild nb = { 0 };
+	_cleanup_(pf_image_freep) PfImage *img = NULL;
+	_cleanup_(pf_run_values_done) PfRunValues rv = { 0 };
+	bool node = node_options_given(&j->no);
+	int64_t now;
+	int r;
+
+	if (pf_timestamp(&now) < 0) {
+		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
+			  getenv("SOURCE_DATE_EPOCH"));
+		return PF_EXIT_FAILURE;
+	}
+	if (!j->verify && (r = cold_begin(j->image, j->target, &j->oo, &j->so, cold)) != PF_EXIT_OK)
+		return r;
+	if (image_load(j->image, &j->so, &img) < 0)
+		return PF_EXIT_FAILURE;
+	if (!j->verify && !*cold && (r = output_check(img, j->target, &j->oo)) != PF_EXIT_OK)
+		return r;
+	if (j->verify && (node || j->n_adds > 0) &&
+	    (r = verify_run_values(&img, j->image, j->target, &j->so, &j->no, j->adds, j->n_adds,
+				   &now, &rv)) != PF_EXIT_OK)
+		return r;
+	if (node && (r = apply_node(j, img, now, &nb)) != PF_EXIT_OK)
+		return r;
+	if ((r = apply_adds(j, img, now)) != PF_EXIT_OK)
+		return r;
+	if (*cold && cold_handover(*cold, j->target) != PF_EXIT_OK)
+		return PF_EXIT_FAILURE;
+	if (j->verify)
+		return output_verify(img, j->target, &j->oo);
+	r = output_write(img, j->target, &j->oo);
+	if (r == PF_EXIT_OK && j->no.known_hosts && nb.n_host_keys > 0)
+		r = known_hosts_update(j->no.known_hosts, &nb);
+	return r;
 }
 
 /* The main job and `piflash verify` share their options: verify rebuilds the same image. */
 static int run(int argc, char **argv, bool verify)
 {
-	_cleanup_(freep) struct option *options = node_merge_options(write_options);
-	_cleanup_(node_options_done) NodeOptions no = { 0 };
-	_cleanup_(pf_node_build_done) PfNodeBuild nb = { 0 };
-	_cleanup_(pf_image_freep) PfImage *img = NULL;
-	_cleanup_(pf_run_values_done) PfRunValues rv = { 0 };
-	_cleanup_(freep) Add *adds = NULL;
-	PfSourceOptions so = { 0 };
-	const char *out;
-	size_t n_adds = 0;
-	OutputOptions oo = { 0 };
-	CardsOptions co = { 0 };
+	_cleanup_(job_done) Job j = { .verify = verify };
 	Cold *cold = NULL;
-	bool all = false;
-	int64_t now;
-	int c, r, ret = PF_EXIT_FAILURE;
+	int r;
 
-	adds = calloc(MAX_ADDS, sizeof(Add));
-	if (!adds || !options)
-		return PF_EXIT_FAILURE;
-
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "hqy", options, NULL)) >= 0) {
-		switch (c) {
-		case 'h':
-			if (verify)
-				help_verify();
-			else
-				main_help();
-			ret = PF_EXIT_OK;
-			goto out;
-		case 'a':
-			if (n_adds >= MAX_ADDS) {
-				ret = usage_error(NULL, "more than %u --add options", MAX_ADDS);
-				goto out;
-			}
-			r = parse_add(optarg, &adds[n_adds]);
-			if (r < 0) {
-				ret = usage_error(
-					NULL,
-					"--add '%s': expected LOCAL=PART:/path[:MODE[:UID:GID]]",
-					optarg);
-				goto out;
-			}
-			n_adds++;
-			break;
-		case 'N':
-			so.no_cache = true;
-			break;
-		case IMAGE_OPTION_SHA256:
-			ret = image_option_sha256(&so, verify ? "verify" : NULL, optarg);
-			if (ret != PF_EXIT_OK)
-				goto out;
-			ret = PF_EXIT_FAILURE;
-			break;
-		case 'q':
-			arg_quiet = true;
-			break;
-		case 'y':
-			oo.yes = true;
-			break;
-		case 'F':
-			oo.force = true;
-			break;
-		case 'D':
-			oo.discard = true;
-			break;
-		case 'V':
-			oo.no_verify = true;
-			break;
-		case 'P':
-			if (streq(optarg, "auto"))
-				oo.progress = PROGRESS_AUTO;
-			else if (streq(optarg, "bar"))
-				oo.progress = PROGRESS_BAR;
-			else if (streq(optarg, "json"))
-				oo.progress = PROGRESS_JSON;
-			else if (streq(optarg, "none"))
-				oo.progress = PROGRESS_NONE;
-			else {
-				ret = usage_error(
-					NULL, "--progress '%s': expected auto, bar, json or none",
-					optarg);
-				goto out;
-			}
-			break;
-		case 'A':
-			all = true;
-			break;
-		case 'O':
-			co.sel.only = optarg;
-			break;
-		case 'X':
-			co.sel.exclude = optarg;
-			break;
-		case 'R':
-			co.record = optarg;
-			break;
-		case 'E':
-			if (streq(optarg, "skip"))
-				co.on_error = ON_ERROR_SKIP;
-			else if (streq(optarg, "stop"))
-				co.on_error = ON_ERROR_STOP;
-			else if (streq(optarg, "ask"))
-				co.on_error = ON_ERROR_ASK;
-			else {
-				ret = usage_error(NULL,
-						  "--on-error '%s': expected skip, stop or ask",
-						  optarg);
-				goto out;
-			}
-			break;
-		default:
-			if (c >= NODE_OPTION_BASE) {
-				ret = node_option_parse(&no, c, optarg);
-				if (ret != 0)
-					goto out;
-				ret = PF_EXIT_FAILURE;
-				break;
-			}
-			ret = usage_error(verify ? "verify" : NULL, "unknown option '%s'",
-					  argv[optind - 1]);
-			goto out;
-		}
-	}
-	ret = node_options_finish(&no);
-	if (ret != PF_EXIT_OK)
-		goto out;
-	ret = PF_EXIT_FAILURE;
-	output_progress_mode = oo.progress;
-	if (no.known_hosts && !no.spec.host_keys) {
-		ret = usage_error(NULL, "--known-hosts goes with --host-keys");
-		goto out;
-	}
-	if (all || co.sel.only || co.sel.exclude || co.record) {
-		ret = cards(&co, all, verify, n_adds, &no, &oo, &so, argc - optind, argv + optind);
-		goto out;
-	}
-	if (argc - optind != 2) {
-		ret = usage_error(NULL, argc - optind < 2 ? "missing IMAGE or OUT.img"
-							  : "too many arguments");
-		goto out;
-	}
-	out = argv[optind + 1];
-
-	r = pf_timestamp(&now);
-	if (r < 0) {
-		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
-			  getenv("SOURCE_DATE_EPOCH"));
-		goto out;
-	}
-
-	/* Cold: a card from an .xz not in the cache yet is written while it is decoded. */
-	if (!verify) {
-		ret = cold_begin(argv[optind], out, &oo, &so, &cold);
-		if (ret != PF_EXIT_OK)
-			goto out;
-		ret = PF_EXIT_FAILURE;
-	}
-
-	if (image_load(argv[optind], &so, &img) < 0)
-		goto out;
-
-	/* The target is checked before anything is done, let alone written. */
-	if (!verify && !cold) {
-		ret = output_check(img, out, &oo);
-		if (ret != PF_EXIT_OK)
-			goto out;
-		ret = PF_EXIT_FAILURE;
-	}
-
-	if (verify && (node_options_given(&no) || n_adds > 0)) {
-		ret = verify_run_values(&img, argv[optind], out, &so, &no, adds, n_adds, &now, &rv);
-		if (ret != PF_EXIT_OK)
-			goto out;
-		ret = PF_EXIT_FAILURE;
-	}
-	if (node_options_given(&no)) {
-		ret = node_plan(img, &no, false, &nb);
-		if (ret != PF_EXIT_OK)
-			goto out;
-		ret = PF_EXIT_FAILURE;
-		r = pf_node_apply(img, &nb, now);
-		if (r < 0) {
-			log_error_errno(r, "'%s': node '%s'", pf_image_path(img), nb.cfg.hostname);
-			goto out;
-		}
-		log_info("Node %s (%s image, user '%s'%s%s): %zu changes", nb.cfg.hostname,
-			 pf_flavor_name(nb.flavor->flavor), nb.plan->user,
-			 nb.plan->instance_id ? ", instance-id " : "",
-			 nb.plan->instance_id ? nb.plan->instance_id : "", nb.plan->n_ops);
-		for (size_t i = 0; i < nb.n_host_keys; i++)
-			log_info("Host key %s %s", nb.host_keys[i].type,
-				 nb.host_keys[i].fingerprint);
-	}
-
-	for (size_t i = 0; i < n_adds; i++)
-		if (apply_add(img, &adds[i], now) < 0)
-			goto out;
-	r = pf_image_sync(img);
-	if (r < 0) {
-		log_error_errno(r, "'%s'", pf_image_path(img));
-		goto out;
-	}
-
-	if (cold && cold_handover(cold, out) != PF_EXIT_OK)
-		goto out;
-	ret = verify ? output_verify(img, out, &oo) : output_write(img, out, &oo);
-	if (ret == PF_EXIT_OK && !verify && no.known_hosts && nb.n_host_keys > 0)
-		ret = known_hosts_update(no.known_hosts, &nb);
-out:
-	ret = cold_end(&cold, ret);
-	for (size_t i = 0; i < n_adds; i++) {
-		free(adds[i].local);
-		free(adds[i].dest);
-	}
-	return ret;
+	r = parse(&j, argc, argv);
+	if (r != PF_EXIT_OK)
+		return r < 0 ? PF_EXIT_OK : r;
+	if (j.all || j.co.sel.only || j.co.sel.exclude || j.co.record)
+		return cards(&j, argc - optind, argv + optind);
+	if (argc - optind != 2)
+		return usage_error(NULL, argc - optind < 2 ? "missing IMAGE or OUT.img"
+							   : "too many arguments");
+	j.image = argv[optind];
+	j.target = argv[optind + 1];
+	r = write_one(&j, &cold);
+	return cold_end(&cold, r);
 }
 
 int cmd_write(int argc, char **argv)

@@ -197,3 +197,51 @@ int pf_pwrite_sparse(int fd, const void *buf, size_t n, uint64_t off, size_t blo
 	}
 	return 0;
 }
+
+int pf_read_secret_file(const char *path, size_t max_bytes, const char *what, char **ret)
+{
+	_cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	_cleanup_(freep) char *buf = NULL;
+	size_t len = 0;
+	struct stat st;
+	ssize_t n;
+	int r = 0;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return pf_error_set(-errno, "'%s': %m", path);
+	if (!S_ISREG(st.st_mode))
+		return pf_error_set(-EINVAL, "'%s' is not a regular file", path);
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		return pf_error_set(-EPERM,
+				    "'%s' is open to group or others (mode %04o): the %s is a "
+				    "secret like a private key; chmod 600 it",
+				    path, (unsigned)(st.st_mode & 07777), what);
+	buf = malloc(max_bytes + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (len < max_bytes + 1 && (n = read(fd, buf + len, max_bytes + 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = pf_error_set(-errno, "'%s': %m", path);
+			break;
+		}
+		len += (size_t)n;
+	}
+	if (r >= 0 && len > max_bytes)
+		r = pf_error_set(-EFBIG, "'%s' is longer than a %s (%zu bytes at most)", path, what,
+				 max_bytes);
+	if (r >= 0 && len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (r >= 0 && len > 0 && buf[len - 1] == '\r')
+		len--;
+	if (r >= 0 && (len == 0 || memchr(buf, 0, len)))
+		r = pf_error_set(-EINVAL, "'%s': the %s is empty or holds a NUL byte", path, what);
+	if (r >= 0) {
+		*ret = strndup(buf, len);
+		if (!*ret)
+			r = -ENOMEM;
+	}
+	explicit_bzero(buf, max_bytes + 1);
+	return r;
+}

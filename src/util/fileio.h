@@ -51,3 +51,10 @@ int pf_write_all(int fd, const void *buf, size_t n, uint64_t pos);
  */
 int pf_pwrite_sparse(int fd, const void *buf, size_t n, uint64_t off, size_t block_bytes,
 		     uint64_t *ret_written);
+
+/*
+ * Reads a secret (what names it in messages: "seed") from path: a regular file of the user's
+ * alone (no group or other permission), one line of at most max_bytes (a final newline is
+ * not part of it), no NUL byte. The buffer is wiped after use.
+ */
+int pf_read_secret_file(const char *path, size_t max_bytes, const char *what, char **ret);
