@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include "cmd/cmd.h"
-#include "config.h"
+#include "version.h"
 #include "util/error.h"
 #include "util/strutil.h"
 

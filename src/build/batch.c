@@ -18,7 +18,7 @@
 #include "build/batch.h"
 #include "build/cluster.h"
 #include "build/report.h"
-#include "config.h"
+#include "version.h"
 #include "disk/fetch.h"
 #include "node/digest.h"
 #include "util/digest.h"

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "build/report.h"
-#include "config.h"
+#include "version.h"
 #include "flash/artifact.h"
 #include "node/config.h"
 #include "util/error.h"

@@ -27,7 +27,7 @@ typedef struct PfNodeResult {
 	const char *hostname;
 	PfNodeStatus status;
 	char *error;
-	char inputs[65]; /* digest of what shapes the artifact (build/digest.h) */
+	char inputs[65]; /* digest of what shapes the artifact (node/digest.h) */
 	/* The artifact of a node built or reused: */
 	char *artifact; /* file name in the out dir */
 	char *bmap;	/* file name, or NULL */

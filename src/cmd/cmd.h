@@ -22,10 +22,8 @@ enum {
 
 #include "cmd/log.h"
 
-/* piflash --help: the commands and every option of the main job. */
+/* piflash --help: the commands and every option of the main job (write.c). */
 void main_help(void);
-/* The main job's options (write.c), for main_help() and `piflash verify --help`. */
-void cmd_write_options_help(void);
 
 int cmd_inspect(int argc, char **argv);
 int cmd_cache(int argc, char **argv);

@@ -90,7 +90,7 @@ static const char write_card_options_help[] =
 	"     --on-error MODE  After a failed card: ask (on a TTY; else stop), skip the\n"
 	"                      node, or stop\n";
 
-void cmd_write_options_help(void)
+static void cmd_write_options_help(void)
 {
 	_cleanup_(freep) struct option *table = node_merge_options(write_options);
 
@@ -101,6 +101,38 @@ void cmd_write_options_help(void)
 	node_options_help_print(table);
 	printf("\n");
 	help_print_options(write_card_options_help, table);
+}
+
+void main_help(void)
+{
+	printf("Usage: piflash [OPTIONS] IMAGE TARGET\n"
+	       "       piflash --inventory FILE.csv --all|--only A,B [OPTIONS] IMAGE DEVICE...\n"
+	       "       piflash COMMAND [OPTIONS] ...\n"
+	       "\n"
+	       "Prepare SD cards for Raspberry Pi clusters: open an OS image (raw, .zip, .xz,\n"
+	       ".gz, .zst, .bz2; a file, an http(s) URL, or - for standard input), change\n"
+	       "files inside it without mounting, and write the result to TARGET: an image\n"
+	       "file (written sparse), a block device (a card), or - for standard output.\n"
+	       "IMAGE is never modified.\n"
+	       "\n"
+	       "Commands:\n"
+	       "  inspect IMAGE        Show the image's source, partition table and filesystems\n"
+	       "  cache [clean]        List or remove decompressed images in the cache\n"
+	       "  ls [-l] IMAGE PART:/path   List a directory inside the image\n"
+	       "  cat IMAGE PART:/path       Print a file from inside the image\n"
+	       "  plan --node NAME [NODE OPTIONS] IMAGE   Show what would change; write nothing\n"
+	       "  verify [OPTIONS] IMAGE TARGET   Check a card or file against the image\n"
+	       "  batch --inventory FILE.csv --out-dir DIR IMAGE   One image per node (CI)\n"
+	       "  devices [--json]     List the disks a card could be, and which piflash refuses\n"
+	       "\n"
+	       "Options of the main job (piflash [OPTIONS] IMAGE TARGET):\n");
+	cmd_write_options_help();
+	printf("\n"
+	       "  -V --version        Show the version (anywhere on the command line)\n"
+	       "\n"
+	       "Exit codes: 0 success, 1 failure, 2 usage error, 3 verification mismatch,\n"
+	       "4 refused for safety, 130 interrupted.\n"
+	       "Run 'piflash COMMAND --help' for a command's options; man piflash for more.\n");
 }
 
 static void help_verify(void)
@@ -575,7 +607,7 @@ static int write_one(Job *j, Cold **cold)
 }
 
 /* The main job and `piflash verify` share their options: verify rebuilds the same image. */
-static int run(int argc, char **argv, bool verify)
+static int main_job(int argc, char **argv, bool verify)
 {
 	_cleanup_(job_done) Job j = { .verify = verify };
 	Cold *cold = NULL;
@@ -597,10 +629,10 @@ static int run(int argc, char **argv, bool verify)
 
 int cmd_write(int argc, char **argv)
 {
-	return run(argc, argv, false);
+	return main_job(argc, argv, false);
 }
 
 int cmd_verify(int argc, char **argv)
 {
-	return run(argc, argv, true);
+	return main_job(argc, argv, true);
 }

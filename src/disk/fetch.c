@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "version.h"
 #include "disk/fetch.h"
 #include "util/error.h"
 #include "util/fileio.h"

@@ -35,7 +35,7 @@ static void check_report(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < json_object_array_length(nodes); i++) {
 			const char *host = NULL, *status = NULL;
 			int r = pf_report_record_check(json_object_array_get_idx(nodes, i), &host,
-						    &status);
+						       &status);
 
 			if (r != 0 && r != -EINVAL)
 				abort();
