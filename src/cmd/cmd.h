@@ -3,7 +3,8 @@
 
 /*
  * The command-line layer: one file per subcommand, each a `int cmd_<name>(argc, argv)`
- * returning the process exit code. Only this layer prints to the user and chooses exit
+ * returning the process exit code. It parses, asks and prints, and leaves the work to the
+ * core (build/ and what is under it). Only this layer prints to the user and chooses exit
  * codes; it reports each failure once, as "piflash: <what>: <why>".
  */
 
