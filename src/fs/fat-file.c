@@ -239,6 +239,17 @@ int fat_write_file(void *priv, const char *path, const void *data, size_t size, 
 	return fat_dir_commit(f, &w.fp.parent);
 }
 
+/* Checks the volume may be written, then looks path up. */
+static int resolve_for_change(PfFat *f, const char *path, FatPath *ret)
+{
+	int r;
+
+	r = fat_check_writable(f);
+	if (r < 0)
+		return r;
+	return fat_resolve(f, path, ret);
+}
+
 int fat_mkdir(void *priv, const char *path, const PfAttr *attr)
 {
 	PfFat *f = priv;
@@ -251,10 +262,7 @@ int fat_mkdir(void *priv, const char *path, const PfAttr *attr)
 	FatPath fp;
 	int r;
 
-	r = fat_check_writable(f);
-	if (r < 0)
-		return r;
-	r = fat_resolve(f, path, &fp);
+	r = resolve_for_change(f, path, &fp);
 	if (r < 0)
 		return r;
 	if (fp.is_root || fp.found) {
@@ -322,10 +330,7 @@ int fat_remove(void *priv, const char *path)
 	FatPath fp;
 	int r;
 
-	r = fat_check_writable(f);
-	if (r < 0)
-		return r;
-	r = fat_resolve(f, path, &fp);
+	r = resolve_for_change(f, path, &fp);
 	if (r < 0)
 		return r;
 	if (fp.is_root) {
