@@ -236,6 +236,88 @@ oom:
 	return NULL;
 }
 
+/* The easy handle's options for req: URL, protocols, redirects, timeouts, callbacks into
+ * t, the conditional headers and the range. errbuf and range must outlive the transfer. */
+static void transfer_setup(Transfer *t, struct curl_slist *headers, char *errbuf, char range[48])
+{
+	const PfFetchRequest *req = t->req;
+
+	curl_easy_setopt(t->curl, CURLOPT_URL, req->url);
+	curl_easy_setopt(t->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(t->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(t->curl, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(t->curl, CURLOPT_MAXREDIRS, MAX_REDIRECTS);
+	curl_easy_setopt(t->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(t->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+	curl_easy_setopt(t->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(t->curl, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
+	curl_easy_setopt(t->curl, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
+	/* The image is compressed already: no Accept-Encoding, the bytes as they are. */
+	curl_easy_setopt(t->curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(t->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(t->curl, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(t->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(t->curl, CURLOPT_WRITEDATA, t);
+	if (headers)
+		curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, headers);
+	if (req->resume_from) {
+		snprintf(range, 48, "%" PRIu64 "-", req->resume_from);
+		curl_easy_setopt(t->curl, CURLOPT_RANGE, range);
+	}
+}
+
+/* A transfer that ended without a body: the headers were never followed by a write, so
+ * the body is started here (an empty file). */
+static int transfer_empty_body(Transfer *t)
+{
+	long code = 0;
+	int r;
+
+	curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (code && !t->status)
+		t->status = code;
+	if (t->status == 200 || t->status == 206) {
+		r = start_body(t);
+		if (r < 0)
+			return r;
+	}
+	t->info.status = t->status;
+	return 0;
+}
+
+/* Judges the finished transfer: a callback's error, the HTTP status, curl's result, a 304
+ * nobody asked for, a body shorter than announced. */
+static int transfer_result(Transfer *t, CURLcode cc, const char *errbuf)
+{
+	const PfFetchRequest *req = t->req;
+
+	if (t->error < 0)
+		return t->error;
+	if (t->status == 416 && req->resume_from)
+		return pf_error_set(-ERANGE, "the server refused the range request (416)");
+	if (t->status != 200 && t->status != 206 && t->status != 304 && t->status != 0)
+		return pf_error_set(t->status == 404 || t->status == 410   ? -ENOENT
+				    : t->status == 401 || t->status == 403 ? -EACCES
+									   : -EIO,
+				    "HTTP %ld%s%s", t->status, t->reason[0] ? " " : "", t->reason);
+	if (cc != CURLE_OK)
+		return pf_error_set(
+			-EIO, "download stopped after %" PRIu64 " bytes: %s%s",
+			t->info.offset + t->written, errbuf[0] ? errbuf : curl_easy_strerror(cc),
+			req->resumable && t->info.offset + t->written ? " (run again to resume)"
+								      : "");
+	if (t->info.status == 304 && !(req->if_none_match || req->if_modified_since))
+		return pf_error_set(-EPROTO, "the server answered 304 to a plain GET");
+	t->info.size_bytes = t->info.status == 304 ? 0 : t->info.offset + t->written;
+	if (t->info.total_bytes != UINT64_MAX && t->info.status != 304 &&
+	    t->info.size_bytes != t->info.total_bytes)
+		return pf_error_set(-EIO,
+				    "download stopped after %" PRIu64 " of %" PRIu64 " bytes%s",
+				    t->info.size_bytes, t->info.total_bytes,
+				    req->resumable ? " (run again to resume)" : "");
+	return 0;
+}
+
 int pf_fetch(const PfFetchRequest *req, int fd, PfFetchInfo *ret_info)
 {
 	char errbuf[CURL_ERROR_SIZE] = "", range[48];
@@ -266,84 +348,18 @@ int pf_fetch(const PfFetchRequest *req, int fd, PfFetchInfo *ret_info)
 		}
 	}
 
-	curl_easy_setopt(t.curl, CURLOPT_URL, req->url);
-	curl_easy_setopt(t.curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(t.curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(t.curl, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(t.curl, CURLOPT_MAXREDIRS, MAX_REDIRECTS);
-	curl_easy_setopt(t.curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(t.curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
-	curl_easy_setopt(t.curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(t.curl, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
-	curl_easy_setopt(t.curl, CURLOPT_USERAGENT, PACKAGE_NAME "/" PACKAGE_VERSION);
-	/* The image is compressed already: no Accept-Encoding, the bytes as they are. */
-	curl_easy_setopt(t.curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(t.curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(t.curl, CURLOPT_HEADERDATA, &t);
-	curl_easy_setopt(t.curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(t.curl, CURLOPT_WRITEDATA, &t);
-	if (headers)
-		curl_easy_setopt(t.curl, CURLOPT_HTTPHEADER, headers);
-	if (req->resume_from) {
-		snprintf(range, sizeof(range), "%" PRIu64 "-", req->resume_from);
-		curl_easy_setopt(t.curl, CURLOPT_RANGE, range);
-	}
-
+	transfer_setup(&t, headers, errbuf, range);
 	cc = curl_easy_perform(t.curl);
-	if (cc == CURLE_OK && !t.started) {
-		/* An empty body: the headers were never followed by a write. */
-		long code = 0;
-
-		curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &code);
-		if (code && !t.status)
-			t.status = code;
-		if (t.status == 200 || t.status == 206) {
-			r = start_body(&t);
-			if (r < 0)
-				goto out;
-		}
-		t.info.status = t.status;
-	}
-	if (t.error < 0) {
-		r = t.error;
-		goto out;
-	}
-	if (t.status == 416 && req->resume_from) {
-		r = pf_error_set(-ERANGE, "the server refused the range request (416)");
-		goto out;
-	}
-	if (t.status != 200 && t.status != 206 && t.status != 304 && t.status != 0) {
-		r = pf_error_set(t.status == 404 || t.status == 410   ? -ENOENT
-				 : t.status == 401 || t.status == 403 ? -EACCES
-								      : -EIO,
-				 "HTTP %ld%s%s", t.status, t.reason[0] ? " " : "", t.reason);
-		goto out;
-	}
-	if (cc != CURLE_OK) {
-		r = pf_error_set(
-			-EIO, "download stopped after %" PRIu64 " bytes: %s%s",
-			t.info.offset + t.written, errbuf[0] ? errbuf : curl_easy_strerror(cc),
-			req->resumable && t.info.offset + t.written ? " (run again to resume)"
-								    : "");
-		goto out;
-	}
-	if (t.info.status == 304 && !(req->if_none_match || req->if_modified_since)) {
-		r = pf_error_set(-EPROTO, "the server answered 304 to a plain GET");
-		goto out;
-	}
-	t.info.size_bytes = t.info.status == 304 ? 0 : t.info.offset + t.written;
-	if (t.info.total_bytes != UINT64_MAX && t.info.status != 304 &&
-	    t.info.size_bytes != t.info.total_bytes) {
-		r = pf_error_set(-EIO, "download stopped after %" PRIu64 " of %" PRIu64 " bytes%s",
-				 t.info.size_bytes, t.info.total_bytes,
-				 req->resumable ? " (run again to resume)" : "");
-		goto out;
-	}
-	if (t.info.status != 304 && req->progress)
-		req->progress(t.info.size_bytes, t.info.size_bytes, req->userdata);
-	*ret_info = t.info;
 	r = 0;
-out:
+	if (cc == CURLE_OK && !t.started)
+		r = transfer_empty_body(&t);
+	if (r >= 0)
+		r = transfer_result(&t, cc, errbuf);
+	if (r >= 0) {
+		if (t.info.status != 304 && req->progress)
+			req->progress(t.info.size_bytes, t.info.size_bytes, req->userdata);
+		*ret_info = t.info;
+	}
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(t.curl);
 	return r;

@@ -170,48 +170,90 @@ static int type_string(struct fdisk_context *cxt, struct fdisk_partition *pa, Pf
 	return 0;
 }
 
-int pf_ptable_read(int fd, uint64_t image_bytes, PfPtable **ret)
+/* Opens the table of the image on fd through libfdisk: MBR or GPT, else an error. Fills the
+ * table's type, id and sector size. */
+static int label_open(int fd, PfPtable *t, struct fdisk_context **ret_cxt)
 {
-	_cleanup_(pf_ptable_freep) PfPtable *t = NULL;
-	struct fdisk_context *cxt = NULL;
-	struct fdisk_table *tb = NULL;
-	struct fdisk_iter *itr = NULL;
-	struct fdisk_partition *pa;
+	struct fdisk_context *cxt;
 	char path[64];
 	int r;
-
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	t->image_bytes = image_bytes;
 
 	cxt = fdisk_new_context();
 	if (!cxt)
 		return -ENOMEM;
+	*ret_cxt = cxt;
 	/* libfdisk opens the path itself, read-only; /proc/self/fd keeps it the same file. */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	r = fdisk_assign_device(cxt, path, 1);
-	if (r < 0) {
-		r = pf_error_set(r, "cannot read partition table: %s", strerror(-r));
-		goto out;
-	}
-	if (!fdisk_has_label(cxt)) {
-		r = pf_error_set(-EINVAL, "no partition table (MBR or GPT) found");
-		goto out;
-	}
+	if (r < 0)
+		return pf_error_set(r, "cannot read partition table: %s", strerror(-r));
+	if (!fdisk_has_label(cxt))
+		return pf_error_set(-EINVAL, "no partition table (MBR or GPT) found");
 
 	t->label_type = strdup(fdisk_label_get_name(fdisk_get_label(cxt, NULL)));
-	if (!t->label_type) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if (!fdisk_is_label(cxt, DOS) && !fdisk_is_label(cxt, GPT)) {
-		r = pf_error_set(-EPROTONOSUPPORT, "unsupported partition table type '%s'",
-				 t->label_type);
-		goto out;
-	}
+	if (!t->label_type)
+		return -ENOMEM;
+	if (!fdisk_is_label(cxt, DOS) && !fdisk_is_label(cxt, GPT))
+		return pf_error_set(-EPROTONOSUPPORT, "unsupported partition table type '%s'",
+				    t->label_type);
 	fdisk_get_disklabel_id(cxt, &t->id);
 	t->sector_bytes = fdisk_get_sector_size(cxt);
+	return 0;
+}
+
+/* The PARTUUID: the GPT entry's, or for MBR the kernel's and blkid's "<disk id>-<number>";
+ * lower case. */
+static void partition_uuid(struct fdisk_context *cxt, struct fdisk_partition *pa, const PfPtable *t,
+			   PfPartition *p)
+{
+	if (fdisk_is_label(cxt, GPT)) {
+		if (fdisk_partition_get_uuid(pa))
+			p->partuuid = strdup(fdisk_partition_get_uuid(pa));
+	} else if (t->id && startswith(t->id, "0x")) {
+		/* The kernel's and blkid's PARTUUID of an MBR partition. */
+		if (asprintf(&p->partuuid, "%s-%02x", t->id + 2, p->number) < 0)
+			p->partuuid = NULL;
+	}
+	if (p->partuuid)
+		for (char *c = p->partuuid; *c; c++)
+			if (*c >= 'A' && *c <= 'F')
+				*c = (char)(*c - 'A' + 'a');
+}
+
+/* Adds one table entry to t->parts: number, bytes, flags, type, PARTUUID. */
+static int partition_add(struct fdisk_context *cxt, struct fdisk_partition *pa, PfPtable *t)
+{
+	PfPartition *p = &t->parts[t->n_parts++];
+	int r;
+
+	p->number = (unsigned)fdisk_partition_get_partno(pa) + 1;
+	r = partition_bytes(pa, t->sector_bytes, p);
+	if (r < 0)
+		return r;
+	p->bootable = fdisk_partition_is_bootable(pa);
+	r = type_string(cxt, pa, p);
+	if (r < 0)
+		return r;
+	/* libfdisk falls back to the protective MBR when the GPT is unreadable, e.g.
+	 * when the image is cut short; that MBR describes no real partition. */
+	if (fdisk_is_label(cxt, DOS) && p->type && streq(p->type, "ee"))
+		return pf_error_set(-EINVAL,
+				    "partition %u is a GPT protective entry (type ee), but no "
+				    "valid GPT was found: the image is truncated or its GPT "
+				    "is corrupt",
+				    p->number);
+	partition_uuid(cxt, pa, t, p);
+	return 0;
+}
+
+/* Reads every partition with a start and a size into t->parts; the extended partition only
+ * contains the logical ones and is left out. */
+static int partitions_read(struct fdisk_context *cxt, PfPtable *t)
+{
+	struct fdisk_table *tb = NULL;
+	struct fdisk_iter *itr = NULL;
+	struct fdisk_partition *pa;
+	int r;
 
 	r = fdisk_get_partitions(cxt, &tb);
 	if (r < 0) {
@@ -228,62 +270,43 @@ int pf_ptable_read(int fd, uint64_t image_bytes, PfPtable **ret)
 		r = -ENOMEM;
 		goto out;
 	}
-	while (fdisk_table_next_partition(tb, itr, &pa) == 0) {
-		PfPartition *p;
-
+	r = 0;
+	while (r == 0 && fdisk_table_next_partition(tb, itr, &pa) == 0) {
 		/* The extended partition only contains the logical ones. */
 		if (fdisk_partition_is_container(pa) || !fdisk_partition_has_start(pa) ||
 		    !fdisk_partition_has_size(pa))
 			continue;
-		p = &t->parts[t->n_parts++];
-		p->number = (unsigned)fdisk_partition_get_partno(pa) + 1;
-		r = partition_bytes(pa, t->sector_bytes, p);
-		if (r < 0)
-			goto out;
-		p->bootable = fdisk_partition_is_bootable(pa);
-		r = type_string(cxt, pa, p);
-		if (r < 0)
-			goto out;
-		/* libfdisk falls back to the protective MBR when the GPT is unreadable, e.g.
-		 * when the image is cut short; that MBR describes no real partition. */
-		if (fdisk_is_label(cxt, DOS) && p->type && streq(p->type, "ee")) {
-			r = pf_error_set(-EINVAL,
-					 "partition %u is a GPT protective entry (type ee), but no "
-					 "valid GPT was found: the image is truncated or its GPT "
-					 "is corrupt",
-					 p->number);
-			goto out;
-		}
-		if (fdisk_is_label(cxt, GPT)) {
-			if (fdisk_partition_get_uuid(pa))
-				p->partuuid = strdup(fdisk_partition_get_uuid(pa));
-		} else if (t->id && startswith(t->id, "0x")) {
-			/* The kernel's and blkid's PARTUUID of an MBR partition. */
-			if (asprintf(&p->partuuid, "%s-%02x", t->id + 2, p->number) < 0)
-				p->partuuid = NULL;
-		}
-		if (p->partuuid)
-			for (char *c = p->partuuid; *c; c++)
-				if (*c >= 'A' && *c <= 'F')
-					*c = (char)(*c - 'A' + 'a');
+		r = partition_add(cxt, pa, t);
 	}
-
-	r = pf_ptable_validate(t->parts, t->n_parts, image_bytes);
-	if (r < 0)
-		goto out;
-
-	for (size_t i = 0; i < t->n_parts; i++) {
-		r = probe_fs(fd, &t->parts[i]);
-		if (r < 0)
-			goto out;
-	}
-	*ret = TAKE_PTR(t);
-	r = 0;
 out:
 	fdisk_free_iter(itr);
 	fdisk_unref_table(tb);
-	fdisk_unref_context(cxt);
 	return r;
+}
+
+int pf_ptable_read(int fd, uint64_t image_bytes, PfPtable **ret)
+{
+	_cleanup_(pf_ptable_freep) PfPtable *t = NULL;
+	struct fdisk_context *cxt = NULL;
+	int r;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->image_bytes = image_bytes;
+
+	r = label_open(fd, t, &cxt);
+	if (r >= 0)
+		r = partitions_read(cxt, t);
+	if (r >= 0)
+		r = pf_ptable_validate(t->parts, t->n_parts, image_bytes);
+	for (size_t i = 0; r >= 0 && i < t->n_parts; i++)
+		r = probe_fs(fd, &t->parts[i]);
+	fdisk_unref_context(cxt);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(t);
+	return 0;
 }
 
 const PfPartition *pf_ptable_find(const PfPtable *t, const char *spec)

@@ -163,6 +163,67 @@ static int decoder_init(lzma_stream *strm, const PfXzOptions *o)
 	return 0;
 }
 
+/* Refills the input buffer when it is empty; at the end of the file, asks for LZMA_FINISH. */
+static int decode_read(int in_fd, lzma_stream *strm, uint8_t *in, lzma_action *action)
+{
+	ssize_t n;
+
+	if (strm->avail_in != 0 || *action != LZMA_RUN)
+		return 0;
+	n = read(in_fd, in, IN_BYTES);
+	if (n < 0)
+		return pf_error_set(-errno, "cannot read the xz file: %m");
+	strm->next_in = in;
+	strm->avail_in = (size_t)n;
+	if (n == 0)
+		*action = LZMA_FINISH;
+	return 0;
+}
+
+/* The error for what lzma_code() returned, 0 for LZMA_OK and LZMA_STREAM_END. done: the
+ * image bytes written so far. */
+static int decode_status(lzma_ret lr, const lzma_stream *strm, const PfXzOptions *o, uint64_t done)
+{
+	/* What came out with an error is not trusted: the error may be the block's
+	 * integrity check, which covers exactly that output. */
+	if (lr == LZMA_MEMLIMIT_ERROR)
+		return pf_error_set(-E2BIG,
+				    "xz stream needs more memory to decode than the limit of "
+				    "%" PRIu64 " KiB",
+				    (o->memlimit_bytes ?: pf_xz_memlimit()) / KIB);
+	if (lr == LZMA_FORMAT_ERROR || (lr == LZMA_OPTIONS_ERROR && done == 0))
+		return pf_error_set(-EINVAL, "not a valid xz stream: it starts like one, but %s",
+				    lzma_ret_string(lr));
+	if (lr != LZMA_OK && lr != LZMA_STREAM_END)
+		return pf_error_set(lzma_ret_errno(lr),
+				    "xz stream is corrupt or truncated after %" PRIu64
+				    " bytes of image (compressed input read to byte %" PRIu64
+				    "): %s",
+				    done, (uint64_t)strm->total_in, lzma_ret_string(lr));
+	return 0;
+}
+
+/* Hands the output buffer's bytes to o->output (at most o->max_bytes in all) and empties
+ * it. */
+static int decode_flush(lzma_stream *strm, uint8_t *out, const PfXzOptions *o, uint64_t *done)
+{
+	size_t n = OUT_BYTES - strm->avail_out;
+	int r;
+
+	if (o->max_bytes && *done + n > o->max_bytes)
+		return pf_error_set(-EFBIG, "decompressed image exceeds %" PRIu64 " GiB",
+				    o->max_bytes / GIB);
+	if (n > 0) {
+		r = o->output(o->userdata, *done, out, n);
+		if (r < 0)
+			return r;
+		*done += n;
+	}
+	strm->next_out = out;
+	strm->avail_out = OUT_BYTES;
+	return 0;
+}
+
 int pf_xz_decode(int in_fd, const PfXzOptions *o, uint64_t *ret_size_bytes)
 {
 	lzma_stream strm = LZMA_STREAM_INIT;
@@ -183,59 +244,17 @@ int pf_xz_decode(int in_fd, const PfXzOptions *o, uint64_t *ret_size_bytes)
 	strm.next_out = out;
 	strm.avail_out = OUT_BYTES;
 	for (;;) {
-		if (strm.avail_in == 0 && action == LZMA_RUN) {
-			ssize_t n = read(in_fd, in, IN_BYTES);
-
-			if (n < 0) {
-				r = pf_error_set(-errno, "cannot read the xz file: %m");
-				goto out;
-			}
-			strm.next_in = in;
-			strm.avail_in = (size_t)n;
-			if (n == 0)
-				action = LZMA_FINISH;
-		}
+		r = decode_read(in_fd, &strm, in, &action);
+		if (r < 0)
+			goto out;
 		lr = lzma_code(&strm, action);
-		/* What came out with an error is not trusted: the error may be the block's
-		 * integrity check, which covers exactly that output. */
-		if (lr == LZMA_MEMLIMIT_ERROR) {
-			r = pf_error_set(-E2BIG,
-					 "xz stream needs more memory to decode than the limit of "
-					 "%" PRIu64 " KiB",
-					 (o->memlimit_bytes ?: pf_xz_memlimit()) / KIB);
+		r = decode_status(lr, &strm, o, done);
+		if (r < 0)
 			goto out;
-		}
-		if (lr == LZMA_FORMAT_ERROR || (lr == LZMA_OPTIONS_ERROR && done == 0)) {
-			r = pf_error_set(-EINVAL,
-					 "not a valid xz stream: it starts like one, but %s",
-					 lzma_ret_string(lr));
-			goto out;
-		}
-		if (lr != LZMA_OK && lr != LZMA_STREAM_END) {
-			r = pf_error_set(lzma_ret_errno(lr),
-					 "xz stream is corrupt or truncated after %" PRIu64
-					 " bytes of image (compressed input read to byte %" PRIu64
-					 "): %s",
-					 done, (uint64_t)strm.total_in, lzma_ret_string(lr));
-			goto out;
-		}
 		if (strm.avail_out == 0 || lr == LZMA_STREAM_END) {
-			size_t n = OUT_BYTES - strm.avail_out;
-
-			if (o->max_bytes && done + n > o->max_bytes) {
-				r = pf_error_set(-EFBIG,
-						 "decompressed image exceeds %" PRIu64 " GiB",
-						 o->max_bytes / GIB);
+			r = decode_flush(&strm, out, o, &done);
+			if (r < 0)
 				goto out;
-			}
-			if (n > 0) {
-				r = o->output(o->userdata, done, out, n);
-				if (r < 0)
-					goto out;
-				done += n;
-			}
-			strm.next_out = out;
-			strm.avail_out = OUT_BYTES;
 		}
 		if (lr == LZMA_STREAM_END)
 			break;

@@ -4,12 +4,9 @@
  * The ext2/ext3/ext4 driver behind fs.h, built on libext2fs.
  *
  * libext2fs does all the on-disk work (extents, flex_bg, 64bit, metadata_csum, htree
- * directories, journals left alone); this file gives it an io_manager whose channel reads
+ * directories, journals left alone); ext-io.c gives it an io_manager whose channel reads
  * and writes the partition through pf_volume_read()/pf_volume_write(), so every change
- * lands in the overlay and no loop device, mount or root privilege is needed. libext2fs
- * opens a channel by name only, so the volume is handed to the manager's open() through a
- * thread-local pointer that pf_ext_ops.open sets just around ext2fs_open2() and that open()
- * consumes; the channel name itself is only a label ("piflash-volume@START").
+ * lands in the overlay and no loop device, mount or root privilege is needed.
  *
  * Policy: a filesystem that needs journal recovery, has errors or orphans recorded, or (without
  * a journal) was not cleanly unmounted opens for reading as it is (a journal is not replayed),
@@ -22,7 +19,7 @@
  * and the creation time stay. Free space is checked before an existing file is truncated, so
  * a file that does not fit fails with -ENOSPC and leaves the old content.
  *
- * Every libext2fs error code is turned into -errno here, once (pf_ext_errno()), with
+ * Every libext2fs error code is turned into -errno in ext-error.c, once (pf_ext_errno()), with
  * libext2fs's own message kept in the detail: "ext4: cannot create '/etc/x': Could not
  * allocate block in ext2 filesystem".
  */
@@ -41,429 +38,11 @@
 #include <ext2fs/ext2_err.h>
 #include <ext2fs/ext2fs.h>
 
+#include "fs/ext-internal.h"
 #include "fs/ext.h"
 #include "fs/fs-driver.h"
 #include "util/error.h"
 #include "util/strutil.h"
-
-/* Data is handed to ext2fs_file_write() in pieces of this size (its length is 32 bits). */
-#define EXT_WRITE_CHUNK_BYTES (1024u * 1024u)
-/* zeroout() compares and writes in pieces of this size. */
-#define EXT_ZERO_CHUNK_BYTES (64u * 1024u)
-
-typedef struct PfExt {
-	PfVolume vol;
-	ext2_filsys fs;
-	const char *type;    /* "ext2", "ext3" or "ext4", for messages */
-	size_t inode_bytes;  /* buffer size for a whole on-disk inode */
-	bool bitmaps_loaded; /* allocation bitmaps read (needed before any allocation) */
-	bool modified;	     /* something was written since the last sync */
-	/* Why e2fsck must see the filesystem before it is changed ("" if it need not): it
-	 * opens for reading, and every write fails with -EUCLEAN naming this. */
-	const char *unclean;
-
-	/* The io channel's state. */
-	struct struct_io_stats stats;
-	int io_err;	     /* -errno of the last failed volume access, 0 if none */
-	char io_detail[256]; /* its detail, kept for the message of the operation */
-	char name[64];
-} PfExt;
-
-/* ---- errors ---- */
-
-int pf_ext_errno(errcode_t code)
-{
-	if (code == 0)
-		return 0;
-	if (code > 0 && code < 256) /* an errno value, e.g. from our io channel */
-		return -(int)code;
-
-	switch (code) {
-	case EXT2_ET_FILE_NOT_FOUND:
-		return -ENOENT;
-	case EXT2_ET_DIR_NO_SPACE:
-	case EXT2_ET_BLOCK_ALLOC_FAIL:
-	case EXT2_ET_INODE_ALLOC_FAIL:
-	case EXT2_ET_EA_NO_SPACE:
-	case EXT2_ET_INLINE_DATA_NO_SPACE:
-	case EXT2_ET_EXTENT_NO_SPACE:
-	case EXT2_ET_TOOSMALL:
-		return -ENOSPC;
-	case EXT2_ET_NO_MEMORY:
-		return -ENOMEM;
-	case EXT2_ET_FILE_EXISTS:
-	case EXT2_ET_DIR_EXISTS:
-		return -EEXIST;
-	case EXT2_ET_NO_DIRECTORY:
-		return -ENOTDIR;
-	case EXT2_ET_RO_FILSYS:
-	case EXT2_ET_FILE_RO:
-		return -EROFS;
-	case EXT2_ET_FILE_TOO_BIG:
-		return -EFBIG;
-	case EXT2_ET_INVALID_ARGUMENT:
-		return -EINVAL;
-	case EXT2_ET_SYMLINK_LOOP:
-		return -ELOOP;
-	case EXT2_ET_TOO_MANY_REFS:
-		return -EMLINK;
-	case EXT2_ET_UNSUPP_FEATURE:
-	case EXT2_ET_RO_UNSUPP_FEATURE:
-	case EXT2_ET_UNIMPLEMENTED:
-	case EXT2_ET_OP_NOT_SUPPORTED:
-	case EXT2_ET_DIRHASH_UNSUPP:
-	case EXT2_ET_EXTENT_NOT_SUPPORTED:
-	case EXT2_ET_UNKNOWN_CSUM:
-	case EXT2_ET_EXTERNAL_JOURNAL_NOSUPP:
-		return -EOPNOTSUPP;
-	case EXT2_ET_BAD_MAGIC:
-	case EXT2_ET_REV_TOO_HIGH:
-	case EXT2_ET_CORRUPT_SUPERBLOCK:
-	case EXT2_ET_UNEXPECTED_BLOCK_SIZE:
-	case EXT2_ET_BAD_DESC_SIZE:
-	case EXT2_ET_GDESC_BAD_BLOCK_MAP:
-	case EXT2_ET_GDESC_BAD_INODE_MAP:
-	case EXT2_ET_GDESC_BAD_INODE_TABLE:
-	case EXT2_ET_MISSING_INODE_TABLE:
-	case EXT2_ET_DIR_CORRUPTED:
-	case EXT2_ET_BAD_INODE_NUM:
-	case EXT2_ET_BAD_BLOCK_NUM:
-	case EXT2_ET_BAD_IND_BLOCK:
-	case EXT2_ET_BAD_DIND_BLOCK:
-	case EXT2_ET_BAD_TIND_BLOCK:
-	case EXT2_ET_BAD_EA_BLOCK_NUM:
-	case EXT2_ET_BAD_EA_HEADER:
-	case EXT2_ET_BAD_EA_HASH:
-	case EXT2_ET_EA_BAD_NAME_LEN:
-	case EXT2_ET_EA_BAD_VALUE_SIZE:
-	case EXT2_ET_EA_BAD_VALUE_OFFSET:
-	case EXT2_ET_EXTENT_HEADER_BAD:
-	case EXT2_ET_EXTENT_INDEX_BAD:
-	case EXT2_ET_EXTENT_LEAF_BAD:
-	case EXT2_ET_EXTENT_CYCLE:
-	case EXT2_ET_INODE_CSUM_INVALID:
-	case EXT2_ET_INODE_BITMAP_CSUM_INVALID:
-	case EXT2_ET_BLOCK_BITMAP_CSUM_INVALID:
-	case EXT2_ET_EXTENT_CSUM_INVALID:
-	case EXT2_ET_DIR_CSUM_INVALID:
-	case EXT2_ET_DIR_NO_SPACE_FOR_CSUM:
-	case EXT2_ET_EXT_ATTR_CSUM_INVALID:
-	case EXT2_ET_SB_CSUM_INVALID:
-	case EXT2_ET_MMP_CSUM_INVALID:
-	case EXT2_ET_BAD_CRC:
-	case EXT2_ET_INODE_IS_GARBAGE:
-	case EXT2_ET_INODE_CORRUPTED:
-	case EXT2_ET_EA_INODE_CORRUPTED:
-	case EXT2_ET_FILESYSTEM_CORRUPTED:
-	case EXT2_ET_CORRUPT_JOURNAL_SB:
-	case EXT2_ET_RESIZE_INODE_CORRUPT:
-	case EXT2_ET_NO_GDESC:
-	case EXT2_ET_INLINE_DATA_NO_BLOCK:
-		return -EUCLEAN;
-	default:
-		return -EIO;
-	}
-}
-
-static pthread_once_t error_table_once = PTHREAD_ONCE_INIT;
-
-static void error_table_init(void)
-{
-	initialize_ext2_error_table();
-}
-
-/*
- * Records "<type>: <what>: <libext2fs message>" and returns the code as -errno. When the
- * failure came from the volume (our channel recorded it), its detail is used instead of
- * libext2fs's bare "Input/output error".
- */
-static int ext_fail(PfExt *e, errcode_t code, const char *fmt, ...) _printf_(3, 4);
-static int ext_fail(PfExt *e, errcode_t code, const char *fmt, ...)
-{
-	char what[512];
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-
-	r = pf_ext_errno(code);
-	if (e->io_err && code > 0 && code < 256) {
-		r = pf_error_set(r, "%s: %s: %s", e->type, what, e->io_detail);
-		e->io_err = 0;
-		return r;
-	}
-	return pf_error_set(r, "%s: %s: %s", e->type, what, error_message(code));
-}
-
-/* ---- the io manager: an io_channel over a PfVolume ---- */
-
-static _Thread_local PfExt *io_handoff;
-
-static struct struct_io_manager ext_io_manager;
-
-static PfExt *io_ext(io_channel ch)
-{
-	if (!ch || ch->magic != EXT2_ET_MAGIC_IO_CHANNEL || ch->manager != &ext_io_manager)
-		return NULL;
-	return ch->private_data;
-}
-
-static errcode_t io_open(const char *name, int flags, io_channel *ret)
-{
-	PfExt *e = io_handoff;
-	io_channel ch;
-
-	/* Only pf_ext_ops.open may open a channel, and only once per handoff. */
-	if (!e || !name)
-		return EXT2_ET_BAD_DEVICE_NAME;
-	io_handoff = NULL;
-
-	ch = calloc(1, sizeof(*ch));
-	if (!ch)
-		return EXT2_ET_NO_MEMORY;
-	ch->name = strdup(name);
-	if (!ch->name) {
-		free(ch);
-		return EXT2_ET_NO_MEMORY;
-	}
-	ch->magic = EXT2_ET_MAGIC_IO_CHANNEL;
-	ch->manager = &ext_io_manager;
-	ch->block_size = 1024;
-	ch->refcount = 1;
-	ch->flags = 0;
-	ch->private_data = e;
-
-	e->stats.num_fields = 2;
-	e->stats.bytes_read = 0;
-	e->stats.bytes_written = 0;
-	(void)flags; /* writes are always allowed: they only reach the overlay */
-	*ret = ch;
-	return 0;
-}
-
-static errcode_t io_close(io_channel ch)
-{
-	if (!io_ext(ch))
-		return EXT2_ET_MAGIC_IO_CHANNEL;
-	if (--ch->refcount > 0)
-		return 0;
-	free(ch->name);
-	free(ch);
-	return 0;
-}
-
-static errcode_t io_set_blksize(io_channel ch, int blksize)
-{
-	if (!io_ext(ch))
-		return EXT2_ET_MAGIC_IO_CHANNEL;
-	if (blksize <= 0)
-		return EXT2_ET_INVALID_ARGUMENT;
-	ch->block_size = blksize;
-	return 0;
-}
-
-/* Converts (block, count) to a byte range: a negative count is a length in bytes. */
-static errcode_t io_range(io_channel ch, unsigned long long block, int count, uint64_t *ret_offset,
-			  size_t *ret_len)
-{
-	uint64_t off, len;
-
-	if (count < 0)
-		len = (uint64_t) - (int64_t)count;
-	else if (MUL_OVERFLOW((uint64_t)count, (uint64_t)ch->block_size, &len))
-		return EXT2_ET_INVALID_ARGUMENT;
-	if (MUL_OVERFLOW((uint64_t)block, (uint64_t)ch->block_size, &off) || len > SIZE_MAX)
-		return EXT2_ET_INVALID_ARGUMENT;
-	*ret_offset = off;
-	*ret_len = (size_t)len;
-	return 0;
-}
-
-/* Remembers a volume failure for the message and returns it as an errcode (an errno). */
-static errcode_t io_failed(PfExt *e, int r)
-{
-	e->io_err = r;
-	snprintf(e->io_detail, sizeof(e->io_detail), "%s", pf_error_message(r));
-	return (errcode_t)-r;
-}
-
-static errcode_t io_read_bytes(io_channel ch, uint64_t offset, void *data, size_t len,
-			       unsigned long block, int count)
-{
-	PfExt *e = io_ext(ch);
-	errcode_t code;
-	int r;
-
-	if (!e)
-		return EXT2_ET_MAGIC_IO_CHANNEL;
-	r = pf_volume_read(&e->vol, offset, data, len);
-	if (r < 0) {
-		code = io_failed(e, r);
-		memset(data, 0, len);
-		if (ch->read_error)
-			return ch->read_error(ch, block, count, data, len, 0, code);
-		return code;
-	}
-	e->stats.bytes_read += len;
-	return 0;
-}
-
-static errcode_t io_write_bytes(io_channel ch, uint64_t offset, const void *data, size_t len,
-				unsigned long block, int count)
-{
-	PfExt *e = io_ext(ch);
-	errcode_t code;
-	int r;
-
-	if (!e)
-		return EXT2_ET_MAGIC_IO_CHANNEL;
-	r = pf_volume_write(&e->vol, offset, data, len);
-	if (r < 0) {
-		code = io_failed(e, r);
-		if (ch->write_error)
-			return ch->write_error(ch, block, count, data, len, 0, code);
-		return code;
-	}
-	e->stats.bytes_written += len;
-	return 0;
-}
-
-static errcode_t io_read_blk64(io_channel ch, unsigned long long block, int count, void *data)
-{
-	uint64_t off;
-	size_t len;
-	errcode_t code;
-
-	if (!io_ext(ch))
-		return EXT2_ET_MAGIC_IO_CHANNEL;
-	code = io_range(ch, block, count, &off, &len);
-	if (code)
-		return code;
-	return len ? io_read_bytes(ch, off, data, len, (unsigned long)block, count) : 0;
-}
-
-static errcode_t io_read_blk(io_channel ch, unsigned long block, int count, void *data)
-{
-	return io_read_blk64(ch, block, count, data);
-}
-
-static errcode_t io_write_blk64(io_channel ch, unsigned long long block, int count,
-				const void *data)
-{
-	uint64_t off;
-	size_t len;
-	errcode_t code;
-
-	if (!io_ext(ch))
-		return EXT2_ET_MAGIC_IO_CHANNEL;
-	code = io_range(ch, block, count, &off, &len);
-	if (code)
-		return code;
-	return len ? io_write_bytes(ch, off, data, len, (unsigned long)block, count) : 0;
-}
-
-static errcode_t io_write_blk(io_channel ch, unsigned long block, int count, const void *data)
-{
-	return io_write_blk64(ch, block, count, data);
-}
-
-/* Writes count bytes at a byte offset (libext2fs uses it for the superblock). */
-static errcode_t io_write_byte(io_channel ch, unsigned long offset, int count, const void *data)
-{
-	if (!io_ext(ch))
-		return EXT2_ET_MAGIC_IO_CHANNEL;
-	if (count < 0)
-		return EXT2_ET_INVALID_ARGUMENT;
-	return count ? io_write_bytes(ch, offset, data, (size_t)count, 0, -count) : 0;
-}
-
-/* Everything is in the overlay already: nothing to flush. */
-static errcode_t io_flush(io_channel ch)
-{
-	return io_ext(ch) ? 0 : EXT2_ET_MAGIC_IO_CHANNEL;
-}
-
-/* The channel has no options ("name?option=value" is never used). */
-static errcode_t io_set_option(io_channel ch, const char *option, const char *arg)
-{
-	(void)option;
-	(void)arg;
-	return io_ext(ch) ? EXT2_ET_INVALID_ARGUMENT : EXT2_ET_MAGIC_IO_CHANNEL;
-}
-
-static errcode_t io_get_stats(io_channel ch, io_stats *ret)
-{
-	PfExt *e = io_ext(ch);
-
-	if (!e)
-		return EXT2_ET_MAGIC_IO_CHANNEL;
-	if (ret)
-		*ret = &e->stats;
-	return 0;
-}
-
-static errcode_t io_discard(io_channel ch, unsigned long long block, unsigned long long count)
-{
-	(void)block;
-	(void)count;
-	return io_ext(ch) ? EXT2_ET_UNIMPLEMENTED : EXT2_ET_MAGIC_IO_CHANNEL;
-}
-
-/*
- * Zeroes count blocks. Pieces that already read as zeros are not written, so zeroing
- * untouched space of a sparse image does not fill the overlay.
- */
-static errcode_t io_zeroout(io_channel ch, unsigned long long block, unsigned long long count)
-{
-	static const uint8_t zeros[EXT_ZERO_CHUNK_BYTES];
-	uint8_t buf[EXT_ZERO_CHUNK_BYTES];
-	PfExt *e = io_ext(ch);
-	uint64_t off, len;
-
-	if (!e)
-		return EXT2_ET_MAGIC_IO_CHANNEL;
-	if (MUL_OVERFLOW((uint64_t)block, (uint64_t)ch->block_size, &off) ||
-	    MUL_OVERFLOW((uint64_t)count, (uint64_t)ch->block_size, &len))
-		return EXT2_ET_INVALID_ARGUMENT;
-
-	while (len > 0) {
-		size_t n = (size_t)MIN(len, (uint64_t)sizeof(buf));
-		int r;
-
-		r = pf_volume_read(&e->vol, off, buf, n);
-		if (r < 0)
-			return io_failed(e, r);
-		if (memcmp(buf, zeros, n) != 0) {
-			r = pf_volume_write(&e->vol, off, zeros, n);
-			if (r < 0)
-				return io_failed(e, r);
-			e->stats.bytes_written += n;
-		}
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static struct struct_io_manager ext_io_manager = {
-	.magic = EXT2_ET_MAGIC_IO_MANAGER,
-	.name = "piflash overlay I/O manager",
-	.open = io_open,
-	.close = io_close,
-	.set_blksize = io_set_blksize,
-	.read_blk = io_read_blk,
-	.write_blk = io_write_blk,
-	.flush = io_flush,
-	.write_byte = io_write_byte,
-	.set_option = io_set_option,
-	.get_stats = io_get_stats,
-	.read_blk64 = io_read_blk64,
-	.write_blk64 = io_write_blk64,
-	.discard = io_discard,
-	.zeroout = io_zeroout,
-};
 
 /* ---- inodes ---- */
 
@@ -787,27 +366,73 @@ static int ext_check_space(PfExt *e, size_t size, blk64_t reclaim_blocks, const 
 	return 0;
 }
 
-/* Links ino into dir, growing a linear directory when it is full. */
-static errcode_t ext_link(PfExt *e, ext2_ino_t dir, const char *name, ext2_ino_t ino, int ft)
+/*
+ * Makes room for one more entry in the full directory dir: grows a linear directory by a
+ * block. libext2fs grows indexed (htree) directories itself inside ext2fs_link(), so one
+ * still full is EXT2_ET_DIR_NO_SPACE.
+ */
+static errcode_t ext_grow_dir(PfExt *e, ext2_ino_t dir)
+{
+	struct ext2_inode din;
+	errcode_t code;
+
+	code = ext2fs_read_inode(e->fs, dir, &din);
+	if (code)
+		return code;
+	if (din.i_flags & EXT2_INDEX_FL)
+		return EXT2_ET_DIR_NO_SPACE;
+	return ext2fs_expand_dir(e->fs, dir);
+}
+
+/* One way of putting an entry into dir: linking an inode, making a directory or a symlink. */
+typedef struct ExtEntryOp {
+	ext2_ino_t dir;
+	const char *name;
+	int mode;	    /* the new inode's mode; 0: link ino, allocate nothing */
+	ext2_ino_t ino;	    /* the inode linked, or the one allocated */
+	int ft;		    /* link: the entry's file type */
+	const char *target; /* symlink: its target; mkdir: NULL */
+} ExtEntryOp;
+
+static errcode_t ext_entry_try(PfExt *e, ExtEntryOp *op)
+{
+	errcode_t code;
+
+	if (op->mode == 0)
+		return ext2fs_link(e->fs, op->dir, op->name, op->ino, op->ft);
+	code = ext2fs_new_inode(e->fs, op->dir, op->mode, NULL, &op->ino);
+	if (code)
+		return code;
+	if (LINUX_S_ISLNK(op->mode))
+		return ext2fs_symlink(e->fs, op->dir, op->ino, op->name, op->target);
+	return ext2fs_mkdir(e->fs, op->dir, op->ino, op->name);
+}
+
+/*
+ * Puts an entry into op->dir (allocating its inode first, for a directory or a symlink);
+ * when the directory is full, grows it and tries again, twice at most. The one retry loop
+ * of every create: write (link), mkdir, symlink.
+ */
+static errcode_t ext_add_entry(PfExt *e, ExtEntryOp *op)
 {
 	errcode_t code;
 
 	for (int attempt = 0;; attempt++) {
-		struct ext2_inode din;
-
-		code = ext2fs_link(e->fs, dir, name, ino, ft);
+		code = ext_entry_try(e, op);
 		if (code != EXT2_ET_DIR_NO_SPACE || attempt >= 2)
 			return code;
-		/* libext2fs grows indexed (htree) directories itself inside ext2fs_link(). */
-		code = ext2fs_read_inode(e->fs, dir, &din);
-		if (code)
-			return code;
-		if (din.i_flags & EXT2_INDEX_FL)
-			return EXT2_ET_DIR_NO_SPACE;
-		code = ext2fs_expand_dir(e->fs, dir);
+		code = ext_grow_dir(e, op->dir);
 		if (code)
 			return code;
 	}
+}
+
+/* Links ino into dir, growing a linear directory when it is full. */
+static errcode_t ext_link(PfExt *e, ext2_ino_t dir, const char *name, ext2_ino_t ino, int ft)
+{
+	ExtEntryOp op = { .dir = dir, .name = name, .ino = ino, .ft = ft };
+
+	return ext_add_entry(e, &op);
 }
 
 /* Sets a directory's mtime and ctime after an entry was added or removed. */
@@ -952,7 +577,7 @@ static int ext_open(const PfVolume *vol, void **ret_priv)
 	int64_t now;
 	int r;
 
-	pthread_once(&error_table_once, error_table_init);
+	ext_error_table_load();
 
 	e = calloc(1, sizeof(*e));
 	if (!e)
@@ -961,10 +586,7 @@ static int ext_open(const PfVolume *vol, void **ret_priv)
 	e->type = "ext";
 	snprintf(e->name, sizeof(e->name), "piflash-volume@%" PRIu64, vol->start_bytes);
 
-	io_handoff = e;
-	code = ext2fs_open2(e->name, NULL, EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0, &ext_io_manager,
-			    &e->fs);
-	io_handoff = NULL;
+	code = ext_io_open_fs(e);
 	if (code) {
 		e->fs = NULL;
 		r = ext_fail(e, code, "cannot open the filesystem");
@@ -1388,73 +1010,75 @@ static int ext_write_file(void *priv, const char *path, const void *data, size_t
 	return ext_create_file(e, dir, name, path, data, size, &attr);
 }
 
-static int ext_mkdir(void *priv, const char *path, const PfAttr *attr_in)
+/*
+ * The start of mkdir and symlink: the attributes (default_mode when none are given), the
+ * parent directory and the name, -EEXIST when the name is taken, the bitmaps loaded.
+ */
+static int ext_create_begin(PfExt *e, const char *path, const PfAttr *attr_in, mode_t default_mode,
+			    PfAttr *ret_attr, ext2_ino_t *ret_dir, char *name)
+{
+	ext2_ino_t ino;
+	int r;
+
+	r = ext_attr_or_default(attr_in, default_mode, ret_attr);
+	if (r < 0)
+		return r;
+	r = ext_resolve_parent(e, path, ret_dir, name);
+	if (r < 0)
+		return r;
+	r = ext_exists(e, *ret_dir, name, path, &ino);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		return pf_error_set(-EEXIST, "%s: '%s' exists", e->type, path);
+	return ext_prepare_write(e, "create", path);
+}
+
+/* The end of mkdir and symlink: owner and times (and, for a directory, the mode) on the new
+ * inode, and the parent's times. */
+static int ext_create_finish(PfExt *e, ext2_ino_t dir, ext2_ino_t ino, const PfAttr *attr,
+			     bool set_mode)
 {
 	_cleanup_(freep) struct ext2_inode_large *in = NULL;
+	int r;
+
+	r = ext_read_inode(e, ino, &in);
+	if (r < 0)
+		return r;
+	if (set_mode)
+		in->i_mode = (__u16)(LINUX_S_IFDIR | (attr->mode & 07777));
+	ext_set_owner(in, attr->uid, attr->gid);
+	ext_set_times(e, in, attr->mtime, EXT_T_NEW);
+	r = ext_write_inode(e, ino, in);
+	if (r < 0)
+		return r;
+	return ext_touch_dir(e, dir, attr->mtime);
+}
+
+static int ext_mkdir(void *priv, const char *path, const PfAttr *attr_in)
+{
 	char name[EXT2_NAME_LEN + 1];
 	PfExt *e = priv;
-	ext2_ino_t dir, ino;
+	ExtEntryOp op = { .name = name, .mode = LINUX_S_IFDIR | 0755 };
 	errcode_t code;
 	PfAttr attr;
 	int r;
 
 	e->io_err = 0;
-	r = ext_attr_or_default(attr_in, 0755, &attr);
+	r = ext_create_begin(e, path, attr_in, 0755, &attr, &op.dir, name);
 	if (r < 0)
 		return r;
-	r = ext_resolve_parent(e, path, &dir, name);
-	if (r < 0)
-		return r;
-	r = ext_exists(e, dir, name, path, &ino);
-	if (r < 0)
-		return r;
-	if (r > 0)
-		return pf_error_set(-EEXIST, "%s: '%s' exists", e->type, path);
-	r = ext_prepare_write(e, "create", path);
-	if (r < 0)
-		return r;
-
-	for (int attempt = 0;; attempt++) {
-		struct ext2_inode din;
-
-		code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFDIR | 0755, NULL, &ino);
-		if (!code)
-			code = ext2fs_mkdir(e->fs, dir, ino, name);
-		if (code != EXT2_ET_DIR_NO_SPACE || attempt >= 2)
-			break;
-		/* The parent is full: grow it (htree directories grow inside ext2fs_link). */
-		code = ext2fs_read_inode(e->fs, dir, &din);
-		if (code)
-			break;
-		if (din.i_flags & EXT2_INDEX_FL) {
-			code = EXT2_ET_DIR_NO_SPACE;
-			break;
-		}
-		code = ext2fs_expand_dir(e->fs, dir);
-		if (code)
-			break;
-	}
+	code = ext_add_entry(e, &op);
 	if (code)
 		return ext_fail(e, code, "cannot create directory '%s'", path);
-
-	r = ext_read_inode(e, ino, &in);
-	if (r < 0)
-		return r;
-	in->i_mode = (__u16)(LINUX_S_IFDIR | (attr.mode & 07777));
-	ext_set_owner(in, attr.uid, attr.gid);
-	ext_set_times(e, in, attr.mtime, EXT_T_NEW);
-	r = ext_write_inode(e, ino, in);
-	if (r < 0)
-		return r;
-	return ext_touch_dir(e, dir, attr.mtime);
+	return ext_create_finish(e, op.dir, op.ino, &attr, true);
 }
 
 static int ext_symlink(void *priv, const char *path, const char *target, const PfAttr *attr_in)
 {
-	_cleanup_(freep) struct ext2_inode_large *in = NULL;
 	char name[EXT2_NAME_LEN + 1];
 	PfExt *e = priv;
-	ext2_ino_t dir, ino;
+	ExtEntryOp op = { .name = name, .mode = LINUX_S_IFLNK | 0777, .target = target };
 	errcode_t code;
 	PfAttr attr;
 	size_t len;
@@ -1470,52 +1094,13 @@ static int ext_symlink(void *priv, const char *path, const char *target, const P
 				    "%s: symlink target for '%s' is %zu bytes, longer than the %u "
 				    "a block can hold",
 				    e->type, path, len, e->fs->blocksize - 1);
-	r = ext_attr_or_default(attr_in, 0777, &attr);
+	r = ext_create_begin(e, path, attr_in, 0777, &attr, &op.dir, name);
 	if (r < 0)
 		return r;
-	r = ext_resolve_parent(e, path, &dir, name);
-	if (r < 0)
-		return r;
-	r = ext_exists(e, dir, name, path, &ino);
-	if (r < 0)
-		return r;
-	if (r > 0)
-		return pf_error_set(-EEXIST, "%s: '%s' exists", e->type, path);
-	r = ext_prepare_write(e, "create", path);
-	if (r < 0)
-		return r;
-
-	for (int attempt = 0;; attempt++) {
-		struct ext2_inode din;
-
-		code = ext2fs_new_inode(e->fs, dir, LINUX_S_IFLNK | 0777, NULL, &ino);
-		if (!code)
-			code = ext2fs_symlink(e->fs, dir, ino, name, target);
-		if (code != EXT2_ET_DIR_NO_SPACE || attempt >= 2)
-			break;
-		code = ext2fs_read_inode(e->fs, dir, &din);
-		if (code)
-			break;
-		if (din.i_flags & EXT2_INDEX_FL) {
-			code = EXT2_ET_DIR_NO_SPACE;
-			break;
-		}
-		code = ext2fs_expand_dir(e->fs, dir);
-		if (code)
-			break;
-	}
+	code = ext_add_entry(e, &op);
 	if (code)
 		return ext_fail(e, code, "cannot create symlink '%s'", path);
-
-	r = ext_read_inode(e, ino, &in);
-	if (r < 0)
-		return r;
-	ext_set_owner(in, attr.uid, attr.gid);
-	ext_set_times(e, in, attr.mtime, EXT_T_NEW);
-	r = ext_write_inode(e, ino, in);
-	if (r < 0)
-		return r;
-	return ext_touch_dir(e, dir, attr.mtime);
+	return ext_create_finish(e, op.dir, op.ino, &attr, false);
 }
 
 static int ext_readlink(void *priv, const char *path, char **ret_target)

@@ -339,14 +339,185 @@ static int append(char *buf, size_t *len, const char *name, size_t n)
 	return 0;
 }
 
+/* A path being resolved, component by component. */
+typedef struct Resolver {
+	PfTree *tree;
+	const char *path; /* as asked, for messages */
+	bool follow_last;
+	const PfPartition *local; /* resolved inside this partition alone, or NULL */
+	char *todo;		  /* what is left to resolve starts at p */
+	const char *p;
+	char *cur; /* resolved so far (PF_PATH_MAX bytes) */
+	size_t cur_len;
+	unsigned links; /* symlinks followed */
+} Resolver;
+
+static void resolver_done(Resolver *rs)
+{
+	free(rs->todo);
+	free(rs->cur);
+}
+
+/* A path on a partition becomes a path in the namespace where that partition is mounted; a
+ * partition mounted nowhere is resolved on its own. */
+static int resolver_start(Resolver *rs, const PfPartition *part)
+{
+	rs->cur = malloc(PF_PATH_MAX);
+	if (!rs->cur)
+		return -ENOMEM;
+	rs->cur[0] = 0;
+
+	if (part) {
+		const char *where = NULL;
+
+		for (size_t i = 0; i < rs->tree->n_mounts; i++)
+			if (rs->tree->mounts[i].part == part)
+				where = rs->tree->mounts[i].where;
+		if (!where)
+			rs->local = part;
+		else if (!streq(where, "/")) {
+			rs->cur_len = strlen(where);
+			memcpy(rs->cur, where, rs->cur_len + 1);
+		}
+	} else if (!rs->tree->root)
+		return pf_error_set(-ENOENT,
+				    "the image has no root filesystem (no partition "
+				    "with /etc) to resolve '%s' in",
+				    rs->path);
+	rs->todo = strdup(rs->path);
+	if (!rs->todo)
+		return -ENOMEM;
+	rs->p = rs->todo;
+	return 0;
+}
+
+/* The rest of a path whose component does not exist yet: taken literally. */
+static int resolve_rest_literally(Resolver *rs)
+{
+	const char *p = rs->p, *slash;
+	size_t n;
+	int r;
+
+	while (*p) {
+		while (*p == '/')
+			p++;
+		slash = strchr(p, '/');
+		n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0)
+			break;
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return pf_error_set(-ENOENT, "'%s' does not exist", rs->cur);
+		r = append(rs->cur, &rs->cur_len, p, n);
+		if (r < 0)
+			return r;
+		p += n;
+	}
+	rs->p = p;
+	return 0;
+}
+
+/* Replaces the symlink at inner (resolved to rs->cur) by its target: the target and what
+ * was left become what is left; an absolute one starts again from the root. saved_len:
+ * where rs->cur ended before the link's name. */
+static int resolve_link(Resolver *rs, PfFs *fs, const char *inner, size_t saved_len)
+{
+	_cleanup_(freep) char *target = NULL, *rest = NULL;
+	int r;
+
+	if (++rs->links > PF_TREE_MAX_LINKS)
+		return pf_error_set(-ELOOP, "more than %u symlinks while resolving '%s'",
+				    PF_TREE_MAX_LINKS, rs->path);
+	r = pf_fs_readlink(fs, inner, &target);
+	if (r < 0)
+		return r;
+	if (asprintf(&rest, "%s/%s", target, rs->p) < 0)
+		return -ENOMEM;
+	if (strlen(rest) > PF_PATH_MAX)
+		return pf_error_set(-ENAMETOOLONG, "path is longer than %u bytes", PF_PATH_MAX);
+	free(rs->todo);
+	rs->todo = TAKE_PTR(rest);
+	rs->p = rs->todo;
+	if (target[0] == '/') {
+		/* Absolute: from the root filesystem (or the partition's root when it is
+		 * resolved on its own). */
+		rs->cur_len = 0;
+	} else
+		rs->cur_len = saved_len;
+	rs->cur[rs->cur_len] = 0;
+	return 0;
+}
+
+/* Resolves the next component. Returns 1 to go on, 0 when the path is resolved, or -errno. */
+static int resolve_step(Resolver *rs)
+{
+	_cleanup_(freep) char *inner = NULL;
+	const char *slash;
+	size_t n, saved_len;
+	Loc loc = { 0 };
+	PfStat st;
+	PfFs *fs;
+	bool last;
+	int r;
+
+	while (*rs->p == '/')
+		rs->p++;
+	if (!*rs->p)
+		return 0;
+	slash = strchr(rs->p, '/');
+	n = slash ? (size_t)(slash - rs->p) : strlen(rs->p);
+	last = !slash || slash[strspn(slash, "/")] == 0;
+
+	if (n == 1 && rs->p[0] == '.') {
+		rs->p += n;
+		return 1;
+	}
+	if (n == 2 && rs->p[0] == '.' && rs->p[1] == '.') {
+		while (rs->cur_len > 0 && rs->cur[rs->cur_len - 1] != '/')
+			rs->cur_len--;
+		if (rs->cur_len > 0)
+			rs->cur_len--;
+		rs->cur[rs->cur_len] = 0;
+		rs->p += n;
+		return 1;
+	}
+
+	saved_len = rs->cur_len;
+	r = append(rs->cur, &rs->cur_len, rs->p, n);
+	if (r < 0)
+		return r;
+	rs->p += n;
+
+	r = locate(rs->tree, rs->local, rs->cur, &loc);
+	if (r < 0)
+		return r;
+	inner = loc.path;
+	r = pf_tree_fs(rs->tree, loc.part, &fs);
+	if (r >= 0)
+		r = pf_fs_stat(fs, inner, &st);
+	if (r == -ENOENT) {
+		pf_error_clear();
+		r = resolve_rest_literally(rs);
+		return r < 0 ? r : 0;
+	}
+	if (r < 0)
+		return r;
+	if (S_ISLNK(st.mode) && (!last || rs->follow_last)) {
+		r = resolve_link(rs, fs, inner, saved_len);
+		return r < 0 ? r : 1;
+	}
+	if (!last && !S_ISDIR(st.mode))
+		return pf_error_set(-ENOTDIR, "'%s' is not a directory", rs->cur);
+	return 1;
+}
+
 int pf_tree_resolve(PfTree *tree, const PfPartition *part, const char *path, bool follow_last,
 		    const PfPartition **ret_part, char **ret_path)
 {
-	_cleanup_(freep) char *todo = NULL, *cur = NULL;
-	const PfPartition *local = NULL;
-	unsigned links = 0;
-	size_t cur_len = 0;
-	const char *p;
+	_cleanup_(resolver_done) Resolver rs = {
+		.tree = tree,
+		.path = path,
+		.follow_last = follow_last,
+	};
 	Loc loc = { 0 };
 	int r;
 
@@ -356,142 +527,16 @@ int pf_tree_resolve(PfTree *tree, const PfPartition *part, const char *path, boo
 	r = pf_tree_mounts(tree, NULL, NULL, NULL);
 	if (r < 0)
 		return r;
+	r = resolver_start(&rs, part);
+	if (r < 0)
+		return r;
+	do
+		r = resolve_step(&rs);
+	while (r > 0);
+	if (r < 0)
+		return r;
 
-	cur = malloc(PF_PATH_MAX);
-	if (!cur)
-		return -ENOMEM;
-	cur[0] = 0;
-
-	/* A path on a partition becomes a path in the namespace where that partition is
-	 * mounted; a partition mounted nowhere is resolved on its own. */
-	if (part) {
-		const char *where = NULL;
-
-		for (size_t i = 0; i < tree->n_mounts; i++)
-			if (tree->mounts[i].part == part)
-				where = tree->mounts[i].where;
-		if (!where)
-			local = part;
-		else if (!streq(where, "/")) {
-			cur_len = strlen(where);
-			memcpy(cur, where, cur_len + 1);
-		}
-	} else if (!tree->root)
-		return pf_error_set(-ENOENT,
-				    "the image has no root filesystem (no partition "
-				    "with /etc) to resolve '%s' in",
-				    path);
-	todo = strdup(path);
-	if (!todo)
-		return -ENOMEM;
-
-	p = todo;
-	for (;;) {
-		const char *slash;
-		size_t n, saved_len;
-		PfStat st;
-		PfFs *fs;
-		bool last;
-
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		slash = strchr(p, '/');
-		n = slash ? (size_t)(slash - p) : strlen(p);
-		last = !slash || slash[strspn(slash, "/")] == 0;
-
-		if (n == 1 && p[0] == '.') {
-			p += n;
-			continue;
-		}
-		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			while (cur_len > 0 && cur[cur_len - 1] != '/')
-				cur_len--;
-			if (cur_len > 0)
-				cur_len--;
-			cur[cur_len] = 0;
-			p += n;
-			continue;
-		}
-
-		saved_len = cur_len;
-		r = append(cur, &cur_len, p, n);
-		if (r < 0)
-			return r;
-		p += n;
-
-		r = locate(tree, local, cur, &loc);
-		if (r < 0)
-			return r;
-		r = pf_tree_fs(tree, loc.part, &fs);
-		if (r >= 0)
-			r = pf_fs_stat(fs, loc.path, &st);
-		if (r == -ENOENT) {
-			/* The rest does not exist yet: taken literally. */
-			pf_error_clear();
-			free(loc.path);
-			loc.path = NULL;
-			while (*p) {
-				while (*p == '/')
-					p++;
-				slash = strchr(p, '/');
-				n = slash ? (size_t)(slash - p) : strlen(p);
-				if (n == 0)
-					break;
-				if ((n == 1 && p[0] == '.') ||
-				    (n == 2 && p[0] == '.' && p[1] == '.'))
-					return pf_error_set(-ENOENT, "'%s' does not exist", cur);
-				r = append(cur, &cur_len, p, n);
-				if (r < 0)
-					return r;
-				p += n;
-			}
-			break;
-		}
-		if (r < 0) {
-			free(loc.path);
-			return r;
-		}
-
-		if (S_ISLNK(st.mode) && (!last || follow_last)) {
-			_cleanup_(freep) char *target = NULL, *rest = NULL;
-
-			if (++links > PF_TREE_MAX_LINKS) {
-				free(loc.path);
-				return pf_error_set(-ELOOP,
-						    "more than %u symlinks while resolving '%s'",
-						    PF_TREE_MAX_LINKS, path);
-			}
-			r = pf_fs_readlink(fs, loc.path, &target);
-			free(loc.path);
-			loc.path = NULL;
-			if (r < 0)
-				return r;
-			if (asprintf(&rest, "%s/%s", target, p) < 0)
-				return -ENOMEM;
-			if (strlen(rest) > PF_PATH_MAX)
-				return pf_error_set(-ENAMETOOLONG, "path is longer than %u bytes",
-						    PF_PATH_MAX);
-			free(todo);
-			todo = TAKE_PTR(rest);
-			p = todo;
-			if (target[0] == '/') {
-				/* Absolute: from the root filesystem (or the partition's root
-				 * when it is resolved on its own). */
-				cur_len = 0;
-			} else
-				cur_len = saved_len;
-			cur[cur_len] = 0;
-			continue;
-		}
-		free(loc.path);
-		loc.path = NULL;
-		if (!last && !S_ISDIR(st.mode))
-			return pf_error_set(-ENOTDIR, "'%s' is not a directory", cur);
-	}
-
-	r = locate(tree, local, cur, &loc);
+	r = locate(tree, rs.local, rs.cur, &loc);
 	if (r < 0)
 		return r;
 	*ret_part = loc.part;
