@@ -149,6 +149,8 @@ static int list_devs(const char *disk_dir, const char *disk_name, dev_t disk_dev
 	return 0;
 }
 
+/* ---- the safety checks ---------------------------------------------------------------- */
+
 /* Mount points the running system cannot lose. */
 static bool vital_mount(const char *where)
 {
@@ -310,6 +312,38 @@ static int check_root(const Devs *devs)
 	return 0;
 }
 
+/*
+ * The disk and its partitions: not the running system's, not mounted, not swap, not held by
+ * device-mapper or RAID. With probe, the mount points are collected too. Returns 0, -EPERM
+ * with the reason, or -errno.
+ */
+static int check_in_use(const char *disk_dir, const char *disk, dev_t disk_dev, Devs *devs,
+			PfTargetProbe *probe)
+{
+	int r;
+
+	r = list_devs(disk_dir, disk, disk_dev, devs);
+	if (r < 0)
+		return r;
+	if (probe) {
+		r = scan_mounts(devs, collect_mount, probe);
+		if (r < 0)
+			return r;
+	}
+	r = check_root(devs);
+	if (r < 0)
+		return r;
+	r = check_mounts(devs);
+	if (r < 0)
+		return r;
+	r = check_swaps(devs);
+	if (r < 0)
+		return r;
+	return check_holders(disk_dir, devs);
+}
+
+/* ---- opening a disk ------------------------------------------------------------------- */
+
 /* The error of a failed open() of a device, with what to do when it is a permission. */
 static int open_error(void)
 {
@@ -356,36 +390,6 @@ static char *describe_model(const char *disk_dir)
 	if (vendor && asprintf(&s, "%s %s", vendor, model) >= 0)
 		return s;
 	return TAKE_PTR(model);
-}
-
-/*
- * The disk and its partitions: not the running system's, not mounted, not swap, not held by
- * device-mapper or RAID. With probe, the mount points are collected too. Returns 0, -EPERM
- * with the reason, or -errno.
- */
-static int check_in_use(const char *disk_dir, const char *disk, dev_t disk_dev, Devs *devs,
-			PfTargetProbe *probe)
-{
-	int r;
-
-	r = list_devs(disk_dir, disk, disk_dev, devs);
-	if (r < 0)
-		return r;
-	if (probe) {
-		r = scan_mounts(devs, collect_mount, probe);
-		if (r < 0)
-			return r;
-	}
-	r = check_root(devs);
-	if (r < 0)
-		return r;
-	r = check_mounts(devs);
-	if (r < 0)
-		return r;
-	r = check_swaps(devs);
-	if (r < 0)
-		return r;
-	return check_holders(disk_dir, devs);
 }
 
 /* Where a block device is in sysfs. */

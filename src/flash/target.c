@@ -78,6 +78,8 @@ uint64_t pf_target_align(const PfTarget *t)
 	return 4096;
 }
 
+/* ---- file targets: not the input, marked as ours -------------------------------------- */
+
 static bool same_file(const struct stat *a, int fd)
 {
 	struct stat b;
@@ -140,6 +142,8 @@ static int check_file_target(const char *path, const struct stat *st, bool exist
 				    "since); add --force to replace it");
 	return 0;
 }
+
+/* ---- opening -------------------------------------------------------------------------- */
 
 /* "-": the image goes to standard output, which must not be a terminal. */
 static int open_stdout(PfTarget *t, const PfTargetOptions *o)
