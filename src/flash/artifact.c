@@ -483,6 +483,30 @@ _printf_(2, 3) static void bmap_printf(BmapWriter *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+static BmapWriter *bmap_writer_free(BmapWriter *b)
+{
+	if (b) {
+		EVP_MD_CTX_free(b->md);
+		free(b);
+	}
+	return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(BmapWriter *, bmap_writer_free);
+
+static int bmap_writer_new(Artifact *a, BmapWriter **ret)
+{
+	_cleanup_(bmap_writer_freep) BmapWriter *b = calloc(1, sizeof(BmapWriter));
+
+	if (!b)
+		return -ENOMEM;
+	b->a = a;
+	b->md = EVP_MD_CTX_new();
+	if (!b->md || EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1)
+		return -ENOMEM;
+	*ret = TAKE_PTR(b);
+	return 0;
+}
+
 static void hex(const uint8_t *d, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -494,36 +518,29 @@ static void hex(const uint8_t *d, size_t n, char *out)
 	out[2 * n] = 0;
 }
 
-/*
- * bmaptool's format 2.0, laid out as bmaptool create writes it. BmapFileChecksum is the
- * SHA-256 of the whole file with that field's value written as 64 '0': the file is hashed as
- * written, zeros in place, and the value patched in at the end.
- */
-static int write_bmap(Artifact *a)
+/* Blocks the ranges touch. */
+static uint64_t mapped_blocks(const Artifact *a)
 {
-	_cleanup_(freep) BmapWriter *b = calloc(1, sizeof(BmapWriter));
-	uint64_t blocks = DIV_ROUND_UP(a->image_bytes, (uint64_t)BLOCK);
-	uint64_t mapped_blocks = 0;
-	uint8_t digest[SHA256_BYTES];
-	char size[32], mapped[32], hexbuf[SHA256_HEX + 1];
-	int r;
+	uint64_t n = 0;
 
-	if (!b)
-		return -ENOMEM;
-	b->a = a;
-	b->md = EVP_MD_CTX_new();
-	if (!b->md || EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(b->md);
-		return -ENOMEM;
-	}
 	for (size_t i = 0; i < a->ranges.n; i++) {
 		const PfExtent *e = &a->ranges.items[i];
 
-		mapped_blocks += DIV_ROUND_UP(e->start_bytes + e->length_bytes, (uint64_t)BLOCK) -
-				 e->start_bytes / BLOCK;
+		n += DIV_ROUND_UP(e->start_bytes + e->length_bytes, (uint64_t)BLOCK) -
+		     e->start_bytes / BLOCK;
 	}
+	return n;
+}
+
+/* Everything before the block map, with the file's checksum as 64 '0' (its offset kept). */
+static void bmap_header(BmapWriter *b, const Artifact *a)
+{
+	uint64_t blocks = DIV_ROUND_UP(a->image_bytes, (uint64_t)BLOCK);
+	uint64_t mapped_n = mapped_blocks(a);
+	char size[32], mapped[32], zeros[SHA256_HEX + 1];
+
 	pf_format_bytes(size, sizeof(size), a->image_bytes);
-	pf_format_bytes(mapped, sizeof(mapped), mapped_blocks * BLOCK);
+	pf_format_bytes(mapped, sizeof(mapped), mapped_n * BLOCK);
 
 	bmap_printf(b, "<?xml version=\"1.0\" ?>\n"
 		       "<!-- This file contains the block map for an image file, written by "
@@ -544,16 +561,23 @@ static int write_bmap(Artifact *a)
 	bmap_printf(b,
 		    "    <!-- Count of mapped blocks: %s -->\n    <MappedBlocksCount> %" PRIu64
 		    " </MappedBlocksCount>\n\n",
-		    mapped, mapped_blocks);
+		    mapped, mapped_n);
 	bmap_printf(b, "    <!-- Type of checksum used in this file -->\n"
 		       "    <ChecksumType> sha256 </ChecksumType>\n\n");
 	bmap_printf(b, "    <!-- The checksum of this bmap file. When it is calculated, the value "
 		       "of\n         the checksum has to be zero (all ASCII \"0\" symbols).  -->\n"
 		       "    <BmapFileChecksum> ");
 	b->checksum_offset = b->offset + b->len;
-	memset(hexbuf, '0', SHA256_HEX);
-	hexbuf[SHA256_HEX] = 0;
-	bmap_printf(b, "%s </BmapFileChecksum>\n\n", hexbuf);
+	memset(zeros, '0', SHA256_HEX);
+	zeros[SHA256_HEX] = 0;
+	bmap_printf(b, "%s </BmapFileChecksum>\n\n", zeros);
+}
+
+/* The block map: each range with its SHA-256, then the end of the file. */
+static void bmap_ranges(BmapWriter *b, const Artifact *a)
+{
+	char hexbuf[SHA256_HEX + 1];
+
 	bmap_printf(b, "    <!-- The block map which consists of elements which may either be a\n"
 		       "         range of blocks or a single block. The 'chksum' attribute\n"
 		       "         (if present) is the checksum of this blocks range. -->\n"
@@ -574,16 +598,42 @@ static int write_bmap(Artifact *a)
 				    hexbuf, first, last);
 	}
 	bmap_printf(b, "    </BlockMap>\n</bmap>\n");
+}
+
+/* Flushes the rest and patches the file's checksum in over its zeros. */
+static int bmap_finish(BmapWriter *b)
+{
+	uint8_t digest[SHA256_BYTES];
+	char hexbuf[SHA256_HEX + 1];
+	int r;
+
 	bmap_flush(b);
 	if (b->error == 0 && EVP_DigestFinal_ex(b->md, digest, NULL) != 1)
 		b->error = pf_error_set(-EIO, "SHA-256 failed");
-	EVP_MD_CTX_free(b->md);
 	if (b->error < 0)
 		return b->error;
 
 	hex(digest, SHA256_BYTES, hexbuf);
-	r = pf_pwrite_all(a->bmap.fd, hexbuf, SHA256_HEX, b->checksum_offset);
-	return r < 0 ? pf_error_prefix(r, "cannot write '%s'", a->o->bmap_path) : 0;
+	r = pf_pwrite_all(b->a->bmap.fd, hexbuf, SHA256_HEX, b->checksum_offset);
+	return r < 0 ? pf_error_prefix(r, "cannot write '%s'", b->a->o->bmap_path) : 0;
+}
+
+/*
+ * bmaptool's format 2.0, laid out as bmaptool create writes it. BmapFileChecksum is the
+ * SHA-256 of the whole file with that field's value written as 64 '0': the file is hashed as
+ * written, zeros in place, and the value patched in at the end.
+ */
+static int write_bmap(Artifact *a)
+{
+	_cleanup_(bmap_writer_freep) BmapWriter *b = NULL;
+	int r;
+
+	r = bmap_writer_new(a, &b);
+	if (r < 0)
+		return r;
+	bmap_header(b, a);
+	bmap_ranges(b, a);
+	return bmap_finish(b);
 }
 
 /* ---- the whole job --------------------------------------------------------------------- */
@@ -617,6 +667,107 @@ int pf_artifact_write(const char *path, PfOverlay *ov, const PfExtents *ranges,
 	return pf_artifact_write_at(AT_FDCWD, path, ov, ranges, o, ret);
 }
 
+/* The hashes: of the artifact file, and (for a bmap) of each range. */
+static int alloc_hashes(Artifact *a)
+{
+	a->md = EVP_MD_CTX_new();
+	a->zeros = calloc(1, ZERO_BYTES);
+	if (!a->md || !a->zeros || EVP_DigestInit_ex(a->md, EVP_sha256(), NULL) != 1)
+		return -ENOMEM;
+	if (a->o->bmap_path) {
+		a->range_md = EVP_MD_CTX_new();
+		a->digests = calloc(MAX(a->ranges.n, (size_t)1), SHA256_BYTES);
+		if (!a->range_md || !a->digests)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The temporary files, both names checked before the long part, and the compressor. */
+static int open_outputs(Artifact *a, int dir_fd)
+{
+	int r;
+
+	r = tmp_create(&a->out, dir_fd, a->path);
+	if (r < 0)
+		return r;
+	if (a->o->bmap_path) {
+		r = tmp_create(&a->bmap, dir_fd, a->o->bmap_path);
+		if (r < 0)
+			return r;
+	}
+	if (formats[a->o->format].filter)
+		return archive_setup(a);
+	return 0;
+}
+
+/* The image: the ranges read and written in overlapping threads, zeros to its end, then the
+ * bmap. */
+static int write_image(Artifact *a)
+{
+	PfStream s = {
+		.ranges = &a->ranges,
+		.read = read_chunk,
+		.read_data = a,
+		.write = write_chunk,
+		.write_data = a,
+		.cancel = a->o->cancel,
+	};
+	int r;
+
+	r = pf_stream_run(&s, NULL);
+	if (r == -ECANCELED)
+		return cancel_error(a);
+	if (r < 0)
+		return r;
+	r = emit_zeros(a, a->image_bytes);
+	if (r < 0)
+		return r;
+	r = finish_artifact(a);
+	if (r < 0)
+		return r;
+	if (!a->o->bmap_path)
+		return 0;
+	if (a->next_range != a->ranges.n)
+		return pf_error_set(-EIO, "'%s': not every range was read", a->path);
+	return write_bmap(a);
+}
+
+/* Flushes both files and renames them into place, the image first; an image whose bmap
+ * cannot be renamed is taken back. */
+static int commit_outputs(Artifact *a, int dir_fd)
+{
+	const char *bmap_path = a->o->bmap_path;
+	int r;
+
+	r = tmp_finish(&a->out);
+	if (r < 0)
+		return r;
+	if (bmap_path) {
+		/* The image stays 0600 (pf_tmpfile_at()): it may hold private host keys. The bmap
+		 * holds block numbers and digests only. */
+		if (fchmod(a->bmap.fd, 0644) < 0)
+			return pf_error_set(-errno, "cannot set the mode of '%s': %m", bmap_path);
+		r = tmp_finish(&a->bmap);
+		if (r < 0)
+			return r;
+	}
+	r = tmp_rename(&a->out);
+	if (r < 0)
+		return r;
+	if (bmap_path) {
+		r = tmp_rename(&a->bmap);
+		if (r < 0) {
+			/* An image without the bmap asked for is a failure: take it back. */
+			(void)unlinkat(dir_fd, a->path, 0);
+			return r;
+		}
+		pf_fsync_dir_at(dir_fd, bmap_path);
+	}
+	pf_fsync_dir_at(dir_fd, a->path);
+	return 0;
+}
+
 int pf_artifact_write_at(int dir_fd, const char *path, PfOverlay *ov, const PfExtents *ranges,
 			 const PfArtifactOptions *o, PfArtifactResult *ret)
 {
@@ -629,7 +780,6 @@ int pf_artifact_write_at(int dir_fd, const char *path, PfOverlay *ov, const PfEx
 	};
 	PfArtifactResult result = {};
 	uint8_t digest[SHA256_BYTES];
-	PfStream s;
 	int r;
 
 	if (!path || !ov || !o)
@@ -644,90 +794,22 @@ int pf_artifact_write_at(int dir_fd, const char *path, PfOverlay *ov, const PfEx
 	r = round_ranges(&a, ranges);
 	if (r < 0)
 		return r;
-
-	a.md = EVP_MD_CTX_new();
-	a.zeros = calloc(1, ZERO_BYTES);
-	if (!a.md || !a.zeros || EVP_DigestInit_ex(a.md, EVP_sha256(), NULL) != 1)
-		return -ENOMEM;
-	if (o->bmap_path) {
-		a.range_md = EVP_MD_CTX_new();
-		a.digests = calloc(MAX(a.ranges.n, (size_t)1), SHA256_BYTES);
-		if (!a.range_md || !a.digests)
-			return -ENOMEM;
-	}
-
-	/* Both names are checked before the long part. */
-	r = tmp_create(&a.out, dir_fd, path);
+	r = alloc_hashes(&a);
 	if (r < 0)
 		return r;
-	if (o->bmap_path) {
-		r = tmp_create(&a.bmap, dir_fd, o->bmap_path);
-		if (r < 0)
-			return r;
-	}
-	if (formats[o->format].filter) {
-		r = archive_setup(&a);
-		if (r < 0)
-			return r;
-	}
-
-	s = (PfStream){
-		.ranges = &a.ranges,
-		.read = read_chunk,
-		.read_data = &a,
-		.write = write_chunk,
-		.write_data = &a,
-		.cancel = o->cancel,
-	};
-	r = pf_stream_run(&s, NULL);
-	if (r == -ECANCELED)
-		return cancel_error(&a);
+	r = open_outputs(&a, dir_fd);
 	if (r < 0)
 		return r;
-	r = emit_zeros(&a, a.image_bytes);
+	r = write_image(&a);
 	if (r < 0)
 		return r;
-	r = finish_artifact(&a);
-	if (r < 0)
-		return r;
-	if (o->bmap_path) {
-		if (a.next_range != a.ranges.n)
-			return pf_error_set(-EIO, "'%s': not every range was read", path);
-		r = write_bmap(&a);
-		if (r < 0)
-			return r;
-	}
 	if (EVP_DigestFinal_ex(a.md, digest, NULL) != 1)
 		return pf_error_set(-EIO, "SHA-256 failed");
 	if (cancelled(&a))
 		return cancel_error(&a);
-
-	r = tmp_finish(&a.out);
+	r = commit_outputs(&a, dir_fd);
 	if (r < 0)
 		return r;
-	if (o->bmap_path) {
-		/* The image stays 0600 (pf_tmpfile_at()): it may hold private host keys. The bmap
-		 * holds block numbers and digests only. */
-		if (fchmod(a.bmap.fd, 0644) < 0)
-			return pf_error_set(-errno, "cannot set the mode of '%s': %m",
-					    o->bmap_path);
-		r = tmp_finish(&a.bmap);
-		if (r < 0)
-			return r;
-	}
-	r = tmp_rename(&a.out);
-	if (r < 0)
-		return r;
-	if (o->bmap_path) {
-		r = tmp_rename(&a.bmap);
-		if (r < 0) {
-			/* An image without the bmap asked for is a failure: take it back. */
-			(void)unlinkat(dir_fd, path, 0);
-			return r;
-		}
-		pf_fsync_dir_at(dir_fd, o->bmap_path);
-	}
-	pf_fsync_dir_at(dir_fd, path);
 
 	result.image_bytes = a.image_bytes;
 	result.mapped_bytes = a.mapped_bytes;

@@ -1,10 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <linux/fs.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,10 +10,10 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "flash/device.h"
 #include "flash/ranges.h"
 #include "flash/stream.h"
 #include "flash/target.h"
@@ -32,15 +29,6 @@
  * unless forced. A filesystem without user extended attributes keeps no mark.
  */
 #define OUTPUT_XATTR "user.piflash.output"
-/* Bounds on what is read from sysfs and /proc. */
-#define MAX_PARTITIONS 256u
-#define SYSFS_VALUE_MAX 4096u
-
-static inline void closedirp(DIR **d)
-{
-	if (*d)
-		closedir(*d);
-}
 
 struct PfTarget {
 	PfTargetInfo info;
@@ -58,64 +46,6 @@ typedef struct Source {
 	PfOverlay *ov;
 } Source;
 
-static const char *sysfs_root(void)
-{
-	const char *r = getenv("PIFLASH_SYSFS_ROOT");
-
-	return r && *r ? r : "/sys";
-}
-
-/* Reads a small text file, trimmed of surrounding white space. NULL if missing or empty. */
-static char *read_value(const char *dir, const char *name)
-{
-	_cleanup_(freep) char *path = NULL;
-	char buf[SYSFS_VALUE_MAX];
-	size_t n, s = 0;
-	FILE *f;
-
-	if (asprintf(&path, "%s/%s", dir, name) < 0)
-		return NULL;
-	f = fopen(path, "re");
-	if (!f)
-		return NULL;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	while (n > 0 && isspace((unsigned char)buf[n - 1]))
-		buf[--n] = 0;
-	while (s < n && isspace((unsigned char)buf[s]))
-		s++;
-	return s < n ? strdup(buf + s) : NULL;
-}
-
-static bool value_is(const char *dir, const char *name, const char *want)
-{
-	_cleanup_(freep) char *v = read_value(dir, name);
-
-	return v && streq(v, want);
-}
-
-static int parse_devno(const char *s, dev_t *ret)
-{
-	unsigned ma, mi;
-	char c;
-
-	if (!s || sscanf(s, "%u:%u%c", &ma, &mi, &c) != 2)
-		return -EINVAL;
-	*ret = makedev(ma, mi);
-	return 0;
-}
-
-static void target_info_done(PfTargetInfo *i)
-{
-	free(i->path);
-	free(i->name);
-	free(i->disk);
-	free(i->model);
-	free(i->serial);
-	*i = (PfTargetInfo){ 0 };
-}
-
 PfTarget *pf_target_free(PfTarget *t)
 {
 	if (!t)
@@ -126,7 +56,7 @@ PfTarget *pf_target_free(PfTarget *t)
 		unlink(t->tmp);
 	free(t->tmp);
 	pf_extents_done(&t->written);
-	target_info_done(&t->info);
+	pf_device_info_done(&t->info);
 	free(t);
 	return NULL;
 }
@@ -147,6 +77,8 @@ uint64_t pf_target_align(const PfTarget *t)
 		return MAX(t->info.block_bytes, (uint64_t)512);
 	return 4096;
 }
+
+/* ---- file targets: not the input, marked as ours -------------------------------------- */
 
 static bool same_file(const struct stat *a, int fd)
 {
@@ -211,446 +143,83 @@ static int check_file_target(const char *path, const struct stat *st, bool exist
 	return 0;
 }
 
-/* ---- block devices: what sysfs says -------------------------------------------------- */
+/* ---- opening -------------------------------------------------------------------------- */
 
-typedef struct Devs {
-	dev_t devs[MAX_PARTITIONS + 1]; /* the disk, then its partitions */
-	char *names[MAX_PARTITIONS + 1];
-	size_t n;
-} Devs;
-
-static void devs_done(Devs *d)
+/* "-": the image goes to standard output, which must not be a terminal. */
+static int open_stdout(PfTarget *t, const PfTargetOptions *o)
 {
-	for (size_t i = 0; i < d->n; i++)
-		free(d->names[i]);
-	d->n = 0;
-}
-
-static int devs_add(Devs *d, dev_t dev, const char *name)
-{
-	if (d->n >= ELEMENTSOF(d->devs))
-		return 0;
-	d->names[d->n] = strdup(name);
-	if (!d->names[d->n])
-		return -ENOMEM;
-	d->devs[d->n++] = dev;
+	t->info.kind = PF_TARGET_STDOUT;
+	if (!o->read_only && isatty(STDOUT_FILENO))
+		return pf_error_set(-EPERM, "standard output is a terminal; redirect it "
+					    "to a file or a pipe");
+	t->fd = STDOUT_FILENO;
 	return 0;
 }
 
-/* The disk (whole) and all its partitions as sysfs lists them. */
-static int list_devs(const char *disk_dir, const char *disk_name, dev_t disk_dev, Devs *ret)
+/*
+ * Stats path into *st: a missing one is a new regular file (but not in /dev, and not for
+ * reading); an existing one must be neither the input image nor its cache file.
+ */
+static int stat_target(const char *path, const PfTargetOptions *o, struct stat *st,
+		       bool *ret_exists)
 {
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
+	*ret_exists = stat(path, st) == 0;
+	if (!*ret_exists) {
+		if (errno != ENOENT || o->read_only)
+			return pf_error_set(-errno, "cannot stat: %m");
+		/* A card that is not there is not a new image file in /dev (RAM, on most
+		 * systems): the user typed the wrong name or the card is not plugged in. */
+		if (startswith(path, "/dev/"))
+			return pf_error_set(-EPERM, "no such device; is the card plugged in?");
+		st->st_mode = S_IFREG; /* a new file */
+		st->st_dev = 0;
+		st->st_ino = 0;
+		return 0;
+	}
+	if (same_file(st, o->input_fd))
+		return pf_error_set(-EPERM, "is the input image itself; piflash never "
+					    "writes its input");
+	if (same_file(st, o->base_fd))
+		return pf_error_set(-EPERM, "is the input image's cache file");
+	return 0;
+}
+
+/*
+ * A regular file: for reading, opened as it is; for writing, checked (check_file_target())
+ * and a temporary file created next to it.
+ */
+static int open_file(PfTarget *t, const struct stat *st, bool exists, const PfTargetOptions *o)
+{
+	const char *path = t->info.path;
 	int r;
 
-	r = devs_add(ret, disk_dev, disk_name);
-	if (r < 0)
-		return r;
-	d = opendir(disk_dir);
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		_cleanup_(freep) char *sub = NULL, *dev = NULL;
-		dev_t devno;
+	if (S_ISDIR(st->st_mode))
+		return pf_error_set(-EISDIR, "is a directory");
+	if (!S_ISREG(st->st_mode))
+		return pf_error_set(-ENOTSUP,
+				    "is neither a regular file nor a block device nor '-'");
 
-		if (de->d_name[0] == '.')
-			continue;
-		if (asprintf(&sub, "%s/%s", disk_dir, de->d_name) < 0)
-			return -ENOMEM;
-		dev = read_value(sub, "partition");
-		if (!dev)
-			continue;
-		free(dev);
-		dev = read_value(sub, "dev");
-		if (parse_devno(dev, &devno) < 0)
-			continue;
-		r = devs_add(ret, devno, de->d_name);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* Mount points the running system cannot lose. */
-static bool vital_mount(const char *where)
-{
-	return streq(where, "/") || streq(where, "/boot") || streq(where, "/boot/firmware") ||
-	       streq(where, "/boot/efi") || streq(where, "/usr") || streq(where, "/var");
-}
-
-/*
- * Calls found(userdata, name, where) for each mount of one of devs (name: its kernel name);
- * stops at the first call that returns non-zero and returns that. Returns 0 or -errno.
- */
-static int scan_mounts(const Devs *devs,
-		       int (*found)(void *userdata, const char *name, const char *where),
-		       void *userdata)
-{
-	_cleanup_(freep) char *line = NULL;
-	size_t cap = 0;
-	FILE *f;
-	int r = 0;
-
-	f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return pf_error_set(-errno, "cannot read /proc/self/mountinfo: %m");
-	while (r == 0 && getline(&line, &cap, f) > 0) {
-		char devno[32], where[PATH_MAX], src[PATH_MAX] = "";
-		const char *sep = strstr(line, " - ");
-		struct stat st;
-		dev_t dev = 0;
-		bool by_src = false;
-
-		if (sscanf(line, "%*s %*s %31s %*s %4095s", devno, where) != 2)
-			continue;
-		if (sep)
-			sscanf(sep + 3, "%*s %4095s", src);
-		/* The device of a mount is its major:minor, or its source node (btrfs and
-		 * others report an anonymous device number). */
-		if (startswith(src, "/dev/") && stat(src, &st) == 0 && S_ISBLK(st.st_mode)) {
-			dev = st.st_rdev;
-			by_src = true;
-		}
-		for (size_t i = 0; i < devs->n; i++) {
-			dev_t md;
-
-			if (!(parse_devno(devno, &md) == 0 && md == devs->devs[i]) &&
-			    !(by_src && dev == devs->devs[i]))
-				continue;
-			r = found(userdata, devs->names[i], where);
-			break;
-		}
-	}
-	fclose(f);
-	return r;
-}
-
-static int refuse_mount(void *userdata, const char *name, const char *where)
-{
-	if (vital_mount(where))
-		return pf_error_set(
-			-EPERM, "holds the running system's %s filesystem ('%s' is mounted at %s)",
-			streq(where, "/") ? "root" : where, name, where);
-	return pf_error_set(-EPERM, "'%s' is mounted at %s; unmount it first", name, where);
-}
-
-static int check_mounts(const Devs *devs)
-{
-	return scan_mounts(devs, refuse_mount, NULL);
-}
-
-/* For pf_target_probe(): every mount point, once. */
-static int collect_mount(void *userdata, const char *name, const char *where)
-{
-	PfTargetProbe *p = userdata;
-	char **m;
-
-	for (size_t i = 0; i < p->n_mounts; i++)
-		if (streq(p->mounts[i], where))
-			return 0;
-	if (p->n_mounts >= MAX_PARTITIONS)
-		return 0;
-	m = reallocarray(p->mounts, p->n_mounts + 1, sizeof(char *));
-	if (!m)
-		return -ENOMEM;
-	p->mounts = m;
-	m[p->n_mounts] = strdup(where);
-	if (!m[p->n_mounts])
-		return -ENOMEM;
-	p->n_mounts++;
-	return 0;
-}
-
-static int check_swaps(const Devs *devs)
-{
-	_cleanup_(freep) char *line = NULL;
-	size_t cap = 0;
-	FILE *f;
-	int r = 0;
-
-	f = fopen("/proc/swaps", "re");
-	if (!f)
-		return 0; /* no swap support: nothing swaps on the target */
-	while (r == 0 && getline(&line, &cap, f) > 0) {
-		char path[PATH_MAX];
-		struct stat st;
-
-		if (sscanf(line, "%4095s", path) != 1 || path[0] != '/' || stat(path, &st) < 0 ||
-		    !S_ISBLK(st.st_mode))
-			continue;
-		for (size_t i = 0; i < devs->n; i++)
-			if (st.st_rdev == devs->devs[i]) {
-				r = pf_error_set(-EPERM,
-						 "holds the running system's swap ('%s' is "
-						 "swap space in use)",
-						 devs->names[i]);
-				break;
-			}
-	}
-	fclose(f);
-	return r;
-}
-
-static int check_holders(const char *disk_dir, const Devs *devs)
-{
-	for (size_t i = 0; i < devs->n; i++) {
-		_cleanup_(freep) char *dir = NULL;
-		_cleanup_(closedirp) DIR *d = NULL;
-		struct dirent *de;
-
-		/* The disk's holders, then each partition's (a subdirectory of the disk). */
-		if ((i == 0 ? asprintf(&dir, "%s/holders", disk_dir)
-			    : asprintf(&dir, "%s/%s/holders", disk_dir, devs->names[i])) < 0)
-			return -ENOMEM;
-		d = opendir(dir);
-		while (d && (de = readdir(d)))
-			if (de->d_name[0] != '.')
-				return pf_error_set(-EPERM,
-						    "'%s' is in use by '%s' (device-mapper, LVM "
-						    "or RAID)",
-						    devs->names[i], de->d_name);
-	}
-	return 0;
-}
-
-/*
- * The device holding the running system's root directory, whatever /proc/self/mountinfo
- * says of it (a container shows an overlay there): refused like a mounted root.
- */
-static int check_root(const Devs *devs)
-{
-	struct stat st;
-
-	if (stat("/", &st) < 0)
-		return 0;
-	for (size_t i = 0; i < devs->n; i++)
-		if (st.st_dev == devs->devs[i])
-			return pf_error_set(-EPERM,
-					    "holds the running system's root filesystem ('%s' "
-					    "is /)",
-					    devs->names[i]);
-	return 0;
-}
-
-/* The error of a failed open() of a device, with what to do when it is a permission. */
-static int open_error(void)
-{
-	if (errno == EACCES || errno == EPERM)
-		return pf_error_set(-EACCES,
-				    "cannot open: %m; opening a card needs root (sudo piflash "
-				    "...) or membership of the device's group (often 'disk')");
-	return pf_error_set(-errno, "cannot open: %m");
-}
-
-static char *udev_serial(dev_t dev)
-{
-	_cleanup_(freep) char *path = NULL, *line = NULL;
-	char *serial = NULL;
-	size_t cap = 0;
-	FILE *f;
-
-	if (asprintf(&path, "/run/udev/data/b%u:%u", major(dev), minor(dev)) < 0)
-		return NULL;
-	f = fopen(path, "re");
-	if (!f)
-		return NULL;
-	while (!serial && getline(&line, &cap, f) > 0) {
-		const char *v = startswith(line, "E:ID_SERIAL_SHORT=");
-
-		if (v) {
-			serial = strndup(v, strcspn(v, "\n"));
-		}
-	}
-	fclose(f);
-	return serial;
-}
-
-static char *describe_model(const char *disk_dir)
-{
-	_cleanup_(freep) char *vendor = read_value(disk_dir, "device/vendor");
-	_cleanup_(freep) char *model = read_value(disk_dir, "device/model");
-	char *s = NULL;
-
-	if (!model)
-		model = read_value(disk_dir, "device/name"); /* mmc */
-	if (!model)
-		return read_value(disk_dir, "loop/backing_file");
-	if (vendor && asprintf(&s, "%s %s", vendor, model) >= 0)
-		return s;
-	return TAKE_PTR(model);
-}
-
-/*
- * The disk and its partitions: not the running system's, not mounted, not swap, not held by
- * device-mapper or RAID. With probe, the mount points are collected too. Returns 0, -EPERM
- * with the reason, or -errno.
- */
-static int check_in_use(const char *disk_dir, const char *disk, dev_t disk_dev, Devs *devs,
-			PfTargetProbe *probe)
-{
-	int r;
-
-	r = list_devs(disk_dir, disk, disk_dev, devs);
-	if (r < 0)
-		return r;
-	if (probe) {
-		r = scan_mounts(devs, collect_mount, probe);
-		if (r < 0)
-			return r;
-	}
-	r = check_root(devs);
-	if (r < 0)
-		return r;
-	r = check_mounts(devs);
-	if (r < 0)
-		return r;
-	r = check_swaps(devs);
-	if (r < 0)
-		return r;
-	return check_holders(disk_dir, devs);
-}
-
-/*
- * Fills the block device part of info from sysfs and the device, and (unless read_only)
- * runs the safety checks. With probe (pf_target_probe()), also collects the mount points,
- * takes the size from sysfs when the device cannot be opened, and opens the device only
- * read-only, to see whether anything holds it.
- */
-static int probe_block(PfTarget *t, const struct stat *st, bool read_only, bool force,
-		       uint64_t need, int *ret_fd, PfTargetProbe *probe)
-{
-	_cleanup_(freep) char *link = NULL, *dev_dir = NULL, *disk_dir = NULL;
-	_cleanup_(closep) int fd = -1;
-	_cleanup_(devs_done) Devs devs = { 0 };
-	PfTargetInfo *info = &t->info;
-	dev_t disk_dev = st->st_rdev;
-	uint64_t size = 0;
-	int flags, in_use = 0, ssz = 512;
-	char *slash;
-
-	if (asprintf(&link, "%s/dev/block/%u:%u", sysfs_root(), major(st->st_rdev),
-		     minor(st->st_rdev)) < 0)
-		return -ENOMEM;
-	dev_dir = realpath(link, NULL);
-	if (!dev_dir)
-		return pf_error_set(-ENODEV, "'%s' has no entry in sysfs: %m", link);
-	slash = strrchr(dev_dir, '/');
-	info->name = strdup(slash + 1);
-	if (!info->name)
-		return -ENOMEM;
-
-	{
-		_cleanup_(freep) char *part = read_value(dev_dir, "partition");
-
-		info->partition = part != NULL;
-	}
-	disk_dir = strdup(dev_dir);
-	if (!disk_dir)
-		return -ENOMEM;
-	if (info->partition) {
-		_cleanup_(freep) char *dd = NULL;
-
-		*strrchr(disk_dir, '/') = 0;
-		dd = read_value(disk_dir, "dev");
-		if (parse_devno(dd, &disk_dev) < 0)
-			return pf_error_set(-ENODEV, "cannot find the disk of partition '%s'",
-					    info->name);
-	}
-	info->disk = strdup(strrchr(disk_dir, '/') + 1);
-	if (!info->disk)
-		return -ENOMEM;
-
-	if (startswith(info->disk, "loop"))
-		info->transport = "loop";
-	else if (strstr(disk_dir, "/usb"))
-		info->transport = "usb";
-	else if (value_is(disk_dir, "device/type", "SD"))
-		info->transport = "sd";
-	info->removable = info->transport || value_is(disk_dir, "removable", "1");
-	info->model = describe_model(disk_dir);
-	info->serial = read_value(disk_dir, "device/serial");
-	if (!info->serial)
-		info->serial = udev_serial(disk_dev);
-
-	/* The safety checks, most serious first, before the device is even opened: the
-	 * system disk is refused as such, whatever opening it would say. A probe goes on to
-	 * learn the size. */
-	if (!read_only) {
-		in_use = check_in_use(disk_dir, info->disk, disk_dev, &devs, probe);
-		if (in_use < 0 && (!probe || in_use != -EPERM))
-			return in_use;
-	}
-
-	fd = open(info->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0 && probe) {
-		/* Not root: sysfs still tells the size, in 512-byte sectors. */
-		_cleanup_(freep) char *sectors = NULL;
-		uint64_t n;
-
-		probe->open_error = -errno;
-		sectors = read_value(dev_dir, "size");
-		if (sectors && pf_parse_u64(sectors, &n) == 0 && n <= UINT64_MAX / 512)
-			size = n * 512;
-	} else if (fd < 0)
-		return open_error();
-	else if (ioctl(fd, BLKGETSIZE64, &size) < 0 || ioctl(fd, BLKSSZGET, &ssz) < 0)
-		return pf_error_set(errno == EPERM ? -EACCES : -errno,
-				    "cannot read the device's size: %m");
-	info->size_bytes = size;
-	info->block_bytes = ssz > 0 ? (uint64_t)ssz : 512;
-	fd = safe_close(fd);
-
-	if (read_only) {
-		fd = open(info->path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return open_error();
-		*ret_fd = TAKE_FD(fd);
+	t->info.kind = PF_TARGET_FILE;
+	if (o->read_only) {
+		t->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (t->fd < 0)
+			return pf_error_set(-errno, "cannot open: %m");
 		return 0;
 	}
-	if (in_use < 0)
-		return in_use;
-
-	if (info->partition && !force)
-		return pf_error_set(-EPERM,
-				    "is partition '%s' of disk '%s', not a whole disk; give the "
-				    "disk (/dev/%s), or --force to write into the partition",
-				    info->name, info->disk, info->disk);
-	if (!info->removable && !force)
-		return pf_error_set(-EPERM,
-				    "'%s'%s%s%s is not a removable disk (not USB, not an SD "
-				    "card); add --force if it really is the card",
-				    info->disk, info->model ? " (" : "", info->model ?: "",
-				    info->model ? ")" : "");
-	if (size < need) {
-		char a[32], b[32];
-
-		return pf_error_set(-EPERM,
-				    "is too small: %s (%" PRIu64
-				    " bytes), the image needs %s (%" PRIu64 " bytes)",
-				    pf_format_bytes(a, sizeof(a), size), size,
-				    pf_format_bytes(b, sizeof(b), need), need);
+	r = check_file_target(path, st, exists, o->force);
+	if (r < 0)
+		return r;
+	if (asprintf(&t->tmp, "%s.piflash-partial", path) < 0) {
+		t->tmp = NULL;
+		return -ENOMEM;
 	}
-
-	if (probe && probe->open_error)
-		return pf_error_set(probe->open_error == -EPERM ? -EACCES : probe->open_error,
-				    "cannot open: %s", strerror(-probe->open_error));
-
-	/* O_EXCL fails while anything (a mount, another writer, device-mapper) holds it. */
-	flags = (probe ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_EXCL;
-	fd = open(info->path, flags | O_DIRECT);
-	if (fd >= 0)
-		info->direct = true;
-	else if (errno == EINVAL)
-		fd = open(info->path, flags);
-	if (fd < 0) {
-		if (errno == EBUSY)
-			return pf_error_set(-EPERM,
-					    "cannot be opened exclusively: it is in use (mounted, "
-					    "or held by another program)");
-		return open_error();
+	/* 0600: the image may hold private host keys and password hashes. */
+	t->fd = open(t->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (t->fd < 0) {
+		r = pf_error_set(-errno, "cannot create '%s': %m", t->tmp);
+		free(TAKE_PTR(t->tmp));
+		return r;
 	}
-	*ret_fd = TAKE_FD(fd);
 	return 0;
 }
 
@@ -669,180 +238,23 @@ int pf_target_open(const char *path, const PfTargetOptions *o, PfTarget **ret)
 	if (!t->info.path)
 		return -ENOMEM;
 
-	if (streq(path, "-")) {
-		t->info.kind = PF_TARGET_STDOUT;
-		if (!o->read_only && isatty(STDOUT_FILENO))
-			return pf_error_set(-EPERM, "standard output is a terminal; redirect it "
-						    "to a file or a pipe");
-		t->fd = STDOUT_FILENO;
-		*ret = TAKE_PTR(t);
-		return 0;
-	}
-
-	exists = stat(path, &st) == 0;
-	if (!exists) {
-		if (errno != ENOENT || o->read_only)
-			return pf_error_set(-errno, "cannot stat: %m");
-		/* A card that is not there is not a new image file in /dev (RAM, on most
-		 * systems): the user typed the wrong name or the card is not plugged in. */
-		if (startswith(path, "/dev/"))
-			return pf_error_set(-EPERM, "no such device; is the card plugged in?");
-		st.st_mode = S_IFREG; /* a new file */
-		st.st_dev = 0;
-		st.st_ino = 0;
-	} else {
-		if (same_file(&st, o->input_fd))
-			return pf_error_set(-EPERM, "is the input image itself; piflash never "
-						    "writes its input");
-		if (same_file(&st, o->base_fd))
-			return pf_error_set(-EPERM, "is the input image's cache file");
-	}
-
-	if (S_ISBLK(st.st_mode)) {
-		t->info.kind = PF_TARGET_BLOCK;
-		r = probe_block(t, &st, o->read_only, o->force, o->need_bytes, &t->fd, NULL);
+	if (streq(path, "-"))
+		r = open_stdout(t, o);
+	else {
+		r = stat_target(path, o, &st, &exists);
 		if (r < 0)
 			return r;
-		*ret = TAKE_PTR(t);
-		return 0;
+		if (S_ISBLK(st.st_mode)) {
+			t->info.kind = PF_TARGET_BLOCK;
+			r = pf_device_open(&t->info, &st, o->read_only, o->force, o->need_bytes,
+					   &t->fd);
+		} else
+			r = open_file(t, &st, exists, o);
 	}
-	if (S_ISDIR(st.st_mode))
-		return pf_error_set(-EISDIR, "is a directory");
-	if (!S_ISREG(st.st_mode))
-		return pf_error_set(-ENOTSUP,
-				    "is neither a regular file nor a block device nor '-'");
-
-	t->info.kind = PF_TARGET_FILE;
-	if (o->read_only) {
-		t->fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (t->fd < 0)
-			return pf_error_set(-errno, "cannot open: %m");
-		*ret = TAKE_PTR(t);
-		return 0;
-	}
-	r = check_file_target(path, &st, exists, o->force);
 	if (r < 0)
 		return r;
-	if (asprintf(&t->tmp, "%s.piflash-partial", path) < 0) {
-		t->tmp = NULL;
-		return -ENOMEM;
-	}
-	/* 0600: the image may hold private host keys and password hashes. */
-	t->fd = open(t->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (t->fd < 0) {
-		r = pf_error_set(-errno, "cannot create '%s': %m", t->tmp);
-		free(TAKE_PTR(t->tmp));
-		return r;
-	}
 	*ret = TAKE_PTR(t);
 	return 0;
-}
-
-/* ---- listing the disks ---------------------------------------------------------------- */
-
-void pf_target_probe_done(PfTargetProbe *p)
-{
-	target_info_done(&p->info);
-	free(p->refusal);
-	for (size_t i = 0; i < p->n_mounts; i++)
-		free(p->mounts[i]);
-	free(p->mounts);
-	*p = (PfTargetProbe){ 0 };
-}
-
-int pf_target_probe(const char *path, PfTargetProbe *ret)
-{
-	_cleanup_(pf_target_freep) PfTarget *t = NULL;
-	PfTargetProbe p = { 0 };
-	struct stat st;
-	int fd = -1, r;
-
-	if (stat(path, &st) < 0)
-		return pf_error_set(-errno, "'%s': %m", path);
-	if (!S_ISBLK(st.st_mode))
-		return pf_error_set(-ENOTBLK, "'%s' is not a block device", path);
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	t->fd = -1;
-	t->info.kind = PF_TARGET_BLOCK;
-	t->info.path = strdup(path);
-	if (!t->info.path)
-		return -ENOMEM;
-	r = probe_block(t, &st, false, false, 0, &fd, &p);
-	safe_close(fd);
-	if (r == -EPERM || r == -EACCES || (r < 0 && p.open_error)) {
-		p.refusal = strdup(pf_error_message(r));
-		pf_error_clear();
-		if (!p.refusal)
-			r = -ENOMEM;
-		else
-			r = 0;
-	}
-	if (r < 0 || !t->info.name) {
-		pf_target_probe_done(&p);
-		return r < 0 ? r : pf_error_set(-ENODEV, "'%s' has no entry in sysfs", path);
-	}
-	p.info = t->info;
-	t->info = (PfTargetInfo){ 0 };
-	*ret = p;
-	return 0;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int pf_target_list_disks(char ***ret_paths)
-{
-	_cleanup_(freep) char *dir = NULL;
-	_cleanup_(closedirp) DIR *d = NULL;
-	char **paths = NULL;
-	struct dirent *de;
-	size_t n = 0;
-
-	if (asprintf(&dir, "%s/block", sysfs_root()) < 0)
-		return -ENOMEM;
-	d = opendir(dir);
-	if (!d)
-		return pf_error_set(-errno, "'%s': %m", dir);
-	while ((de = readdir(d))) {
-		_cleanup_(freep) char *sub = NULL, *real = NULL, *size = NULL;
-		char **more;
-		uint64_t sectors;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (asprintf(&sub, "%s/%s", dir, de->d_name) < 0)
-			goto nomem;
-		real = realpath(sub, NULL);
-		if (!real)
-			continue;
-		if (strstr(real, "/devices/virtual/") && !startswith(de->d_name, "loop"))
-			continue;
-		size = read_value(sub, "size");
-		if (!size || pf_parse_u64(size, &sectors) < 0 || sectors == 0)
-			continue; /* an empty reader, a detached loop device */
-		if (n >= MAX_PARTITIONS)
-			break;
-		more = reallocarray(paths, n + 1, sizeof(char *));
-		if (!more)
-			goto nomem;
-		paths = more;
-		if (asprintf(&paths[n], "/dev/%s", de->d_name) < 0)
-			goto nomem;
-		n++;
-	}
-	if (n > 0)
-		qsort(paths, n, sizeof(char *), cmp_str);
-	*ret_paths = paths;
-	return (int)n;
-nomem:
-	for (size_t i = 0; i < n; i++)
-		free(paths[i]);
-	free(paths);
-	return -ENOMEM;
 }
 
 /* ---- writing -------------------------------------------------------------------------- */
@@ -986,10 +398,91 @@ static void phase_progress(void *userdata, uint64_t done, uint64_t total)
 	p->o->progress(p->o->progress_data, p->name, done, total);
 }
 
+/* A stream has no holes and no going back: every byte of the image, in order. */
+static int write_stdout(PfStream *s, PfOverlay *ov, PfWriteResult *ret)
+{
+	_cleanup_(pf_extents_done) PfExtents whole = { 0 };
+	int r;
+
+	r = pf_extents_add(&whole, 0, pf_overlay_size(ov));
+	if (r < 0)
+		return r;
+	ret->total_bytes = pf_overlay_size(ov);
+	s->ranges = &whole;
+	return pf_stream_run(s, &ret->done_bytes);
+}
+
+/* The ranges (holes elsewhere), then the size, then flushed. */
+static int write_file(PfTarget *t, PfStream *s, PfOverlay *ov, PfExtents *ranges,
+		      PfWriteResult *ret)
+{
+	int r;
+
+	s->ranges = ranges;
+	r = pf_stream_run(s, &ret->done_bytes);
+	if (r >= 0 && ftruncate(t->fd, (off_t)pf_overlay_size(ov)) < 0)
+		r = pf_error_set(-errno, "cannot set the size: %m");
+	if (r >= 0)
+		r = flush(t);
+	return r;
+}
+
+/*
+ * A card, all but its table: the table area zeroed first (and flushed), what is not written
+ * discarded when asked, then the ranges outside the table that the card does not hold yet.
+ */
+static int write_block_body(PfTarget *t, PfStream *s, PfOverlay *ov, PfExtents *ranges,
+			    PfExtents *table, const PfWriteOptions *opts, PfWriteResult *ret)
+{
+	_cleanup_(pf_extents_done) PfExtents body = { 0 };
+	int r;
+
+	pf_extents_normalize(table);
+	r = write_small(t, ov, table, true);
+	if (r >= 0)
+		r = flush(t);
+	if (r < 0)
+		return r; /* the table may be half zeroed: it is no valid table either */
+	ret->table_zeroed = true;
+	if (opts->discard) {
+		r = discard(t, ranges, ret);
+		if (r < 0)
+			return r;
+	}
+	r = pf_ranges_subtract(ranges, table, &body);
+	if (r < 0)
+		return r;
+	r = skip_written(t, ov, &body);
+	if (r < 0)
+		return r;
+	s->ranges = &body;
+	r = pf_stream_run(s, &ret->done_bytes);
+	if (r >= 0)
+		r = flush(t);
+	return r;
+}
+
+/* Everything else is on the card: now, and only now, the table. */
+static int write_block_table(PfTarget *t, PfOverlay *ov, PfExtents *table, PfWriteResult *ret)
+{
+	int r;
+
+	r = write_small(t, ov, table, false);
+	if (r >= 0)
+		r = flush(t);
+	if (r >= 0) {
+		/* The kernel sees the new partitions now (best effort: it refuses while
+		 * something holds one of the old ones). */
+		(void)ioctl(t->fd, BLKRRPART, 0);
+		ret->table_zeroed = false;
+		ret->done_bytes += pf_extents_total(table);
+	}
+	return r;
+}
+
 int pf_target_write(PfTarget *t, PfOverlay *ov, PfExtents *ranges, PfExtents *table,
 		    const PfWriteOptions *opts, PfWriteResult *ret)
 {
-	_cleanup_(pf_extents_done) PfExtents body = { 0 }, whole = { 0 };
 	Sink sink = { .t = t };
 	Source src = { .ov = ov };
 	Phase phase = { .o = opts, .name = "write" };
@@ -1008,60 +501,16 @@ int pf_target_write(PfTarget *t, PfOverlay *ov, PfExtents *ranges, PfExtents *ta
 
 	switch (t->info.kind) {
 	case PF_TARGET_STDOUT:
-		/* A stream has no holes and no going back: every byte, in order. */
-		r = pf_extents_add(&whole, 0, pf_overlay_size(ov));
-		if (r < 0)
-			return r;
-		ret->total_bytes = pf_overlay_size(ov);
-		s.ranges = &whole;
-		r = pf_stream_run(&s, &ret->done_bytes);
+		r = write_stdout(&s, ov, ret);
 		break;
-
 	case PF_TARGET_FILE:
-		s.ranges = ranges;
-		r = pf_stream_run(&s, &ret->done_bytes);
-		if (r >= 0 && ftruncate(t->fd, (off_t)pf_overlay_size(ov)) < 0)
-			r = pf_error_set(-errno, "cannot set the size: %m");
-		if (r >= 0)
-			r = flush(t);
+		r = write_file(t, &s, ov, ranges, ret);
 		break;
-
 	case PF_TARGET_BLOCK:
-		pf_extents_normalize(table);
-		r = write_small(t, ov, table, true);
-		if (r >= 0)
-			r = flush(t);
-		if (r < 0)
-			return r; /* the table may be half zeroed: it is no valid table either */
-		ret->table_zeroed = true;
-		if (opts->discard) {
-			r = discard(t, ranges, ret);
-			if (r < 0)
-				return r;
-		}
-		r = pf_ranges_subtract(ranges, table, &body);
+		r = write_block_body(t, &s, ov, ranges, table, opts, ret);
 		if (r < 0)
 			return r;
-		r = skip_written(t, ov, &body);
-		if (r < 0)
-			return r;
-		s.ranges = &body;
-		r = pf_stream_run(&s, &ret->done_bytes);
-		if (r >= 0)
-			r = flush(t);
-		if (r < 0)
-			return r;
-		/* Everything else is on the card: now, and only now, the table. */
-		r = write_small(t, ov, table, false);
-		if (r >= 0)
-			r = flush(t);
-		if (r >= 0) {
-			/* The kernel sees the new partitions now (best effort: it refuses while
-			 * something holds one of the old ones). */
-			(void)ioctl(t->fd, BLKRRPART, 0);
-			ret->table_zeroed = false;
-			ret->done_bytes += pf_extents_total(table);
-		}
+		r = write_block_table(t, ov, table, ret);
 		break;
 	default:
 		return -EINVAL;

@@ -27,6 +27,8 @@
 #include "util/error.h"
 #include "util/extents.h"
 
+#include "test-util.h"
+
 #define BLOCK PF_ARTIFACT_BLOCK_BYTES
 #define MiB (1024u * 1024u)
 /* A little over 12 MiB and not a whole number of blocks: the last block is partial. Big
@@ -228,45 +230,6 @@ static bool have(const char *tool)
 			skip();                                                                    \
 		}                                                                                  \
 	} while (0)
-
-/* Runs a shell command with its output in a log; fails the test with the log if it fails. */
-static void run_quiet(const char *fmt, ...) _printf_(1, 2);
-static void run_quiet(const char *fmt, ...)
-{
-	char cmd[2048], log[4096] = "";
-	va_list ap;
-	FILE *p;
-	size_t n;
-	int status;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	strncat(cmd, " 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(log, 1, sizeof(log) - 1, p);
-	log[n] = 0;
-	status = pclose(p);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail_msg("'%s' failed (status %d): %s", cmd, status, log);
-}
-
-/* Exit status of a shell command, its output discarded. */
-static int run_status(const char *fmt, ...) _printf_(1, 2);
-static int run_status(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int status;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	strncat(cmd, " >/dev/null 2>&1", sizeof(cmd) - strlen(cmd) - 1);
-	status = system(cmd);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static uint8_t *read_file(const char *path, size_t *ret_size)
 {
@@ -634,7 +597,9 @@ static void test_bmap_img(void **state)
 	assert_int_equal(pread(fd, &byte, 1, 2 * MiB + 17), 1);
 	byte ^= 0x40;
 	assert_int_equal(pwrite(fd, &byte, 1, 2 * MiB + 17), 1);
-	assert_int_not_equal(run_status("bmaptool copy --bmap '%s' '%s' '%s'", bmap, path, out), 0);
+	assert_int_not_equal(
+		run_status("bmaptool copy --bmap '%s' '%s' '%s' >/dev/null 2>&1", bmap, path, out),
+		0);
 	unlink(out);
 	/* Put back, it copies again. */
 	byte ^= 0x40;
@@ -645,7 +610,9 @@ static void test_bmap_img(void **state)
 
 	/* And the bmap's own checksum is real: edit a comment, bmaptool refuses the bmap. */
 	run_quiet("sed -i 's/Size of a block in bytes/Size of a block in Bytes/' '%s'", bmap);
-	assert_int_not_equal(run_status("bmaptool copy --bmap '%s' '%s' '%s'", bmap, path, out), 0);
+	assert_int_not_equal(
+		run_status("bmaptool copy --bmap '%s' '%s' '%s' >/dev/null 2>&1", bmap, path, out),
+		0);
 }
 
 static void test_bmap_zst(void **state)

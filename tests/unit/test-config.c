@@ -19,40 +19,9 @@
 #include "util/error.h"
 #include "util/macros.h"
 
+#include "test-util.h"
+
 static char tmp[] = "/tmp/piflash-test-config-XXXXXX";
-
-/* Asserts r == want and the detail holds every string of the NULL-terminated list. */
-static void check_err(int r, int want, ...)
-{
-	const char *m, *s;
-	va_list ap;
-
-	if (r != want)
-		fail_msg("expected %d, got %d (%s)", want, r, r < 0 ? pf_error_message(r) : "-");
-	m = pf_error_message(r);
-	va_start(ap, want);
-	while ((s = va_arg(ap, const char *)))
-		if (!strstr(m, s)) {
-			va_end(ap);
-			fail_msg("message '%s' lacks '%s'", m, s);
-		}
-	va_end(ap);
-}
-
-#define ERR(call, want, ...)                                                                       \
-	do {                                                                                       \
-		pf_error_clear();                                                                  \
-		check_err((call), (want), __VA_ARGS__, NULL);                                      \
-	} while (0)
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "we");
-
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
-}
 
 static int setup(void **state)
 {
@@ -64,11 +33,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	return system(cmd) == 0 ? 0 : -1;
+	return remove_tree(tmp);
 }
 
 /* ---- names ---- */
@@ -220,18 +186,18 @@ static void test_psk_file(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/psk", tmp);
-	write_file(path, "correct horse battery\n");
+	write_text(path, "correct horse battery\n");
 	assert_int_equal(pf_wifi_psk_load_file(path, &psk), 0);
 	assert_string_equal(psk, "correct horse battery");
 	free(psk);
-	write_file(path, "correct horse battery\r\n");
+	write_text(path, "correct horse battery\r\n");
 	assert_int_equal(pf_wifi_psk_load_file(path, &psk), 0);
 	assert_string_equal(psk, "correct horse battery");
 	free(psk);
-	write_file(path, "tiny\n");
+	write_text(path, "tiny\n");
 	ERR(pf_wifi_psk_load_file(path, &psk), -EINVAL, path, "8 to 63");
 	assert_null(strstr(pf_error_message(-EINVAL), "tiny"));
-	write_file(path, "two lines here\nsecond\n");
+	write_text(path, "two lines here\nsecond\n");
 	ERR(pf_wifi_psk_load_file(path, &psk), -EINVAL, path, "printable");
 	assert_null(strstr(pf_error_message(-EINVAL), "second"));
 	ERR(pf_wifi_psk_load_file(tmp, &psk), -EINVAL, "not a regular file");
@@ -679,7 +645,7 @@ static void test_ssh_private_key_refused(void **state)
 
 	/* From a file (the usual mistake: the key without .pub) and from --ssh-key text. */
 	snprintf(path, sizeof(path), "%s/id_ed25519", tmp);
-	write_file(path, private_key);
+	write_text(path, private_key);
 	ERR(pf_ssh_keys_load_file(path, &k, &n), -EINVAL, path, "private key");
 	assert_no_key_material(pf_error_message(-EINVAL), private_key);
 	ERR(pf_node_config_set(&c, "ssh_key", private_key, "--ssh-key"), -EINVAL, "--ssh-key",
@@ -883,7 +849,7 @@ static void test_ssh_keys_load_file(void **state)
 	snprintf(path, sizeof(path), "%s/missing.pub", tmp);
 	ERR(pf_ssh_keys_load_file(path, &k, &n), -ENOENT, "missing.pub");
 	snprintf(path, sizeof(path), "%s/bad.pub", tmp);
-	write_file(path, "# ok\n" ED25519_LINE "\nssh-ed25519 AAAA!\n");
+	write_text(path, "# ok\n" ED25519_LINE "\nssh-ed25519 AAAA!\n");
 	ERR(pf_ssh_keys_load_file(path, &k, &n), -EINVAL, "bad.pub:3", "base64");
 	{
 		char *big = malloc(PF_SSH_KEYS_TEXT_MAX + 100);
@@ -1069,9 +1035,9 @@ static void test_config_paths(void **state)
 	snprintf(dir, sizeof(dir), "%s/inv", tmp);
 	assert_int_equal(mkdir(dir, 0755), 0);
 	snprintf(path, sizeof(path), "%s/admin.pub", dir);
-	write_file(path, ED25519_LINE "\n");
+	write_text(path, ED25519_LINE "\n");
 	snprintf(path, sizeof(path), "%s/psk", dir);
-	write_file(path, "correct horse battery\n");
+	write_text(path, "correct horse battery\n");
 
 	/* Relative to base_dir; the keys replace earlier ones. */
 	assert_int_equal(pf_node_config_set_at(&c, "ssh_key", "admin.pub", "x.csv:2:3", dir), 0);
@@ -1088,12 +1054,12 @@ static void test_config_paths(void **state)
 	 * quotes nothing of it (it goes to logs and report.json). The password looks like a
 	 * key type on purpose: lower case with a '-'. */
 	snprintf(path, sizeof(path), "%s/password.txt", dir);
-	write_file(path, "correct-horse-battery staple\n");
+	write_text(path, "correct-horse-battery staple\n");
 	ERR(pf_node_config_set_at(&c, "ssh_key", "password.txt", "x.csv:4:3", dir), -EINVAL,
 	    "x.csv:4:3: ssh_key: ", "password.txt:1", "not a public key line");
 	assert_null(strstr(pf_error_message(-EINVAL), "horse"));
 	assert_null(strstr(pf_error_message(-EINVAL), "staple"));
-	write_file(path, "# tokens\n\nghp_16C7e42F292c6912E7710c838347Ae178B4a\n");
+	write_text(path, "# tokens\n\nghp_16C7e42F292c6912E7710c838347Ae178B4a\n");
 	ERR(pf_node_config_set_at(&c, "ssh_key", "password.txt", "x.csv:4:3", dir), -EINVAL,
 	    "password.txt:3");
 	assert_null(strstr(pf_error_message(-EINVAL), "ghp_"));
@@ -1148,7 +1114,7 @@ static void test_config_check(void **state)
 	assert_int_equal(pf_node_config_set(&c, "wifi_ssid", "lab", "t"), 0);
 	ERR(pf_node_config_check(&c), -EINVAL, "'lab'", "passphrase");
 	snprintf(path, sizeof(path), "%s/psk2", tmp);
-	write_file(path, "correct horse battery");
+	write_text(path, "correct horse battery");
 	assert_int_equal(pf_node_config_set(&c, "wifi_psk_file", path, "t"), 0);
 	ERR(pf_node_config_check(&c), -EINVAL, "'lab'", "country");
 	assert_int_equal(pf_node_config_set(&c, "wifi_country", "FR", "t"), 0);

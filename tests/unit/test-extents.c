@@ -11,15 +11,7 @@
 
 #include "util/extents.h"
 
-/* Asserts that e holds exactly the ranges given as (start, length) pairs, in order. */
-static void expect_ranges(const PfExtents *e, size_t n, const uint64_t *pairs)
-{
-	assert_int_equal(e->n, n);
-	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(e->items[i].start_bytes, pairs[2 * i]);
-		assert_int_equal(e->items[i].length_bytes, pairs[2 * i + 1]);
-	}
-}
+#include "test-util.h"
 
 static void test_in_order(void **state)
 {

@@ -27,6 +27,8 @@
 #include "fs/fs.h"
 #include "util/error.h"
 
+#include "test-util.h"
+
 #define T_MTIME 1715065689 /* 2024-05-07 07:08:09 UTC */
 
 typedef struct Img {
@@ -238,17 +240,6 @@ static void expect_content(Img *im, const char *path, const void *data, size_t n
 	assert_int_equal(got_n, n);
 	assert_memory_equal(got, data, n);
 	free(got);
-}
-
-/* Expects err and a detail containing each of the given strings. */
-static void expect_err(int r, int err, const char *s1, const char *s2)
-{
-	if (r != err)
-		fail_msg("expected %d, got %d (%s)", err, r, r < 0 ? pf_error_message(r) : "");
-	if (s1 && !strstr(pf_error_message(r), s1))
-		fail_msg("detail '%s' lacks '%s'", pf_error_message(r), s1);
-	if (s2 && !strstr(pf_error_message(r), s2))
-		fail_msg("detail '%s' lacks '%s'", pf_error_message(r), s2);
 }
 
 static uint64_t used_bytes(Img *im)
@@ -729,24 +720,23 @@ static void test_roundtrip(void **state)
 	}
 
 	/* Errors. */
-	expect_err(pf_fs_mkdir(im->fs, "/a", &a), -EEXIST, NULL, NULL);
-	expect_err(pf_fs_mkdir(im->fs, "/", &a), -EEXIST, NULL, NULL);
-	expect_err(pf_fs_write_file(im->fs, "/a", "x", 1, &a), -EISDIR, NULL, NULL);
-	expect_err(pf_fs_write_file(im->fs, "/nope/x", "x", 1, &a), -ENOENT, "nope", NULL);
-	expect_err(pf_fs_write_file(im->fs, "/config.txt/x", "x", 1, &a), -ENOTDIR, NULL, NULL);
-	expect_err(pf_fs_write_file(im->fs, "/a*b", "x", 1, &a), -EINVAL, NULL, NULL);
-	expect_err(pf_fs_write_file(im->fs, "/bad\xff", "x", 1, &a), -EINVAL, "UTF-8", NULL);
-	expect_err(pf_fs_write_file(im->fs, "/trailing.", "x", 1, &a), -EINVAL, NULL, NULL);
-	expect_err(pf_fs_read_file(im->fs, "/a", 0, (uint8_t **)&t, &n), -EISDIR, NULL, NULL);
-	expect_err(pf_fs_read_file(im->fs, "/missing", 0, (uint8_t **)&t, &n), -ENOENT, NULL, NULL);
-	expect_err(pf_fs_read_file(im->fs, "/User-Data", 10, (uint8_t **)&t, &n), -EFBIG, NULL,
-		   NULL);
-	expect_err(pf_fs_stat(im->fs, "/missing", &st), -ENOENT, NULL, NULL);
-	expect_err(pf_fs_list(im->fs, "/config.txt", &d, &n), -ENOTDIR, NULL, NULL);
-	expect_err(pf_fs_symlink(im->fs, "/link", "/target", &a), -EPERM, NULL, NULL);
-	expect_err(pf_fs_readlink(im->fs, "/config.txt", &t), -EINVAL, NULL, NULL);
-	expect_err(pf_fs_remove(im->fs, "/a"), -ENOTEMPTY, NULL, NULL);
-	expect_err(pf_fs_remove(im->fs, "/missing"), -ENOENT, NULL, NULL);
+	check_err(pf_fs_mkdir(im->fs, "/a", &a), -EEXIST, NULL);
+	check_err(pf_fs_mkdir(im->fs, "/", &a), -EEXIST, NULL);
+	check_err(pf_fs_write_file(im->fs, "/a", "x", 1, &a), -EISDIR, NULL);
+	check_err(pf_fs_write_file(im->fs, "/nope/x", "x", 1, &a), -ENOENT, "nope", NULL);
+	check_err(pf_fs_write_file(im->fs, "/config.txt/x", "x", 1, &a), -ENOTDIR, NULL);
+	check_err(pf_fs_write_file(im->fs, "/a*b", "x", 1, &a), -EINVAL, NULL);
+	check_err(pf_fs_write_file(im->fs, "/bad\xff", "x", 1, &a), -EINVAL, "UTF-8", NULL);
+	check_err(pf_fs_write_file(im->fs, "/trailing.", "x", 1, &a), -EINVAL, NULL);
+	check_err(pf_fs_read_file(im->fs, "/a", 0, (uint8_t **)&t, &n), -EISDIR, NULL);
+	check_err(pf_fs_read_file(im->fs, "/missing", 0, (uint8_t **)&t, &n), -ENOENT, NULL);
+	check_err(pf_fs_read_file(im->fs, "/User-Data", 10, (uint8_t **)&t, &n), -EFBIG, NULL);
+	check_err(pf_fs_stat(im->fs, "/missing", &st), -ENOENT, NULL);
+	check_err(pf_fs_list(im->fs, "/config.txt", &d, &n), -ENOTDIR, NULL);
+	check_err(pf_fs_symlink(im->fs, "/link", "/target", &a), -EPERM, NULL);
+	check_err(pf_fs_readlink(im->fs, "/config.txt", &t), -EINVAL, NULL);
+	check_err(pf_fs_remove(im->fs, "/a"), -ENOTEMPTY, NULL);
+	check_err(pf_fs_remove(im->fs, "/missing"), -ENOENT, NULL);
 
 	/* Everything back out: the volume uses what it used at the start. */
 	assert_int_equal(pf_fs_remove(im->fs, "/a/b/c/d/e/a long file name.txt"), 0);
@@ -845,12 +835,12 @@ static void test_enospc_volume(void **state)
 	data = pattern(room + 1, 4);
 
 	before = snapshot(im);
-	expect_err(pf_fs_write_file(im->fs, "/big.bin", data, room + 1, &a), -ENOSPC, "big.bin",
-		   NULL);
+	check_err(pf_fs_write_file(im->fs, "/big.bin", data, room + 1, &a), -ENOSPC, "big.bin",
+		  NULL);
 	assert_unchanged(im, before);
 	/* Replacing a file with one that does not fit fails and keeps the old one. */
-	expect_err(pf_fs_write_file(im->fs, "/small", data, room + 1 + im->g.cluster_bytes, &a),
-		   -ENOSPC, NULL, NULL);
+	check_err(pf_fs_write_file(im->fs, "/small", data, room + 1 + im->g.cluster_bytes, &a),
+		  -ENOSPC, NULL);
 	assert_unchanged(im, before);
 	expect_content(im, "/small", "x", 1);
 	free(before);
@@ -859,8 +849,8 @@ static void test_enospc_volume(void **state)
 	write_ok(im, "/big.bin", data, room);
 	assert_int_equal(free_bytes(im), 0);
 	before = snapshot(im);
-	expect_err(pf_fs_write_file(im->fs, "/one", "x", 1, &a), -ENOSPC, NULL, NULL);
-	expect_err(pf_fs_mkdir(im->fs, "/dir", &a), -ENOSPC, NULL, NULL);
+	check_err(pf_fs_write_file(im->fs, "/one", "x", 1, &a), -ENOSPC, NULL);
+	check_err(pf_fs_mkdir(im->fs, "/dir", &a), -ENOSPC, NULL);
 	assert_unchanged(im, before);
 	/* An empty file needs no cluster, and replacing in place reuses the old chain. */
 	write_ok(im, "/empty", "", 0);
@@ -890,15 +880,15 @@ static void test_enospc_root(void **state)
 	}
 	before = snapshot(im);
 	/* A name of 14 to 26 characters needs 3 slots, 2 are left. */
-	expect_err(pf_fs_write_file(im->fs, "/A much longer name", "x", 1, &a), -ENOSPC, "root",
-		   NULL);
-	expect_err(pf_fs_mkdir(im->fs, "/Long Directory", &a), -ENOSPC, "root", NULL);
+	check_err(pf_fs_write_file(im->fs, "/A much longer name", "x", 1, &a), -ENOSPC, "root",
+		  NULL);
+	check_err(pf_fs_mkdir(im->fs, "/Long Directory", &a), -ENOSPC, "root", NULL);
 	assert_unchanged(im, before);
 	free(before);
 	write_ok(im, "/F14", "x", 1);
 	write_ok(im, "/F15", "x", 1);
 	before = snapshot(im);
-	expect_err(pf_fs_write_file(im->fs, "/F16", "x", 1, &a), -ENOSPC, "root", NULL);
+	check_err(pf_fs_write_file(im->fs, "/F16", "x", 1, &a), -ENOSPC, "root", NULL);
 	assert_unchanged(im, before);
 	free(before);
 	/* A freed slot is reused. */
@@ -935,9 +925,9 @@ static void expect_corrupt_everywhere(Img *im, const char *path, const char *wha
 
 	img_reopen(im);
 	before = snapshot(im);
-	expect_err(pf_fs_read_file(im->fs, path, 0, &got, &n), -EUCLEAN, path, what);
-	expect_err(pf_fs_write_file(im->fs, path, "x", 1, &a), -EUCLEAN, path, what);
-	expect_err(pf_fs_remove(im->fs, path), -EUCLEAN, path, what);
+	check_err(pf_fs_read_file(im->fs, path, 0, &got, &n), -EUCLEAN, path, what, NULL);
+	check_err(pf_fs_write_file(im->fs, path, "x", 1, &a), -EUCLEAN, path, what, NULL);
+	check_err(pf_fs_remove(im->fs, path), -EUCLEAN, path, what, NULL);
 	assert_unchanged(im, before);
 	free(before);
 }
@@ -990,8 +980,8 @@ static void test_corrupt_chains(void **state)
 	im = corrupt_setup(&data);
 	poke_fat(im, 3, 0xFFFF);
 	img_reopen(im);
-	expect_err(pf_fs_read_file(im->fs, "/user-data", 0, &got, &n), -EUCLEAN, "/user-data",
-		   "shorter");
+	check_err(pf_fs_read_file(im->fs, "/user-data", 0, &got, &n), -EUCLEAN, "/user-data",
+		  "shorter", NULL);
 	img_free(im);
 	free(data);
 
@@ -1059,11 +1049,11 @@ static void expect_writes_refused(Img *im, const char *s1, const char *s2)
 	PfAttr a = attr(0644), ad = attr(0755);
 	uint8_t *before = snapshot(im);
 
-	expect_err(pf_fs_write_file(im->fs, "/file", "new", 3, &a), -EUCLEAN, s1, s2);
-	expect_err(pf_fs_write_file(im->fs, "/elsewhere", "x", 1, &a), -EUCLEAN, s1, s2);
-	expect_err(pf_fs_mkdir(im->fs, "/newdir", &ad), -EUCLEAN, s1, s2);
-	expect_err(pf_fs_remove(im->fs, "/file"), -EUCLEAN, s1, s2);
-	expect_err(pf_fs_remove(im->fs, "/dir/inner"), -EUCLEAN, s1, s2);
+	check_err(pf_fs_write_file(im->fs, "/file", "new", 3, &a), -EUCLEAN, s1, s2, NULL);
+	check_err(pf_fs_write_file(im->fs, "/elsewhere", "x", 1, &a), -EUCLEAN, s1, s2, NULL);
+	check_err(pf_fs_mkdir(im->fs, "/newdir", &ad), -EUCLEAN, s1, s2, NULL);
+	check_err(pf_fs_remove(im->fs, "/file"), -EUCLEAN, s1, s2, NULL);
+	check_err(pf_fs_remove(im->fs, "/dir/inner"), -EUCLEAN, s1, s2, NULL);
 	assert_int_equal(pf_fs_sync(im->fs), 0);
 	assert_unchanged(im, before);
 	free(before);
@@ -1201,9 +1191,9 @@ static void test_corrupt_dirs(void **state)
 	cl = get16(sde + 26);
 	poke_fat(im, cl, cl); /* the directory's chain loops on itself */
 	img_reopen(im);
-	expect_err(pf_fs_list(im->fs, "/dir", &d, &n), -EUCLEAN, "/dir", "loops");
-	expect_err(pf_fs_stat(im->fs, "/dir/file", &st), -EUCLEAN, "/dir", "loops");
-	expect_err(pf_fs_write_file(im->fs, "/dir/new", "x", 1, &a), -EUCLEAN, "/dir", NULL);
+	check_err(pf_fs_list(im->fs, "/dir", &d, &n), -EUCLEAN, "/dir", "loops", NULL);
+	check_err(pf_fs_stat(im->fs, "/dir/file", &st), -EUCLEAN, "/dir", "loops", NULL);
+	check_err(pf_fs_write_file(im->fs, "/dir/new", "x", 1, &a), -EUCLEAN, "/dir", NULL);
 	/* The root is still fine. */
 	assert_int_equal(pf_fs_list(im->fs, "/", &d, &n), 0);
 	assert_int_equal(n, 1);
@@ -1218,7 +1208,7 @@ static void test_truncated_partition(void **state)
 	PfFs *fs = NULL;
 
 	v.size_bytes -= 4096;
-	expect_err(pf_fs_open(&v, "vfat", &fs), -EUCLEAN, "truncated", NULL);
+	check_err(pf_fs_open(&v, "vfat", &fs), -EUCLEAN, "truncated", NULL);
 	assert_null(fs);
 	v.size_bytes = 100;
 	assert_true(pf_fs_open(&v, "vfat", &fs) < 0);
@@ -1243,9 +1233,9 @@ static void test_dirty(void **state)
 	assert_int_equal(pf_fs_read_file(im->fs, "/file", 0, &got, &n), 0);
 	free(got);
 	before = snapshot(im);
-	expect_err(pf_fs_write_file(im->fs, "/file", "x", 1, &a), -EUCLEAN, "fsck.fat", NULL);
-	expect_err(pf_fs_mkdir(im->fs, "/d", &a), -EUCLEAN, "fsck.fat", NULL);
-	expect_err(pf_fs_remove(im->fs, "/file"), -EUCLEAN, "fsck.fat", NULL);
+	check_err(pf_fs_write_file(im->fs, "/file", "x", 1, &a), -EUCLEAN, "fsck.fat", NULL);
+	check_err(pf_fs_mkdir(im->fs, "/d", &a), -EUCLEAN, "fsck.fat", NULL);
+	check_err(pf_fs_remove(im->fs, "/file"), -EUCLEAN, "fsck.fat", NULL);
 	assert_int_equal(pf_fs_sync(im->fs), 0);
 	assert_unchanged(im, before);
 	free(before);
@@ -1269,7 +1259,7 @@ static void test_dirty(void **state)
 	poke_fat(im, 1, 0x07FFFFFF);
 	img_reopen(im);
 	assert_int_equal(pf_fat_probe_dirty(&im->vol), 1);
-	expect_err(pf_fs_write_file(im->fs, "/file", "x", 1, &a), -EUCLEAN, "fsck.fat", NULL);
+	check_err(pf_fs_write_file(im->fs, "/file", "x", 1, &a), -EUCLEAN, "fsck.fat", NULL);
 	img_free(im);
 }
 

@@ -17,6 +17,8 @@
 #include "util/error.h"
 #include "util/fileio.h"
 
+#include "test-util.h"
+
 static char dir[] = "/tmp/piflash-test-fileio-XXXXXX";
 
 static void put(const char *name, const char *data, size_t len)
@@ -145,11 +147,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return remove_tree(dir);
 }
 
 int main(void)

@@ -2,7 +2,6 @@
 /* Unit tests for node/hostkey.c: SSH host keys made before first boot, judged by ssh-keygen. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -21,6 +20,8 @@
 #include "node/hostkey.h"
 #include "util/error.h"
 #include "util/macros.h"
+
+#include "test-util.h"
 
 static char tmp[] = "/tmp/piflash-test-hostkey-XXXXXX";
 
@@ -213,17 +214,6 @@ static void parse_private(const char *text, const uint8_t *pub_blob, size_t pub_
 	explicit_bzero(b64, strlen(b64));
 }
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	size_t n = strlen(text);
-
-	assert_true(fd >= 0);
-	assert_int_equal(fchmod(fd, mode), 0);
-	assert_int_equal(write(fd, text, n), (ssize_t)n);
-	assert_int_equal(close(fd), 0);
-}
-
 static bool have_ssh_keygen(void)
 {
 	const char *path = getenv("PATH");
@@ -253,21 +243,6 @@ static bool have_ssh_keygen(void)
 		}                                                                                  \
 	} while (0)
 
-/* Runs cmd, returns its stdout (first 4 KiB) in out; asserts it exited 0. */
-static void run(const char *cmd, char *out, size_t cap)
-{
-	FILE *f = popen(cmd, "r");
-	size_t n;
-	int status;
-
-	assert_non_null(f);
-	n = fread(out, 1, cap - 1, f);
-	out[n] = 0;
-	status = pclose(f);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail_msg("'%s' failed (status %d), output '%s'", cmd, status, out);
-}
-
 /* The first two fields "type base64" of a line. */
 static void type_and_blob(const char *line, char *out, size_t cap)
 {
@@ -288,19 +263,19 @@ static void check_with_ssh_keygen(const PfHostKey *k, const char *name, const ch
 
 	snprintf(key_path, sizeof(key_path), "%s/%s", tmp, name);
 	snprintf(pub_path, sizeof(pub_path), "%s/%s.pub", tmp, name);
-	write_file(key_path, k->private_key, 0600);
-	write_file(pub_path, k->public_line, 0644);
+	write_file_mode(key_path, k->private_key, strlen(k->private_key), 0600);
+	write_file_mode(pub_path, k->public_line, strlen(k->public_line), 0644);
 
 	/* -y reads the private file and prints the public key it derives. */
 	snprintf(cmd, sizeof(cmd), "ssh-keygen -y -f '%s' 2>&1", key_path);
-	run(cmd, out, sizeof(out));
+	run_capture(out, sizeof(out), "%s", cmd);
 	type_and_blob(out, got, sizeof(got));
 	type_and_blob(k->public_line, want, sizeof(want));
 	assert_string_equal(got, want);
 
 	/* -l prints "256 SHA256:... comment (ED25519)". */
 	snprintf(cmd, sizeof(cmd), "ssh-keygen -l -f '%s' 2>&1", pub_path);
-	run(cmd, out, sizeof(out));
+	run_capture(out, sizeof(out), "%s", cmd);
 	if (!strstr(out, k->fingerprint))
 		fail_msg("ssh-keygen -l printed '%s', without '%s'", out, k->fingerprint);
 	snprintf(want, sizeof(want), "%s %s (ED25519)", k->fingerprint, comment);
@@ -310,7 +285,7 @@ static void check_with_ssh_keygen(const PfHostKey *k, const char *name, const ch
 
 	/* And the private file for -l too: same fingerprint, so the comment inside agrees. */
 	snprintf(cmd, sizeof(cmd), "ssh-keygen -l -f '%s' 2>&1", key_path);
-	run(cmd, out, sizeof(out));
+	run_capture(out, sizeof(out), "%s", cmd);
 	if (!strstr(out, k->fingerprint))
 		fail_msg("ssh-keygen -l on the private file printed '%s', without '%s'", out,
 			 k->fingerprint);
@@ -345,19 +320,11 @@ static int setup(void **state)
 	return 0;
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Without rm(1): the skip test runs with a PATH lacking ssh-keygen, and maybe everything else. */
 static int teardown(void **state)
 {
 	(void)state;
-	return nftw(tmp, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+	return remove_tree(tmp);
 }
 
 /* ---- tests ---- */

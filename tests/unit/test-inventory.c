@@ -18,34 +18,13 @@
 #include "util/error.h"
 #include "util/macros.h"
 
+#include "test-util.h"
+
 #define ED25519_LINE                                                                               \
 	"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDdWzoOUgFtZvNTk51NoNQan132+VDWLvv+KD0hRbGqt "        \
 	"test@piflash"
 
 static char tmp[] = "/tmp/piflash-test-inventory-XXXXXX";
-
-static void check_err(int r, int want, ...)
-{
-	const char *m, *s;
-	va_list ap;
-
-	if (r != want)
-		fail_msg("expected %d, got %d (%s)", want, r, r < 0 ? pf_error_message(r) : "-");
-	m = pf_error_message(r);
-	va_start(ap, want);
-	while ((s = va_arg(ap, const char *)))
-		if (!strstr(m, s)) {
-			va_end(ap);
-			fail_msg("message '%s' lacks '%s'", m, s);
-		}
-	va_end(ap);
-}
-
-#define ERR(call, want, ...)                                                                       \
-	do {                                                                                       \
-		pf_error_clear();                                                                  \
-		check_err((call), (want), __VA_ARGS__, NULL);                                      \
-	} while (0)
 
 static PfInventory *parse_ok(const char *text)
 {
@@ -70,15 +49,6 @@ static int parse(const char *text)
 	return r;
 }
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "we");
-
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
-}
-
 static int setup(void **state)
 {
 	(void)state;
@@ -87,11 +57,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	return system(cmd) == 0 ? 0 : -1;
+	return remove_tree(tmp);
 }
 
 static void test_basic(void **state)
@@ -400,11 +367,11 @@ static void test_load_relative_paths(void **state)
 	snprintf(path, sizeof(path), "%s/keys", dir);
 	assert_int_equal(mkdir(path, 0755), 0);
 	snprintf(path, sizeof(path), "%s/keys/admin.pub", dir);
-	write_file(path, "# admins\n" ED25519_LINE "\n");
+	write_text(path, "# admins\n" ED25519_LINE "\n");
 	snprintf(path, sizeof(path), "%s/lab.psk", dir);
-	write_file(path, "correct horse battery\n");
+	write_text(path, "correct horse battery\n");
 	snprintf(path, sizeof(path), "%s/cluster.csv", dir);
-	write_file(path, "hostname,ssh_key,wifi_ssid,wifi_psk_file,wifi_country\n"
+	write_text(path, "hostname,ssh_key,wifi_ssid,wifi_psk_file,wifi_country\n"
 			 "w1,keys/admin.pub,lab,lab.psk,DE\n"
 			 "w2,\"" ED25519_LINE "\",,,\n");
 
@@ -424,7 +391,7 @@ static void test_load_relative_paths(void **state)
 	pf_inventory_free(inv);
 
 	/* A missing key file is found at load time, with the cell's position. */
-	write_file(path, "hostname,ssh_key\nw1,keys/admin.pub\nw2,keys/w2.pub\n");
+	write_text(path, "hostname,ssh_key\nw1,keys/admin.pub\nw2,keys/w2.pub\n");
 	inv = NULL;
 	pf_error_clear();
 	check_err(pf_inventory_load(path, &inv), -ENOENT,

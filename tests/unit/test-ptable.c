@@ -19,25 +19,12 @@
 #include "util/error.h"
 #include "util/strutil.h"
 
+#include "test-util.h"
+
 #define MIB_ (UINT64_C(1024) * 1024)
 
 static char work[256];
 static char img[512];
-
-static void run(const char *fmt, ...) _printf_(1, 2);
-static void run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	r = system(cmd);
-	if (r != 0)
-		fail_msg("command failed (%d): %s", r, cmd);
-}
 
 static int group_setup(void **state)
 {

@@ -13,17 +13,9 @@
 
 #include "flash/ranges.h"
 
-#define MIB_ (1024u * 1024u)
+#include "test-util.h"
 
-/* Asserts that e holds exactly the ranges given as (start, length) pairs, in order. */
-static void expect_ranges(const PfExtents *e, size_t n, const uint64_t *pairs)
-{
-	assert_int_equal(e->n, n);
-	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(e->items[i].start_bytes, pairs[2 * i]);
-		assert_int_equal(e->items[i].length_bytes, pairs[2 * i + 1]);
-	}
-}
+#define MIB_ (1024u * 1024u)
 
 static void test_align_rounds_out_and_merges(void **state)
 {

@@ -22,6 +22,8 @@
 #include "util/error.h"
 #include "util/strutil.h"
 
+#include "test-util.h"
+
 /*
  * The test image: 2 MiB, pseudo-random data in [0, 64 KiB) and [1 MiB, 1 MiB + 100000),
  * zeros elsewhere (so a sparse cache file is much smaller than its size, and the image
@@ -35,36 +37,12 @@ static char work[256]; /* holds the inputs */
 static char tdir[512]; /* per test: XDG_CACHE_HOME and scratch files */
 static uint8_t *orig;
 
-static void run(const char *fmt, ...) _printf_(1, 2);
-static void run(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	r = system(cmd);
-	if (r != 0)
-		fail_msg("command failed (%d): %s", r, cmd);
-}
-
 static void fill_random(uint8_t *p, size_t n, uint32_t seed)
 {
 	for (size_t i = 0; i < n; i++) {
 		seed = seed * 1103515245 + 12345;
 		p[i] = (uint8_t)(seed >> 16);
 	}
-}
-
-static void write_file(const char *path, const void *data, size_t n)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, n), (ssize_t)n);
-	assert_int_equal(close(fd), 0);
 }
 
 static int group_setup(void **state)

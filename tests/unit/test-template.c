@@ -20,6 +20,8 @@
 #include "node/template.h"
 #include "util/error.h"
 
+#include "test-util.h"
+
 /* Renders text with ctx, expecting success; returns the output (free it). */
 static char *render_ok(const char *text, const PfTplCtx *ctx, PfTplMode mode)
 {
@@ -604,16 +606,12 @@ static void test_mode_for_name(void **state)
 	assert_int_equal(pf_tpl_mode_for_name(NULL), PF_TPL_TEXT);
 }
 
-static void write_file(const char *dir, const char *name, const char *text, size_t len)
+static void write_in(const char *dir, const char *name, const char *text, size_t len)
 {
 	char path[512];
-	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, len), (ssize_t)len);
-	close(fd);
+	write_file(path, text, len);
 }
 
 static void test_builtins(void **state)
@@ -660,7 +658,7 @@ static void test_lookup_override(void **state)
 	assert_non_null(mkdtemp(dir));
 
 	/* The directory overrides a builtin by file name. */
-	write_file(dir, builtin, "mine: {{x}}\n", 12);
+	write_in(dir, builtin, "mine: {{x}}\n", 12);
 	assert_int_equal(pf_template_get(dir, builtin, &text, &len, &origin), 0);
 	assert_string_equal(text, "mine: {{x}}\n");
 	assert_int_equal(len, 12);
@@ -681,7 +679,7 @@ static void test_lookup_override(void **state)
 	free(origin);
 
 	/* A new template only the directory has. */
-	write_file(dir, "extra.conf", "", 0);
+	write_in(dir, "extra.conf", "", 0);
 	text = NULL;
 	assert_int_equal(pf_template_get(dir, "extra.conf", &text, &len, NULL), 0);
 	assert_string_equal(text, "");
@@ -703,15 +701,15 @@ static void test_lookup_override(void **state)
 	big = calloc(1, PF_TPL_TEMPLATE_MAX + 1);
 	assert_non_null(big);
 	memset(big, 'x', PF_TPL_TEMPLATE_MAX + 1);
-	write_file(dir, "big", big, PF_TPL_TEMPLATE_MAX + 1);
+	write_in(dir, "big", big, PF_TPL_TEMPLATE_MAX + 1);
 	assert_int_equal(pf_template_get(dir, "big", &text, &len, NULL), -EFBIG);
-	write_file(dir, "big", big, PF_TPL_TEMPLATE_MAX);
+	write_in(dir, "big", big, PF_TPL_TEMPLATE_MAX);
 	assert_int_equal(pf_template_get(dir, "big", &text, &len, NULL), 0);
 	assert_int_equal(len, PF_TPL_TEMPLATE_MAX);
 	free(text);
 	text = NULL;
 	free(big);
-	write_file(dir, "nul", "a\0b", 3);
+	write_in(dir, "nul", "a\0b", 3);
 	assert_int_equal(pf_template_get(dir, "nul", &text, &len, NULL), -EINVAL);
 	assert_null(text);
 
