@@ -763,23 +763,10 @@ static int plan_network(PfPlanCtx *c)
 	r = run(c, net_handlers[f->net]);
 	if (r < 0)
 		return r;
-	if (f->net_forced) {
-		static const char *const units[_PF_NET_MAX] = {
-			[PF_NET_NETWORKMANAGER] = "NetworkManager.service",
-			[PF_NET_NETWORKD] = "systemd-networkd.service",
-			[PF_NET_IFUPDOWN] = "networking.service",
-		};
-		const char *unit =
-			f->net == PF_NET_DHCPCD
-				? (pf_flavor_unit(f, "dhcpcd5.service")->file &&
-						   !pf_flavor_unit(f, "dhcpcd.service")->file
-					   ? "dhcpcd5.service"
-					   : "dhcpcd.service")
-				: units[f->net];
-
-		if (unit)
-			r = pf_plan_enable_unit(c, unit, "--network: the service must run at boot");
-	}
+	/* --network: the unit mechanism.c named must run at boot. */
+	if (f->net_enable_unit)
+		r = pf_plan_enable_unit(c, f->net_enable_unit,
+					"--network: the service must run at boot");
 	return r;
 }
 

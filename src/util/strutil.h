@@ -49,3 +49,15 @@ bool pf_is_zero(const void *p, size_t n);
 
 /* strdup that returns NULL only for NULL input; aborts never: returns NULL on ENOMEM too. */
 char *pf_strdup_or_null(const char *s);
+
+/* Replaces *dst with a copy of s (the old string freed): 0, or -ENOMEM leaving *dst as it was. */
+int pf_set_str(char **dst, const char *s);
+
+/* Appends a copy of s to the NULL-terminated strv *v of *n strings: 0 or -ENOMEM. */
+int pf_strv_push(char ***v, size_t *n, const char *s);
+
+/* The number of strings in a NULL-terminated strv (0 for NULL). */
+size_t pf_strv_length(char *const *v);
+
+/* qsort() comparison of two char * elements, by strcmp(). */
+int pf_strcmp_ptr(const void *a, const void *b);
