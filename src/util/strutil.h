@@ -61,3 +61,24 @@ size_t pf_strv_length(char *const *v);
 
 /* qsort() comparison of two char * elements, by strcmp(). */
 int pf_strcmp_ptr(const void *a, const void *b);
+
+/* ASCII character classes, the same in every locale. */
+static inline bool pf_is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static inline bool pf_is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static inline bool pf_is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline bool pf_is_lower_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || pf_is_digit(c);
+}
