@@ -70,6 +70,14 @@ char *pf_ssh_key_format(const PfSshKey *k);
 
 void pf_ssh_keys_free(PfSshKey *k, size_t n);
 
+/* Whether a setting's value is key text (a key type first, a PEM or PuTTY header, several
+ * lines) rather than a path. */
+bool pf_ssh_key_text_like(const char *v);
+
+/* Whether a value looks like key material: 40 bytes or more of the base64 alphabet and
+ * nothing else, not an absolute path. */
+bool pf_ssh_key_b64_like(const char *v);
+
 /*
  * IPv4 in host byte order. Strict dotted quad: four decimal numbers 0..255, no sign, no
  * whitespace, and no leading zero ("010" is octal 8 to inet_aton() and decimal 10 to
@@ -91,6 +99,10 @@ uint32_t pf_ipv4_netmask(unsigned prefix);
 
 /* True if a is inside net/prefix. */
 bool pf_ipv4_in_subnet(uint32_t a, uint32_t net, unsigned prefix);
+
+/* Whether a host may use a (not 0/8, loopback, multicast or reserved); s names it in the
+ * message. 0 or -EINVAL. */
+int pf_ipv4_host_check(uint32_t a, const char *s);
 
 /* Debian's useradd rule: [a-z_][a-z0-9_-]*[$]?, 1..32 bytes. */
 int pf_username_validate(const char *s);
@@ -162,6 +174,9 @@ const char *pf_node_config_key_suggest(const char *key);
 
 /* Splits "KEY=VALUE" (--set): key checked as above, value at most 4 KiB. */
 int pf_var_parse(const char *arg, char **ret_key, char **ret_value);
+
+/* A template variable's value: at most PF_VAR_VALUE_MAX bytes. 0 or -E2BIG. */
+int pf_var_value_validate(const char *v);
 
 typedef struct PfVar {
 	char *key;

@@ -47,6 +47,18 @@ extern const PfHandler pf_handler_user_passwd, pf_handler_user_custom_toml,
 extern const PfHandler pf_handler_seed;
 extern const PfHandler pf_handler_hostname, pf_handler_identity, pf_handler_locale;
 
+/* What `plan` prints instead of a secret (--mask-secrets). */
+#define PF_PLAN_MASK "********"
+
+/* ---- the variables templates see (plan-vars.c) ---- */
+
+/* Every variable of the node's templates, from the settings, the user and the instance-id:
+ * 0, -EINVAL (with a detail) for an operator variable piflash sets itself, -EIO, -ENOMEM. */
+int pf_plan_vars(const PfPlanInput *in, const char *user, const char *instance_id, PfTplCtx **ret);
+
+/* The instance-id: in->instance_id when set, else a random one. 0, -EIO or -ENOMEM. */
+int pf_plan_new_instance_id(const PfPlanInput *in, char **ret);
+
 /* ---- shared by the handlers (plan.c) ---- */
 
 int pf_plan_add_write(PfPlan *p, unsigned part, const char *path, const char *data, size_t size,

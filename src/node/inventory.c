@@ -93,18 +93,13 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
-static bool is_blank(char ch)
-{
-	return ch == ' ' || ch == '\t';
-}
-
 /* Parses one field at ps->i into *ret, its start at *ret_pos. */
 static int parse_field(Parser *ps, char **ret, PfInventoryPos *ret_pos)
 {
 	Field f = {};
 	int r;
 
-	while (ps->i < ps->len && is_blank(ps->p[ps->i]))
+	while (ps->i < ps->len && pf_is_blank(ps->p[ps->i]))
 		advance(ps);
 	*ret_pos = (PfInventoryPos){ ps->line, ps->col };
 
@@ -142,7 +137,7 @@ static int parse_field(Parser *ps, char **ret, PfInventoryPos *ret_pos)
 				return r;
 			}
 		}
-		while (ps->i < ps->len && is_blank(ps->p[ps->i]))
+		while (ps->i < ps->len && pf_is_blank(ps->p[ps->i]))
 			advance(ps);
 		if (!at_eol(ps) && ps->p[ps->i] != ',') {
 			free(f.data);
@@ -179,7 +174,7 @@ static int parse_field(Parser *ps, char **ret, PfInventoryPos *ret_pos)
 		}
 		advance(ps);
 	}
-	while (f.len > 0 && is_blank(f.data[f.len - 1]))
+	while (f.len > 0 && pf_is_blank(f.data[f.len - 1]))
 		f.data[--f.len] = 0;
 	*ret = field_take(&f);
 	return *ret ? 0 : -ENOMEM;

@@ -30,35 +30,9 @@
  * image's /etc/passwd.
  */
 
-#include "fs/tree.h"
-#include "node/flavor.h"
-
-/* Adds one line of evidence to f: 0 or -ENOMEM. */
-int pf_flavor_add_evidence(PfFlavorInfo *f, const char *fmt, ...) _printf_(2, 3);
-
-/*
- * Reads the facts the decisions need that the rest of detection does not: unit states, the
- * netplan and ifupdown configuration, the SSH server and its switches, whether cloud-init is
- * enabled and what it renders the network for. Needs the layout, os, cloud-init and network
- * facts read before. 0 or -ENOMEM.
- */
-int pf_mechanism_facts(PfTree *tree, PfFlavorInfo *f);
+#include "node/detect.h"
+#include "node/facts.h"
 
 /* Makes the decisions above from f's facts (and o's overrides), with a line of evidence each.
  * -EOPNOTSUPP (with a detail) for an override the image cannot honour; -ENOMEM. */
 int pf_mechanism_decide(PfFlavorInfo *f, const PfDetectOptions *o);
-
-/* ---- parsers, exported for the tests ---- */
-
-/*
- * /etc/network/interfaces text: whether it configures an interface other than lo
- * (*ret_configures), and whether it sources /etc/network/interfaces.d (*ret_sources_d).
- */
-void pf_ifupdown_parse(const char *text, bool *ret_configures, bool *ret_sources_d);
-
-/*
- * The file a ConditionPathExists=/ConditionPathExistsGlob= value names, as piflash would create
- * it: a leading '|' dropped, the first alternative of a {a,b} brace taken, glob characters
- * refused. NULL for a negated ('!') or unusable condition; -ENOMEM.
- */
-int pf_condition_path(const char *value, char **ret);

@@ -280,11 +280,6 @@ static int push_token(Parser *p, TokenType type, const char *start, size_t len, 
 	return 0;
 }
 
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 /* Finds needle in text[from, len); returns its position or len when absent. */
 static size_t find(const char *text, size_t len, size_t from, const char *needle)
 {
@@ -384,9 +379,9 @@ static int parse(Parser *p)
 		/* The name, blanks around it allowed. */
 		b = content;
 		e = close;
-		while (b < e && is_blank(p->text[b]))
+		while (b < e && pf_is_blank(p->text[b]))
 			b++;
-		while (e > b && is_blank(p->text[e - 1]))
+		while (e > b && pf_is_blank(p->text[e - 1]))
 			e--;
 		if (sigil != '!' && !name_ok(p->text + b, e - b))
 			return pf_error_set(-EINVAL,
@@ -399,9 +394,9 @@ static int parse(Parser *p)
 		if (sigil != '{' && sigil != '&' && type != TOKEN_VAR) {
 			size_t ls = open, le = tag_end;
 
-			while (ls > text_start && is_blank(p->text[ls - 1]))
+			while (ls > text_start && pf_is_blank(p->text[ls - 1]))
 				ls--;
-			while (le < p->len && is_blank(p->text[le]))
+			while (le < p->len && pf_is_blank(p->text[le]))
 				le++;
 			if ((ls == 0 || p->text[ls - 1] == '\n') &&
 			    (le == p->len || p->text[le] == '\n' ||

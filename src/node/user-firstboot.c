@@ -14,8 +14,6 @@
 #include "util/error.h"
 #include "util/strutil.h"
 
-#define MASK "********"
-
 static int boot_part(PfPlanCtx *c, unsigned *ret)
 {
 	if (!c->f->boot)
@@ -55,7 +53,8 @@ static int plan_userconf(PfPlanCtx *c)
 				   "password piflash gives it (none: locked)");
 	if (r < 0)
 		return r;
-	if (asprintf(&uc, "%s:%s\n", c->user, hash ? (c->in->mask_secrets ? MASK : hash) : "!") < 0)
+	if (asprintf(&uc, "%s:%s\n", c->user,
+		     hash ? (c->in->mask_secrets ? PF_PLAN_MASK : hash) : "!") < 0)
 		return -ENOMEM;
 	r = pf_plan_add_write(c->plan, part, "/userconf.txt", uc, strlen(uc), 0644, 0, 0,
 			      hash != NULL, "userconf-pi names the first user at first boot");

@@ -52,3 +52,36 @@ char *pf_strdup_or_null(const char *s);
 
 /* Seconds on the monotonic clock, for measuring how long something took. */
 double pf_monotonic_seconds(void);
+
+/* Replaces *dst with a copy of s (the old string freed): 0, or -ENOMEM leaving *dst as it was. */
+int pf_set_str(char **dst, const char *s);
+
+/* Appends a copy of s to the NULL-terminated strv *v of *n strings: 0 or -ENOMEM. */
+int pf_strv_push(char ***v, size_t *n, const char *s);
+
+/* The number of strings in a NULL-terminated strv (0 for NULL). */
+size_t pf_strv_length(char *const *v);
+
+/* qsort() comparison of two char * elements, by strcmp(). */
+int pf_strcmp_ptr(const void *a, const void *b);
+
+/* ASCII character classes, the same in every locale. */
+static inline bool pf_is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static inline bool pf_is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static inline bool pf_is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline bool pf_is_lower_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || pf_is_digit(c);
+}
