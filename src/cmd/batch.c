@@ -231,7 +231,7 @@ static int parse(int argc, char **argv, const struct option *options, PfBatchOpt
 				return r;
 			break;
 		case 'q':
-			arg_quiet = true;
+			log_quiet = true;
 			break;
 		default:
 			if (c >= NODE_OPTION_BASE) {

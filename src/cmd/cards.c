@@ -53,7 +53,7 @@ typedef struct Cards {
 	Reader readers[READERS_MAX];
 	size_t n_readers;
 	pthread_mutex_t lock; /* --known-hosts */
-	ProgressMode mode;
+	PfProgressMode mode;
 	size_t drawn; /* status lines on screen below the log */
 } Cards;
 
@@ -69,7 +69,7 @@ static void reader_line(const Reader *r, char *buf, size_t size)
 			 r->node ?: "", r->phase, 100.0 * (double)r->done / (double)r->total,
 			 pf_format_bytes(d, sizeof(d), r->done),
 			 pf_format_bytes(t, sizeof(t), r->total),
-			 pf_format_bytes(rate, sizeof(rate), output_rate(r->done, el)));
+			 pf_format_bytes(rate, sizeof(rate), pf_progress_rate(r->done, el)));
 	else
 		snprintf(buf, size, "%-12s %-12s %s", r->path, r->node ?: "", r->phase ?: "");
 }
@@ -114,10 +114,10 @@ static void show(Reader *r, const char *phase, uint64_t done, uint64_t total)
 	r->phase = phase;
 	r->done = done;
 	r->total = total;
-	if (c->mode == PROGRESS_BAR) {
+	if (c->mode == PF_PROGRESS_BAR) {
 		display_clear(c);
 		display_draw(c);
-	} else if (c->mode == PROGRESS_JSON && phase) {
+	} else if (c->mode == PF_PROGRESS_JSON && phase) {
 		json_object *o = json_object_new_object();
 		double el = pf_monotonic_seconds() - r->phase_start;
 
@@ -127,7 +127,7 @@ static void show(Reader *r, const char *phase, uint64_t done, uint64_t total)
 		json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
 		json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
 		json_object_object_add(o, "rate",
-				       json_object_new_int64((int64_t)output_rate(done, el)));
+				       json_object_new_int64((int64_t)pf_progress_rate(done, el)));
 		fprintf(stderr, "%s\n",
 			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 								  JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -575,11 +575,11 @@ static int prepare(Cards *c, size_t todo)
 static void readers_run(Cards *c, size_t todo)
 {
 	c->mode = c->o->out.progress;
-	if (c->mode == PROGRESS_AUTO)
-		c->mode = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_NONE;
-	if (c->mode == PROGRESS_BAR && arg_quiet)
-		c->mode = PROGRESS_NONE;
-	if (c->mode == PROGRESS_BAR)
+	if (c->mode == PF_PROGRESS_AUTO)
+		c->mode = isatty(STDERR_FILENO) ? PF_PROGRESS_BAR : PF_PROGRESS_NONE;
+	if (c->mode == PF_PROGRESS_BAR && log_quiet)
+		c->mode = PF_PROGRESS_NONE;
+	if (c->mode == PF_PROGRESS_BAR)
 		log_set_hook(display_hook, c);
 	log_info("Writing %zu node%s of '%s' (%s image) to the cards put in %zu reader%s", todo,
 		 todo == 1 ? "" : "s", c->inv->path, pf_flavor_name(c->flavor->flavor),
@@ -595,7 +595,7 @@ static void readers_run(Cards *c, size_t todo)
 	for (size_t i = 0; i < c->n_readers; i++)
 		pthread_join(c->readers[i].thread, NULL);
 	output_signals_restore();
-	if (c->mode == PROGRESS_BAR) {
+	if (c->mode == PF_PROGRESS_BAR) {
 		log_lock();
 		display_clear(c);
 		log_unlock();

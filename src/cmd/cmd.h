@@ -21,7 +21,10 @@ enum {
 	PF_EXIT_INTERRUPTED = 130,
 };
 
-#include "cmd/log.h"
+#include "util/log.h"
+
+/* A usage error: prints it and a hint to --help; returns PF_EXIT_USAGE (2). */
+int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
 
 /* piflash --help: the commands and every option of the main job (write.c). */
 void main_help(void);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,4 +64,16 @@ void help_print_options(const char *text, const struct option *table)
 			fwrite(line, 1, len, stdout);
 		line += len;
 	}
+}
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_errorv(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try 'piflash %s%s--help' for more information.\n", cmd ? cmd : "",
+		cmd ? " " : "");
+	return PF_EXIT_USAGE;
 }

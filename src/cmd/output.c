@@ -13,6 +13,7 @@
 
 #include "cmd/cmd.h"
 #include "build/flash.h"
+#include "util/progress.h"
 #include "cmd/output.h"
 #include "flash/ranges.h"
 #include "flash/target.h"
@@ -75,90 +76,12 @@ const volatile sig_atomic_t *output_interrupt_flag(void)
 
 /* ---- progress ---------------------------------------------------------------------------- */
 
-uint64_t output_rate(uint64_t done_bytes, double elapsed_seconds)
-{
-	/* A phase a few microseconds old still has a rate: the bound keeps it finite. */
-	return done_bytes ? (uint64_t)((double)done_bytes / MAX(elapsed_seconds, 0.001)) : 0;
-}
-
-typedef struct Progress {
-	ProgressMode mode; /* resolved: BAR, JSON or NONE */
-	const char *phase;
-	double start;
-	bool bar_open; /* a bar line is on screen without its newline */
-} Progress;
-
-static void progress_init(Progress *p, ProgressMode mode)
-{
-	if (mode == PROGRESS_AUTO)
-		mode = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_NONE;
-	/* -q silences the bar; JSON asked for by name is for a program, not a person. */
-	if (mode == PROGRESS_BAR && arg_quiet)
-		mode = PROGRESS_NONE;
-	*p = (Progress){ .mode = mode };
-}
-
-static void progress_end(Progress *p)
-{
-	if (p->bar_open)
-		fputc('\n', stderr);
-	p->bar_open = false;
-	p->phase = NULL;
-}
-
-static void progress_update(void *userdata, const char *phase, uint64_t done, uint64_t total)
-{
-	Progress *p = userdata;
-	double elapsed, rate;
-
-	if (p->mode == PROGRESS_NONE)
-		return;
-	if (!p->phase || !streq(p->phase, phase)) {
-		progress_end(p);
-		p->phase = phase;
-		p->start = pf_monotonic_seconds();
-	}
-	elapsed = pf_monotonic_seconds() - p->start;
-	rate = (double)output_rate(done, elapsed);
-
-	if (p->mode == PROGRESS_JSON) {
-		json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "phase", json_object_new_string(phase));
-		json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
-		json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
-		json_object_object_add(o, "rate", json_object_new_int64((int64_t)rate));
-		fprintf(stderr, "%s\n",
-			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								  JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(o);
-	} else {
-		char d[32], t[32], r[32], eta[32] = "--:--";
-		unsigned width = 24, fill = total ? (unsigned)(width * done / total) : width;
-		char bar[32];
-
-		if (rate > 0 && total > done) {
-			uint64_t s = (uint64_t)((double)(total - done) / rate);
-
-			snprintf(eta, sizeof(eta), "%" PRIu64 ":%02" PRIu64, s / 60, s % 60);
-		}
-		memset(bar, '#', fill);
-		memset(bar + fill, '.', width - fill);
-		bar[width] = 0;
-		fprintf(stderr, "\r%-7s [%s] %s / %s  %s/s  ETA %s   ", phase, bar,
-			pf_format_bytes(d, sizeof(d), done), pf_format_bytes(t, sizeof(t), total),
-			pf_format_bytes(r, sizeof(r), (uint64_t)rate), eta);
-		p->bar_open = true;
-	}
-	fflush(stderr);
-}
-
 /*
  * The last JSON line of a run: {"phase": "end", "target": ..., "result": "ok", "failed",
  * "verify-failed" or "interrupted", "exit": CODE, "written": BYTES}, so that a program reading
  * the lines knows the outcome without parsing messages.
  */
-static void progress_finish(Progress *p, const char *target, int exit_code, uint64_t written)
+static void progress_finish(PfProgress *p, const char *target, int exit_code, uint64_t written)
 {
 	const char *result = exit_code == PF_EXIT_OK		? "ok"
 			     : exit_code == PF_EXIT_VERIFY	? "verify-failed"
@@ -166,8 +89,8 @@ static void progress_finish(Progress *p, const char *target, int exit_code, uint
 								: "failed";
 	json_object *o;
 
-	progress_end(p);
-	if (p->mode != PROGRESS_JSON)
+	pf_progress_end(p);
+	if (p->mode != PF_PROGRESS_JSON)
 		return;
 	o = json_object_new_object();
 	json_object_object_add(o, "phase", json_object_new_string("end"));
@@ -441,20 +364,11 @@ int output_flash(PfImage *img, PfTarget *t, const OutputOptions *o, OutputProgre
 	return flash_report(img, t, o, r, &res, &ranges, start);
 }
 
-/* Progress's callback: phase NULL ends the current line. */
-static void progress_cb(void *userdata, const char *phase, uint64_t done, uint64_t total)
-{
-	if (phase)
-		progress_update(userdata, phase, done, total);
-	else
-		progress_end(userdata);
-}
-
 int output_write(PfImage *img, const char *target, const OutputOptions *o)
 {
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	uint64_t written = 0;
-	Progress p;
+	PfProgress p;
 	int ret;
 
 	if (!checked_target || !streq(checked_path, target)) {
@@ -465,9 +379,9 @@ int output_write(PfImage *img, const char *target, const OutputOptions *o)
 	t = TAKE_PTR(checked_target);
 	checked_path = (free(checked_path), NULL);
 
-	progress_init(&p, o->progress);
+	pf_progress_init(&p, o->progress);
 	output_signals_catch();
-	ret = output_flash(img, t, o, progress_cb, &p, &written);
+	ret = output_flash(img, t, o, pf_progress_cb, &p, &written);
 	progress_finish(&p, target, ret, written);
 	output_signals_restore();
 	return ret;
@@ -479,7 +393,7 @@ int output_verify(PfImage *img, const char *target, const OutputOptions *o)
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	PfTargetOptions to = { .input_fd = -1, .base_fd = -1, .read_only = true };
 	PfVerifyResult res = { 0 };
-	Progress p;
+	PfProgress p;
 	int r, ret;
 
 	r = pf_target_open(target, &to, &t);
@@ -493,14 +407,14 @@ int output_verify(PfImage *img, const char *target, const OutputOptions *o)
 	}
 	if (compute_ranges(img, t, &ranges) < 0)
 		return PF_EXIT_FAILURE;
-	progress_init(&p, o->progress);
+	pf_progress_init(&p, o->progress);
 	output_signals_catch();
 	r = pf_verify(t, pf_image_overlay(img), &ranges.all,
-		      &(PfVerifyOptions){ .progress = progress_cb,
+		      &(PfVerifyOptions){ .progress = pf_progress_cb,
 					  .progress_data = &p,
 					  .cancel = &interrupted },
 		      &res);
-	progress_end(&p);
+	pf_progress_end(&p);
 	ret = verify_report(img, target, r, &res, &ranges.all);
 	progress_finish(&p, target, ret, 0);
 	output_signals_restore();
@@ -509,21 +423,21 @@ int output_verify(PfImage *img, const char *target, const OutputOptions *o)
 
 /* ---- phases outside output_write() ------------------------------------------------------ */
 
-ProgressMode output_progress_mode = PROGRESS_AUTO;
+PfProgressMode output_progress_mode = PF_PROGRESS_AUTO;
 
 void output_progress_phase(const char *phase, uint64_t done_bytes, uint64_t total_bytes)
 {
-	static Progress p;
+	static PfProgress p;
 	static bool open;
 
 	if (!phase) {
 		if (open)
-			progress_end(&p);
+			pf_progress_end(&p);
 		open = false;
 		return;
 	}
 	if (!open)
-		progress_init(&p, output_progress_mode);
+		pf_progress_init(&p, output_progress_mode);
 	open = true;
-	progress_update(&p, phase, done_bytes, total_bytes);
+	pf_progress_update(&p, phase, done_bytes, total_bytes);
 }

@@ -18,20 +18,14 @@
 
 #include "build/image.h"
 #include "flash/target.h"
-
-typedef enum ProgressMode {
-	PROGRESS_AUTO, /* a bar on a TTY, nothing otherwise */
-	PROGRESS_BAR,
-	PROGRESS_JSON, /* one JSON line per update on stderr */
-	PROGRESS_NONE,
-} ProgressMode;
+#include "util/progress.h"
 
 typedef struct OutputOptions {
 	bool yes;	/* --yes: no confirmation question for a block device */
 	bool force;	/* --force: allow a partition node or a non-removable disk */
 	bool discard;	/* --discard: BLKDISCARD what is not written */
 	bool no_verify; /* --no-verify */
-	ProgressMode progress;
+	PfProgressMode progress;
 } OutputOptions;
 
 /*
@@ -51,10 +45,6 @@ int output_check(PfImage *img, const char *target, const OutputOptions *o);
 int output_write(PfImage *img, const char *target, const OutputOptions *o);
 
 /* ---- the pieces, for commands that write many cards (piflash --all) ---- */
-
-/* Bytes per second of done_bytes in elapsed_seconds (0 when nothing is done yet), for the
- * progress lines. */
-uint64_t output_rate(uint64_t done_bytes, double elapsed_seconds);
 
 /* Progress of a phase ("write", "verify"); phase NULL: the phase ended. */
 typedef void (*OutputProgressFn)(void *userdata, const char *phase, uint64_t done_bytes,
@@ -86,7 +76,7 @@ int output_flash(PfImage *img, PfTarget *t, const OutputOptions *o, OutputProgre
  * output_progress_mode is PROGRESS_AUTO unless a command with --progress sets it. phase
  * NULL ends the display's line. total_bytes 0: unknown.
  */
-extern ProgressMode output_progress_mode;
+extern PfProgressMode output_progress_mode;
 void output_progress_phase(const char *phase, uint64_t done_bytes, uint64_t total_bytes);
 
 /* SIGINT/SIGTERM set a flag that stops every write and verification between chunks;

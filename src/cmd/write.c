@@ -404,18 +404,18 @@ static int cards(Job *j, int n_args, char **args)
 	return cards_run(co);
 }
 
-static int parse_progress(const char *arg, ProgressMode *ret)
+static int parse_progress(const char *arg, PfProgressMode *ret)
 {
 	static const char *const names[] = {
-		[PROGRESS_AUTO] = "auto",
-		[PROGRESS_BAR] = "bar",
-		[PROGRESS_JSON] = "json",
-		[PROGRESS_NONE] = "none",
+		[PF_PROGRESS_AUTO] = "auto",
+		[PF_PROGRESS_BAR] = "bar",
+		[PF_PROGRESS_JSON] = "json",
+		[PF_PROGRESS_NONE] = "none",
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(names); i++)
 		if (streq(arg, names[i])) {
-			*ret = (ProgressMode)i;
+			*ret = (PfProgressMode)i;
 			return PF_EXIT_OK;
 		}
 	return usage_error(NULL, "--progress '%s': expected auto, bar, json or none", arg);
@@ -463,7 +463,7 @@ static int parse_one(Job *j, int c, const char *arg, char **argv)
 	case IMAGE_OPTION_SHA256:
 		return image_option_sha256(&j->so, j->verify ? "verify" : NULL, arg);
 	case 'q':
-		arg_quiet = true;
+		log_quiet = true;
 		return PF_EXIT_OK;
 	case 'y':
 		j->oo.yes = true;

@@ -2,21 +2,24 @@
 #pragma once
 
 /*
- * Messages of the command-line layer, the only layer that prints: "piflash: <what>: <why>"
- * errors, information lines (quiet with -q), usage errors, and listings on stdout. Lines are
- * written whole under stderr's lock whatever the threads, and every byte a terminal could
- * take for a command is escaped (util/escape.h).
+ * The program's messages: "piflash: <what>: <why>" errors, information lines (quiet with -q),
+ * and listings on stdout. Lines are written whole under stderr's lock whatever the threads,
+ * and every byte a terminal could take for a command is escaped (util/escape.h). Only the
+ * command line (src/cmd) calls these: the core returns errors with a detail and never prints
+ * (as systemd's library code never logs above debug).
  */
 
+#include <stdarg.h>
 #include <stdbool.h>
 
 #include "util/macros.h"
 
-extern bool arg_quiet;
-extern int arg_verbose;
+/* -q: log_info() says nothing, nor does a progress bar. */
+extern bool log_quiet;
 
 /* "piflash: <fmt>\n" on stderr. */
 void log_error(const char *fmt, ...) _printf_(1, 2);
+void log_errorv(const char *fmt, va_list ap) _printf_(1, 0);
 /* "piflash: <what>: <detail of err>\n", the detail from pf_error_message(). Returns err. */
 int log_error_errno(int err, const char *fmt, ...) _printf_(2, 3);
 /* Informational line on stderr unless -q. */
@@ -39,5 +42,3 @@ void log_unlock(void);
  * above escape their lines the same way.
  */
 void out_line(const char *fmt, ...) _printf_(1, 2);
-/* A usage error: prints it and a hint to --help; returns PF_EXIT_USAGE (2). */
-int usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);

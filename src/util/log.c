@@ -1,19 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The process's messages (see cmd/log.h): every line written whole under stderr's lock, every
+ * The process's messages (see util/log.h): every line written whole under stderr's lock, every
  * string from an image or a file escaped on its way to a terminal.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cmd/cmd.h"
+#include "util/log.h"
 #include "util/error.h"
 #include "util/escape.h"
 #include "util/strutil.h"
 
-bool arg_quiet;
-int arg_verbose;
+bool log_quiet;
 
 static void (*log_hook)(void *userdata, bool before);
 static void *log_hook_data;
@@ -86,12 +85,17 @@ void out_line(const char *fmt, ...)
 	fputc('\n', stdout);
 }
 
+void log_errorv(const char *fmt, va_list ap)
+{
+	log_line("piflash: ", fmt, ap, NULL);
+}
+
 void log_error(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_line("piflash: ", fmt, ap, NULL);
+	log_errorv(fmt, ap);
 	va_end(ap);
 }
 
@@ -110,7 +114,7 @@ void log_info(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (arg_quiet)
+	if (log_quiet)
 		return;
 	va_start(ap, fmt);
 	log_line("", fmt, ap, NULL);
@@ -124,17 +128,4 @@ void log_notice(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_line("", fmt, ap, NULL);
 	va_end(ap);
-}
-
-int usage_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("piflash: ", stderr);
-	va_start(ap, fmt);
-	put_formatted(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'piflash %s%s--help' for more information.\n", cmd ? cmd : "",
-		cmd ? " " : "");
-	return PF_EXIT_USAGE;
 }

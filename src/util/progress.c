@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/progress.h"
+#include "util/strutil.h"
+
+uint64_t pf_progress_rate(uint64_t done_bytes, double elapsed_seconds)
+{
+	/* A phase a few microseconds old still has a rate: the bound keeps it finite. */
+	return done_bytes ? (uint64_t)((double)done_bytes / MAX(elapsed_seconds, 0.001)) : 0;
+}
+
+void pf_progress_init(PfProgress *p, PfProgressMode mode)
+{
+	if (mode == PF_PROGRESS_AUTO)
+		mode = isatty(STDERR_FILENO) ? PF_PROGRESS_BAR : PF_PROGRESS_NONE;
+	/* -q silences the bar; JSON asked for by name is for a program, not a person. */
+	if (mode == PF_PROGRESS_BAR && log_quiet)
+		mode = PF_PROGRESS_NONE;
+	*p = (PfProgress){ .mode = mode };
+}
+
+void pf_progress_end(PfProgress *p)
+{
+	if (p->bar_open)
+		fputc('\n', stderr);
+	p->bar_open = false;
+	p->phase = NULL;
+}
+
+void pf_progress_update(PfProgress *p, const char *phase, uint64_t done, uint64_t total)
+{
+	double elapsed, rate;
+
+	if (p->mode == PF_PROGRESS_NONE)
+		return;
+	if (!p->phase || !streq(p->phase, phase)) {
+		pf_progress_end(p);
+		p->phase = phase;
+		p->start = pf_monotonic_seconds();
+	}
+	elapsed = pf_monotonic_seconds() - p->start;
+	rate = (double)pf_progress_rate(done, elapsed);
+
+	if (p->mode == PF_PROGRESS_JSON) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "phase", json_object_new_string(phase));
+		json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
+		json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
+		json_object_object_add(o, "rate", json_object_new_int64((int64_t)rate));
+		fprintf(stderr, "%s\n",
+			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		char d[32], t[32], r[32], eta[32] = "--:--";
+		unsigned width = 24, fill = total ? (unsigned)(width * done / total) : width;
+		char bar[32];
+
+		if (rate > 0 && total > done) {
+			uint64_t s = (uint64_t)((double)(total - done) / rate);
+
+			snprintf(eta, sizeof(eta), "%" PRIu64 ":%02" PRIu64, s / 60, s % 60);
+		}
+		memset(bar, '#', fill);
+		memset(bar + fill, '.', width - fill);
+		bar[width] = 0;
+		fprintf(stderr, "\r%-7s [%s] %s / %s  %s/s  ETA %s   ", phase, bar,
+			pf_format_bytes(d, sizeof(d), done), pf_format_bytes(t, sizeof(t), total),
+			pf_format_bytes(r, sizeof(r), (uint64_t)rate), eta);
+		p->bar_open = true;
+	}
+	fflush(stderr);
+}
+
+void pf_progress_cb(void *userdata, const char *phase, uint64_t done_bytes, uint64_t total_bytes)
+{
+	if (phase)
+		pf_progress_update(userdata, phase, done_bytes, total_bytes);
+	else
+		pf_progress_end(userdata);
+}
