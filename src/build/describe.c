@@ -189,3 +189,24 @@ json_object *pf_image_describe_json(PfImage *img, const PfFlavorInfo *f, const c
 	json_object_object_add(root, "flavor", json_flavor(f, flavor_error));
 	return root;
 }
+
+json_object *pf_device_describe_json(const PfTargetProbe *p)
+{
+	const PfTargetInfo *i = &p->info;
+	json_object *o = json_object_new_object(), *m = json_object_new_array();
+
+	json_object_object_add(o, "path", json_str(i->path));
+	json_object_object_add(o, "name", json_str(i->name));
+	json_object_object_add(o, "size_bytes", json_object_new_uint64(i->size_bytes));
+	json_object_object_add(o, "model", json_str(i->model));
+	json_object_object_add(o, "serial", json_str(i->serial));
+	json_object_object_add(o, "transport", json_str(i->transport));
+	json_object_object_add(o, "removable", json_object_new_boolean(i->removable));
+	json_object_object_add(o, "mounted", json_object_new_boolean(p->n_mounts > 0));
+	for (size_t k = 0; k < p->n_mounts; k++)
+		json_object_array_add(m, json_object_new_string(p->mounts[k]));
+	json_object_object_add(o, "mountpoints", m);
+	json_object_object_add(o, "refused", json_object_new_boolean(p->refusal != NULL));
+	json_object_object_add(o, "refusal", json_str(p->refusal));
+	return o;
+}

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "build/describe.h"
 #include "cmd/cmd.h"
 #include "flash/target.h"
 #include "util/error.h"
@@ -29,32 +30,6 @@ static void help(void)
 	       "  -h --help   Show this help\n"
 	       "     --json   Print one JSON object: {\"devices\": [...]}, fields as in man "
 	       "piflash\n");
-}
-
-static json_object *json_str(const char *s)
-{
-	return s ? json_object_new_string(s) : NULL;
-}
-
-static json_object *probe_json(const PfTargetProbe *p)
-{
-	const PfTargetInfo *i = &p->info;
-	json_object *o = json_object_new_object(), *m = json_object_new_array();
-
-	json_object_object_add(o, "path", json_str(i->path));
-	json_object_object_add(o, "name", json_str(i->name));
-	json_object_object_add(o, "size_bytes", json_object_new_uint64(i->size_bytes));
-	json_object_object_add(o, "model", json_str(i->model));
-	json_object_object_add(o, "serial", json_str(i->serial));
-	json_object_object_add(o, "transport", json_str(i->transport));
-	json_object_object_add(o, "removable", json_object_new_boolean(i->removable));
-	json_object_object_add(o, "mounted", json_object_new_boolean(p->n_mounts > 0));
-	for (size_t k = 0; k < p->n_mounts; k++)
-		json_object_array_add(m, json_object_new_string(p->mounts[k]));
-	json_object_object_add(o, "mountpoints", m);
-	json_object_object_add(o, "refused", json_object_new_boolean(p->refusal != NULL));
-	json_object_object_add(o, "refusal", json_str(p->refusal));
-	return o;
 }
 
 /* Strings from sysfs (model, serial, a loop device's file) go through out_line(). */
@@ -126,7 +101,7 @@ int cmd_devices(int argc, char **argv)
 			log_error_errno(r, "'%s', ignoring", paths[k]);
 			ret = PF_EXIT_FAILURE;
 		} else if (json)
-			json_object_array_add(list, probe_json(&p));
+			json_object_array_add(list, pf_device_describe_json(&p));
 		else
 			probe_print(&p);
 		pf_target_probe_done(&p);
