@@ -19,8 +19,8 @@
  * and the creation time stay. Free space is checked before an existing file is truncated, so
  * a file that does not fit fails with -ENOSPC and leaves the old content.
  *
- * Every libext2fs error code is turned into -errno in ext-error.c, once (pf_ext_errno()), with
- * libext2fs's own message kept in the detail: "ext4: cannot create '/etc/x': Could not
+ * Every libext2fs error code is turned into -errno once, in ext-error.c (pf_ext_errno()),
+ * with libext2fs's own message kept in the detail: "ext4: cannot create '/etc/x': Could not
  * allocate block in ext2 filesystem".
  */
 

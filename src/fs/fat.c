@@ -30,6 +30,9 @@
  * FAT keeps no owner and no mode: stat reports uid 0, gid 0, 0755 (0555 with the read-only
  * attribute), the default of Linux vfat with umask 022, and size 0 for directories.
  * A volume marked dirty opens for reading; writes fail with -EUCLEAN (see fat.h).
+ *
+ * This file is the driver's glue (open, stat, list, used blocks, the ops table); the
+ * other fat-*.c files hold one concern each, listed in fat-internal.h.
  */
 
 #include <errno.h>
