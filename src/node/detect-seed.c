@@ -190,6 +190,19 @@ static int seed_default_dir(Ctx *c)
 	return 0;
 }
 
+/* Reads a seed file and parses it: 1 with *doc loaded (the caller deletes it), 0 when the file
+ * is missing or no YAML, -ENOMEM. *ret_text is the file's text when it exists. */
+static int seed_load(Ctx *c, PfFs *fs, const char *path, const char *what, char **ret_text,
+		     size_t *ret_len, yaml_document_t *doc)
+{
+	int r;
+
+	r = pf_detect_read_fs_text(c, fs, path, what, TEXT_MAX, ret_text, ret_len);
+	if (r == -ENOMEM)
+		return r;
+	return r >= 0 && yaml_load(*ret_text, *ret_len, doc) >= 0;
+}
+
 /* The seed's meta-data now, and its instance-id. */
 static int seed_read_meta(Ctx *c, PfFs *fs, const char *path)
 {
@@ -199,10 +212,10 @@ static int seed_read_meta(Ctx *c, PfFs *fs, const char *path)
 	size_t len;
 	int r;
 
-	r = pf_detect_read_fs_text(c, fs, path, "seed meta-data", TEXT_MAX, &meta, &len);
-	if (r == -ENOMEM)
+	r = seed_load(c, fs, path, "seed meta-data", &meta, &len, &doc);
+	if (r < 0)
 		return r;
-	if (r >= 0 && yaml_load(meta, len, &doc) >= 0) {
+	if (r > 0) {
 		const char *id =
 			yscalar(ymap_get(&doc, yaml_document_get_root_node(&doc), "instance-id"));
 
@@ -228,10 +241,10 @@ static int seed_read_user(Ctx *c, PfFs *fs, const PfPartition *part, const char 
 	size_t len;
 	int r;
 
-	r = pf_detect_read_fs_text(c, fs, path, "seed user-data", TEXT_MAX, &user, &len);
-	if (r == -ENOMEM)
+	r = seed_load(c, fs, path, "seed user-data", &user, &len, &doc);
+	if (r < 0)
 		return r;
-	if (r >= 0 && yaml_load(user, len, &doc) >= 0) {
+	if (r > 0) {
 		char from[PF_PATH_MAX + 32];
 
 		snprintf(from, sizeof(from), "%u:%s (the seed)", part->number, path);
@@ -258,10 +271,10 @@ static int seed_read_net(Ctx *c, PfFs *fs, const char *path)
 	size_t len;
 	int r;
 
-	r = pf_detect_read_fs_text(c, fs, path, "seed network-config", TEXT_MAX, &net, &len);
-	if (r == -ENOMEM)
+	r = seed_load(c, fs, path, "seed network-config", &net, &len, &doc);
+	if (r < 0)
 		return r;
-	if (r >= 0 && yaml_load(net, len, &doc) >= 0) {
+	if (r > 0) {
 		yaml_node_t *root = yaml_document_get_root_node(&doc);
 		const char *v = yscalar(ymap_get(&doc, root, "version"));
 
