@@ -272,6 +272,54 @@ static void cloud_modules(Ctx *c, yaml_document_t *doc, yaml_node_t *list, size_
 	}
 }
 
+/* system_info.default_user: its name (if the node's rules accept it) and attributes. */
+static int cloud_default_user(Ctx *c, yaml_document_t *doc, yaml_node_t *root)
+{
+	PfFlavorInfo *f = c->f;
+	yaml_node_t *nc = ymap_get(doc, ymap_get(doc, root, "system_info"), "default_user");
+	yaml_node_t *n = ymap_get(doc, nc, "name");
+	char from[PF_PATH_MAX + 32];
+	int r;
+
+	if (yscalar(n) && pf_username_validate(yscalar(n)) < 0) {
+		pf_error_clear();
+		return evidence(c,
+				"%s: system_info.default_user.name is not a valid user name, "
+				"ignoring",
+				c->cur_file);
+	}
+	if (!yscalar(n))
+		return 0;
+	r = pf_set_str(&f->cloud_default_user, yscalar(n));
+	if (r < 0)
+		return r;
+	snprintf(from, sizeof(from), "%s (system_info.default_user)", c->cur_file);
+	return cloud_user_read(doc, nc, yscalar(n), from, &c->cc.default_user);
+}
+
+/* Replaces *v with the strings of n: a scalar, or the scalars of a sequence (a list is
+ * replaced whole, as cloud-init merges lists). */
+static int yaml_strv(yaml_document_t *doc, yaml_node_t *n, char ***v)
+{
+	size_t k = 0;
+
+	pf_strv_free(*v);
+	*v = calloc(1, sizeof(char *));
+	if (!*v)
+		return -ENOMEM;
+	if (yscalar(n) && pf_strv_push(v, &k, yscalar(n)) < 0)
+		return -ENOMEM;
+	for (yaml_node_item_t *i = n->type == YAML_SEQUENCE_NODE ? n->data.sequence.items.start
+								 : NULL;
+	     i && i < n->data.sequence.items.top; i++) {
+		const char *s = yscalar(yaml_document_get_node(doc, *i));
+
+		if (s && pf_strv_push(v, &k, s) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Applies one configuration file, merged as cloud-init merges /etc/cloud: later files win,
  * dictionaries merge key by key, lists are replaced. */
 static int cloud_apply(Ctx *c, yaml_document_t *doc)
@@ -287,64 +335,16 @@ static int cloud_apply(Ctx *c, yaml_document_t *doc)
 	n = ymap_get(doc, root, "users");
 	if (n && (r = cloud_users(c, doc, n)) < 0)
 		return r;
-	nc = ymap_get(doc, ymap_get(doc, root, "system_info"), "default_user");
-	n = ymap_get(doc, nc, "name");
-	if (yscalar(n) && pf_username_validate(yscalar(n)) < 0) {
-		pf_error_clear();
-		r = evidence(c,
-			     "%s: system_info.default_user.name is not a valid user name, "
-			     "ignoring",
-			     c->cur_file);
-		if (r < 0)
-			return r;
-		n = NULL;
-	}
-	if (yscalar(n) && (r = pf_set_str(&f->cloud_default_user, yscalar(n))) < 0)
+	r = cloud_default_user(c, doc, root);
+	if (r < 0)
 		return r;
-	if (yscalar(n)) {
-		char from[PF_PATH_MAX + 32];
-
-		snprintf(from, sizeof(from), "%s (system_info.default_user)", c->cur_file);
-		r = cloud_user_read(doc, nc, yscalar(n), from, &c->cc.default_user);
-		if (r < 0)
-			return r;
-	}
 	n = ymap_get(doc, ymap_get(doc, ymap_get(doc, root, "system_info"), "network"),
 		     "renderers");
-	if (n && n->type == YAML_SEQUENCE_NODE) {
-		size_t k = 0;
-
-		pf_strv_free(f->cloud_init_renderers);
-		f->cloud_init_renderers = calloc(1, sizeof(char *));
-		if (!f->cloud_init_renderers)
-			return -ENOMEM;
-		for (yaml_node_item_t *i = n->data.sequence.items.start;
-		     i < n->data.sequence.items.top; i++) {
-			const char *s = yscalar(yaml_document_get_node(doc, *i));
-
-			if (s && pf_strv_push(&f->cloud_init_renderers, &k, s) < 0)
-				return -ENOMEM;
-		}
-	}
+	if (n && n->type == YAML_SEQUENCE_NODE && yaml_strv(doc, n, &f->cloud_init_renderers) < 0)
+		return -ENOMEM;
 	n = ymap_get(doc, root, "datasource_list");
-	if (n) {
-		size_t k = 0;
-
-		pf_strv_free(f->datasource_list);
-		f->datasource_list = calloc(1, sizeof(char *));
-		if (!f->datasource_list)
-			return -ENOMEM;
-		if (yscalar(n) && pf_strv_push(&f->datasource_list, &k, yscalar(n)) < 0)
-			return -ENOMEM;
-		for (yaml_node_item_t *i =
-			     n->type == YAML_SEQUENCE_NODE ? n->data.sequence.items.start : NULL;
-		     i && i < n->data.sequence.items.top; i++) {
-			const char *s = yscalar(yaml_document_get_node(doc, *i));
-
-			if (s && pf_strv_push(&f->datasource_list, &k, s) < 0)
-				return -ENOMEM;
-		}
-	}
+	if (n && yaml_strv(doc, n, &f->datasource_list) < 0)
+		return -ENOMEM;
 	nc = ymap_get(doc, ymap_get(doc, root, "datasource"), "NoCloud");
 	n = ymap_get(doc, nc, "fs_label");
 	if (yscalar(n) && (r = pf_set_str(&f->nocloud_fs_label, yscalar(n))) < 0)
@@ -392,18 +392,56 @@ static int cloud_cfg_file(Ctx *c, const char *path)
 	return r;
 }
 
-int pf_detect_cloud_cfg(Ctx *c)
+/* One line of evidence: the users, datasources, NoCloud label, ssh module and deletekeys. */
+static int cloud_cfg_evidence(Ctx *c)
+{
+	PfFlavorInfo *f = c->f;
+	_cleanup_(freep) char *users = NULL, *ds = NULL;
+	size_t nu = pf_strv_length(f->cloud_users), nd = pf_strv_length(f->datasource_list);
+	FILE *m;
+	size_t sz;
+	int r;
+
+	m = open_memstream(&users, &sz);
+	if (!m)
+		return -ENOMEM;
+	fputs(f->cloud_users_default ? "default" : "", m);
+	for (size_t i = 0; i < nu; i++)
+		fprintf(m, "%s%s", f->cloud_users_default || i ? ", " : "", f->cloud_users[i]);
+	if (fclose(m) != 0)
+		return -ENOMEM;
+	m = open_memstream(&ds, &sz);
+	if (!m)
+		return -ENOMEM;
+	for (size_t i = 0; i < nd; i++)
+		fprintf(m, "%s%s", i ? ", " : "", f->datasource_list[i]);
+	if (fclose(m) != 0)
+		return -ENOMEM;
+	r = evidence(c,
+		     "cloud-init config: users [%s]%s%s%s, datasource_list %s%s%s%s%s, "
+		     "ssh module %s, ssh_deletekeys %s%s",
+		     users, f->cloud_default_user ? " (default_user " : "",
+		     f->cloud_default_user ? f->cloud_default_user : "",
+		     f->cloud_default_user ? ")" : "", f->datasource_list ? "[" : "",
+		     f->datasource_list ? ds : "not set", f->datasource_list ? "]" : "",
+		     f->nocloud_fs_label ? ", NoCloud fs_label " : "",
+		     f->nocloud_fs_label ? f->nocloud_fs_label : "",
+		     f->cloud_init_ssh_module ? "yes" : "no",
+		     f->ssh_deletekeys < 0 ? "unset"
+		     : f->ssh_deletekeys   ? "true"
+					   : "false",
+		     f->cloud_init_disabled ? "; disabled by /etc/cloud/cloud-init.disabled" : "");
+	return r;
+}
+
+/* The .cfg files of /etc/cloud/cloud.cfg.d in name order, at most CLOUD_CFG_D_MAX_FILES. */
+static int cloud_cfg_dir(Ctx *c)
 {
 	_cleanup_(pf_detect_listing_done) Listing ls = { 0 };
 	_cleanup_(pf_strv_freep) char **names = NULL;
-	PfFlavorInfo *f = c->f;
 	size_t used = 0;
 	int r;
 
-	f->cloud_init_disabled = pf_detect_exists(c, "/etc/cloud/cloud-init.disabled");
-	r = cloud_cfg_file(c, "/etc/cloud/cloud.cfg");
-	if (r < 0)
-		return r;
 	r = pf_detect_list_dir(c, "/etc/cloud/cloud.cfg.d", &ls.d, &ls.n);
 	if (r == -ENOMEM)
 		return r;
@@ -430,6 +468,20 @@ int pf_detect_cloud_cfg(Ctx *c)
 				return r;
 		}
 	}
+	return 0;
+}
+
+int pf_detect_cloud_cfg(Ctx *c)
+{
+	PfFlavorInfo *f = c->f;
+	int r;
+
+	f->cloud_init_disabled = pf_detect_exists(c, "/etc/cloud/cloud-init.disabled");
+	r = cloud_cfg_file(c, "/etc/cloud/cloud.cfg");
+	if (r >= 0)
+		r = cloud_cfg_dir(c);
+	if (r < 0)
+		return r;
 	f->cloud_init_ssh_module =
 		c->cc.modules_ssh[0] || c->cc.modules_ssh[1] || c->cc.modules_ssh[2];
 	if (!c->cc.users_set)
@@ -440,45 +492,7 @@ int pf_detect_cloud_cfg(Ctx *c)
 			return -ENOMEM;
 	}
 
-	{
-		_cleanup_(freep) char *users = NULL, *ds = NULL;
-		size_t nu = pf_strv_length(f->cloud_users), nd = pf_strv_length(f->datasource_list);
-		FILE *m;
-		size_t sz;
-
-		m = open_memstream(&users, &sz);
-		if (!m)
-			return -ENOMEM;
-		fputs(f->cloud_users_default ? "default" : "", m);
-		for (size_t i = 0; i < nu; i++)
-			fprintf(m, "%s%s", f->cloud_users_default || i ? ", " : "",
-				f->cloud_users[i]);
-		if (fclose(m) != 0)
-			return -ENOMEM;
-		m = open_memstream(&ds, &sz);
-		if (!m)
-			return -ENOMEM;
-		for (size_t i = 0; i < nd; i++)
-			fprintf(m, "%s%s", i ? ", " : "", f->datasource_list[i]);
-		if (fclose(m) != 0)
-			return -ENOMEM;
-		r = evidence(c,
-			     "cloud-init config: users [%s]%s%s%s, datasource_list %s%s%s%s%s, "
-			     "ssh module %s, ssh_deletekeys %s%s",
-			     users, f->cloud_default_user ? " (default_user " : "",
-			     f->cloud_default_user ? f->cloud_default_user : "",
-			     f->cloud_default_user ? ")" : "", f->datasource_list ? "[" : "",
-			     f->datasource_list ? ds : "not set", f->datasource_list ? "]" : "",
-			     f->nocloud_fs_label ? ", NoCloud fs_label " : "",
-			     f->nocloud_fs_label ? f->nocloud_fs_label : "",
-			     f->cloud_init_ssh_module ? "yes" : "no",
-			     f->ssh_deletekeys < 0 ? "unset"
-			     : f->ssh_deletekeys   ? "true"
-						   : "false",
-			     f->cloud_init_disabled ? "; disabled by /etc/cloud/cloud-init.disabled"
-						    : "");
-	}
-	return r;
+	return cloud_cfg_evidence(c);
 }
 
 /* The account cloud-init will make for the node: the seed's own users: entry first (it is what

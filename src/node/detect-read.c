@@ -97,19 +97,34 @@ int pf_detect_read_fs_text(Ctx *c, PfFs *fs, const char *inner, const char *what
 	return 0;
 }
 
+/* Where path of the booted system is, when it is of the file type type (S_IFREG, S_IFDIR):
+ * 0, -ENOENT (also: of another type) or -ENOMEM. */
+static int locate_typed(Ctx *c, const char *path, mode_t type, PfFs **ret_fs, char **ret_inner)
+{
+	PfStat st;
+	int r;
+
+	r = pf_detect_locate(c, path, true, NULL, ret_fs, ret_inner, &st);
+	if (r < 0)
+		return r;
+	if ((st.mode & S_IFMT) != type) {
+		free(*ret_inner);
+		*ret_inner = NULL;
+		return -ENOENT;
+	}
+	return 0;
+}
+
 /* Reads a regular file of the booted system: 0, -ENOENT (also: not a regular file), -ENOMEM. */
 int pf_detect_read_text(Ctx *c, const char *path, size_t max, char **ret, size_t *ret_len)
 {
 	_cleanup_(freep) char *inner = NULL;
-	PfStat st;
 	PfFs *fs;
 	int r;
 
-	r = pf_detect_locate(c, path, true, NULL, &fs, &inner, &st);
+	r = locate_typed(c, path, S_IFREG, &fs, &inner);
 	if (r < 0)
 		return r;
-	if (!S_ISREG(st.mode))
-		return -ENOENT;
 	return pf_detect_read_fs_text(c, fs, inner, path, max, ret, ret_len);
 }
 
@@ -117,15 +132,12 @@ int pf_detect_read_text(Ctx *c, const char *path, size_t max, char **ret, size_t
 int pf_detect_list_dir(Ctx *c, const char *path, PfDirent **ret, size_t *ret_n)
 {
 	_cleanup_(freep) char *inner = NULL;
-	PfStat st;
 	PfFs *fs;
 	int r;
 
-	r = pf_detect_locate(c, path, true, NULL, &fs, &inner, &st);
+	r = locate_typed(c, path, S_IFDIR, &fs, &inner);
 	if (r < 0)
 		return r;
-	if (!S_ISDIR(st.mode))
-		return -ENOENT;
 	r = pf_fs_list(fs, inner, ret, ret_n);
 	if (r < 0)
 		return pf_detect_absent(c, r, path);

@@ -231,34 +231,11 @@ static int armour_private(const uint8_t seed[PF_HOSTKEY_SEED_BYTES],
 	return 0;
 }
 
-int pf_hostkey_ed25519(const uint8_t *seed, const char *comment, PfHostKey *ret)
+/* The ed25519 public key of a seed. */
+static int ed25519_public(const uint8_t *seed, uint8_t pub[static ED25519_PUB_BYTES])
 {
-	_cleanup_(erase_seedp) uint8_t rnd[PF_HOSTKEY_SEED_BYTES] = {};
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
-	_cleanup_(erase_strp) char *private_key = NULL;
-	_cleanup_(freep) char *type = NULL, *public_line = NULL, *fingerprint = NULL;
-	uint8_t pub[ED25519_PUB_BYTES], blob[BLOB_BYTES], digest[EVP_MAX_MD_SIZE];
-	char blob_b64[B64_LEN(BLOB_BYTES) + 1], fp_b64[B64_LEN(32) + 1];
-	size_t pub_len = sizeof(pub), comment_len = 0;
-	unsigned digest_len = 0;
-	uint32_t checkint;
-	Writer w;
-	char *eq;
-	int r;
-
-	if (!ret)
-		return pf_error_set(-EINVAL, "no place for the host key");
-	r = comment_validate(comment, &comment_len);
-	if (r < 0)
-		return r;
-	if (!comment)
-		comment = "";
-
-	if (!seed) {
-		if (RAND_priv_bytes(rnd, sizeof(rnd)) != 1)
-			return crypto_error(-EIO, "drawing a random host key");
-		seed = rnd;
-	}
+	size_t pub_len = ED25519_PUB_BYTES;
 
 	pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, PF_HOSTKEY_SEED_BYTES);
 	if (!pkey)
@@ -268,47 +245,101 @@ int pf_hostkey_ed25519(const uint8_t *seed, const char *comment, PfHostKey *ret)
 	if (pub_len != ED25519_PUB_BYTES)
 		return pf_error_set(-EIO, "ed25519 public key is %zu bytes (expected %u)", pub_len,
 				    ED25519_PUB_BYTES);
+	return 0;
+}
 
-	w = (Writer){ .p = blob, .cap = sizeof(blob) };
-	put_string(&w, ED25519_TYPE, sizeof(ED25519_TYPE) - 1);
-	put_string(&w, pub, sizeof(pub));
-	assert(w.len == sizeof(blob));
+/* checkint: the first 4 bytes of SHA-256(label || blob). */
+static int checkint_of(const uint8_t blob[static BLOB_BYTES], uint32_t *ret)
+{
+	uint8_t in[sizeof(CHECKINT_LABEL) - 1 + BLOB_BYTES], digest[EVP_MAX_MD_SIZE];
+	unsigned digest_len = 0;
 
-	/* checkint: the first 4 bytes of SHA-256(label || blob). */
-	{
-		uint8_t in[sizeof(CHECKINT_LABEL) - 1 + BLOB_BYTES];
+	memcpy(in, CHECKINT_LABEL, sizeof(CHECKINT_LABEL) - 1);
+	memcpy(in + sizeof(CHECKINT_LABEL) - 1, blob, BLOB_BYTES);
+	if (EVP_Digest(in, sizeof(in), digest, &digest_len, EVP_sha256(), NULL) != 1)
+		return crypto_error(-EIO, "hashing the host key");
+	*ret = (uint32_t)digest[0] << 24 | (uint32_t)digest[1] << 16 | (uint32_t)digest[2] << 8 |
+	       digest[3];
+	return 0;
+}
 
-		memcpy(in, CHECKINT_LABEL, sizeof(CHECKINT_LABEL) - 1);
-		memcpy(in + sizeof(CHECKINT_LABEL) - 1, blob, BLOB_BYTES);
-		if (EVP_Digest(in, sizeof(in), digest, &digest_len, EVP_sha256(), NULL) != 1)
-			return crypto_error(-EIO, "hashing the host key");
-		checkint = (uint32_t)digest[0] << 24 | (uint32_t)digest[1] << 16 |
-			   (uint32_t)digest[2] << 8 | digest[3];
-	}
+/* "ssh-ed25519 BASE64 comment\n", as in an .pub file. */
+static int public_line_of(const uint8_t blob[static BLOB_BYTES], const char *comment,
+			  size_t comment_len, char **ret)
+{
+	char blob_b64[B64_LEN(BLOB_BYTES) + 1];
 
-	r = armour_private(seed, pub, blob, checkint, comment, comment_len, &private_key);
-	if (r < 0)
-		return r;
-
-	b64_encode(blob_b64, blob, sizeof(blob));
-	if (asprintf(&public_line, "%s %s%s%s\n", ED25519_TYPE, blob_b64, comment_len ? " " : "",
-		     comment) < 0) {
-		public_line = NULL;
+	b64_encode(blob_b64, blob, BLOB_BYTES);
+	if (asprintf(ret, "%s %s%s%s\n", ED25519_TYPE, blob_b64, comment_len ? " " : "", comment) <
+	    0) {
+		*ret = NULL;
 		return pf_error_set(-ENOMEM, "out of memory for a host key");
 	}
+	return 0;
+}
 
-	if (EVP_Digest(blob, sizeof(blob), digest, &digest_len, EVP_sha256(), NULL) != 1 ||
+/* "SHA256:...", as ssh-keygen -l shows it. */
+static int fingerprint_of(const uint8_t blob[static BLOB_BYTES], char **ret)
+{
+	uint8_t digest[EVP_MAX_MD_SIZE];
+	char fp_b64[B64_LEN(32) + 1], *eq;
+	unsigned digest_len = 0;
+
+	if (EVP_Digest(blob, BLOB_BYTES, digest, &digest_len, EVP_sha256(), NULL) != 1 ||
 	    digest_len != 32)
 		return crypto_error(-EIO, "computing the host key fingerprint");
 	b64_encode(fp_b64, digest, digest_len);
 	eq = strchr(fp_b64, '=');
 	if (eq)
 		*eq = 0;
-	if (asprintf(&fingerprint, "SHA256:%s", fp_b64) < 0) {
-		fingerprint = NULL;
+	if (asprintf(ret, "SHA256:%s", fp_b64) < 0) {
+		*ret = NULL;
 		return pf_error_set(-ENOMEM, "out of memory for a host key");
 	}
+	return 0;
+}
 
+int pf_hostkey_ed25519(const uint8_t *seed, const char *comment, PfHostKey *ret)
+{
+	_cleanup_(erase_seedp) uint8_t rnd[PF_HOSTKEY_SEED_BYTES] = {};
+	_cleanup_(erase_strp) char *private_key = NULL;
+	_cleanup_(freep) char *type = NULL, *public_line = NULL, *fingerprint = NULL;
+	uint8_t pub[ED25519_PUB_BYTES], blob[BLOB_BYTES];
+	size_t comment_len = 0;
+	uint32_t checkint = 0;
+	Writer w;
+	int r;
+
+	if (!ret)
+		return pf_error_set(-EINVAL, "no place for the host key");
+	r = comment_validate(comment, &comment_len);
+	if (r < 0)
+		return r;
+	if (!comment)
+		comment = "";
+	if (!seed) {
+		if (RAND_priv_bytes(rnd, sizeof(rnd)) != 1)
+			return crypto_error(-EIO, "drawing a random host key");
+		seed = rnd;
+	}
+
+	r = ed25519_public(seed, pub);
+	if (r < 0)
+		return r;
+	w = (Writer){ .p = blob, .cap = sizeof(blob) };
+	put_string(&w, ED25519_TYPE, sizeof(ED25519_TYPE) - 1);
+	put_string(&w, pub, sizeof(pub));
+	assert(w.len == sizeof(blob));
+
+	r = checkint_of(blob, &checkint);
+	if (r >= 0)
+		r = armour_private(seed, pub, blob, checkint, comment, comment_len, &private_key);
+	if (r >= 0)
+		r = public_line_of(blob, comment, comment_len, &public_line);
+	if (r >= 0)
+		r = fingerprint_of(blob, &fingerprint);
+	if (r < 0)
+		return r;
 	type = strdup(ED25519_TYPE);
 	if (!type)
 		return pf_error_set(-ENOMEM, "out of memory for a host key");

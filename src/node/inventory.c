@@ -93,6 +93,75 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
+/* A quoted field, from its opening quote at ps (pos) to its closing one and the blanks
+ * after it: "" is a quote, CRLF inside becomes LF. */
+static int field_quoted(Parser *ps, Field *f, const PfInventoryPos *pos)
+{
+	int r = 0;
+
+	advance(ps);
+	for (;;) {
+		char ch;
+
+		if (ps->i >= ps->len)
+			return pf_error_set(-EINVAL, "%s:%u:%u: quote opened here is never closed",
+					    ps->name, pos->line, pos->column);
+		ch = ps->p[ps->i];
+		if (ch == '"') {
+			if (ps->i + 1 < ps->len && ps->p[ps->i + 1] == '"') {
+				advance(ps);
+				advance(ps);
+				r = field_add(ps, f, '"', pos);
+			} else {
+				advance(ps);
+				break;
+			}
+		} else if (ch == '\r' && ps->i + 1 < ps->len && ps->p[ps->i + 1] == '\n') {
+			/* CRLF inside quotes becomes LF, as the lines around it. */
+			advance(ps);
+			continue;
+		} else {
+			advance(ps);
+			r = field_add(ps, f, ch, pos);
+		}
+		if (r < 0)
+			return r;
+	}
+	while (ps->i < ps->len && pf_is_blank(ps->p[ps->i]))
+		advance(ps);
+	if (!at_eol(ps) && ps->p[ps->i] != ',')
+		return pf_error_set(-EINVAL,
+				    "%s:%u:%u: text after the closing quote of the field at column "
+				    "%u (quote the whole field; write a quote inside as \"\")",
+				    ps->name, ps->line, ps->col, pos->column);
+	return 0;
+}
+
+/* An unquoted field, up to the next comma or the end of the line, trailing blanks dropped. */
+static int field_plain(Parser *ps, Field *f, const PfInventoryPos *pos)
+{
+	while (!at_eol(ps) && ps->p[ps->i] != ',') {
+		char ch = ps->p[ps->i];
+		int r;
+
+		if (ch == '"')
+			return pf_error_set(-EINVAL,
+					    "%s:%u:%u: quote inside an unquoted field (quote the "
+					    "whole field and write the quote as \"\")",
+					    ps->name, ps->line, ps->col);
+		if (ch == '\r')
+			return pf_error_set(-EINVAL, "%s:%u:%u: carriage return inside a field",
+					    ps->name, ps->line, ps->col);
+		r = field_add(ps, f, ch, pos);
+		if (r < 0)
+			return r;
+		advance(ps);
+	}
+	while (f->len > 0 && pf_is_blank(f->data[f->len - 1]))
+		f->data[--f->len] = 0;
+	return 0;
+}
+
 /* Parses one field at ps->i into *ret, its start at *ret_pos. */
 static int parse_field(Parser *ps, char **ret, PfInventoryPos *ret_pos)
 {
@@ -103,79 +172,14 @@ static int parse_field(Parser *ps, char **ret, PfInventoryPos *ret_pos)
 		advance(ps);
 	*ret_pos = (PfInventoryPos){ ps->line, ps->col };
 
-	if (ps->i < ps->len && ps->p[ps->i] == '"') {
-		advance(ps);
-		for (;;) {
-			char ch;
-
-			if (ps->i >= ps->len) {
-				free(f.data);
-				return pf_error_set(-EINVAL,
-						    "%s:%u:%u: quote opened here is never closed",
-						    ps->name, ret_pos->line, ret_pos->column);
-			}
-			ch = ps->p[ps->i];
-			if (ch == '"') {
-				if (ps->i + 1 < ps->len && ps->p[ps->i + 1] == '"') {
-					advance(ps);
-					advance(ps);
-					r = field_add(ps, &f, '"', ret_pos);
-				} else {
-					advance(ps);
-					break;
-				}
-			} else if (ch == '\r' && ps->i + 1 < ps->len && ps->p[ps->i + 1] == '\n') {
-				/* CRLF inside quotes becomes LF, as the lines around it. */
-				advance(ps);
-				continue;
-			} else {
-				advance(ps);
-				r = field_add(ps, &f, ch, ret_pos);
-			}
-			if (r < 0) {
-				free(f.data);
-				return r;
-			}
-		}
-		while (ps->i < ps->len && pf_is_blank(ps->p[ps->i]))
-			advance(ps);
-		if (!at_eol(ps) && ps->p[ps->i] != ',') {
-			free(f.data);
-			return pf_error_set(
-				-EINVAL,
-				"%s:%u:%u: text after the closing quote of the field at "
-				"column %u (quote the whole field; write a quote inside "
-				"as \"\")",
-				ps->name, ps->line, ps->col, ret_pos->column);
-		}
-		*ret = field_take(&f);
-		return *ret ? 0 : -ENOMEM;
+	if (ps->i < ps->len && ps->p[ps->i] == '"')
+		r = field_quoted(ps, &f, ret_pos);
+	else
+		r = field_plain(ps, &f, ret_pos);
+	if (r < 0) {
+		free(f.data);
+		return r;
 	}
-
-	while (!at_eol(ps) && ps->p[ps->i] != ',') {
-		char ch = ps->p[ps->i];
-
-		if (ch == '"') {
-			free(f.data);
-			return pf_error_set(-EINVAL,
-					    "%s:%u:%u: quote inside an unquoted field (quote the "
-					    "whole field and write the quote as \"\")",
-					    ps->name, ps->line, ps->col);
-		}
-		if (ch == '\r') {
-			free(f.data);
-			return pf_error_set(-EINVAL, "%s:%u:%u: carriage return inside a field",
-					    ps->name, ps->line, ps->col);
-		}
-		r = field_add(ps, &f, ch, ret_pos);
-		if (r < 0) {
-			free(f.data);
-			return r;
-		}
-		advance(ps);
-	}
-	while (f.len > 0 && pf_is_blank(f.data[f.len - 1]))
-		f.data[--f.len] = 0;
 	*ret = field_take(&f);
 	return *ret ? 0 : -ENOMEM;
 }
@@ -441,70 +445,66 @@ static int row_failed(PfInventory *inv, PfInventoryRow *row, int r, unsigned fla
 }
 
 /* Validates every row, then uniqueness of hostnames and addresses. */
-static int rows_check(PfInventory *inv, unsigned flags)
+/* Checks row i (hostname, group, the settings it makes) and notes its name and address. */
+static int row_check(PfInventory *inv, size_t i, ssize_t group_col, Seen *names, Seen *ips,
+		     size_t *n_ips, unsigned flags)
 {
-	_cleanup_(freep) Seen *names = NULL;
-	_cleanup_(freep) Seen *ips = NULL;
-	size_t n_ips = 0, best = SIZE_MAX, best_prev = 0;
-	ssize_t group_col = -1;
-	int r;
+	PfInventoryRow *row = &inv->rows[i];
+	const PfInventoryPos *hp = &row->pos[inv->hostname_column];
+	PfNodeConfig c = {};
+	int r = 0;
 
-	for (size_t j = 0; j < inv->n_columns; j++)
-		if (streq(inv->columns[j], "group"))
-			group_col = (ssize_t)j;
-
-	names = calloc(MAX(inv->n_rows, (size_t)1), sizeof(Seen));
-	ips = calloc(MAX(inv->n_rows, (size_t)1), sizeof(Seen));
-	if (!names || !ips)
-		return -ENOMEM;
-
-	for (size_t i = 0; i < inv->n_rows; i++) {
-		PfInventoryRow *row = &inv->rows[i];
-		const PfInventoryPos *hp = &row->pos[inv->hostname_column];
-		PfNodeConfig c = {};
-
-		if (!*row->fields[inv->hostname_column])
-			return pf_error_set(-EINVAL, "%s:%u:%u: empty hostname", inv->path,
-					    hp->line, hp->column);
-		names[i] = (Seen){ 0, row->fields[inv->hostname_column], i };
-		r = 0;
-		if (group_col >= 0 && *row->fields[group_col]) {
-			r = group_check(row->fields[group_col]);
-			if (r < 0)
-				pf_error_prefix(r, "%s:%u:%u: group", inv->path,
-						row->pos[group_col].line,
-						row->pos[group_col].column);
-		}
-		if (r >= 0)
-			r = pf_inventory_apply(inv, row, &c);
-		if (r >= 0) {
-			r = pf_node_config_check_network(&c);
-			if (r < 0)
-				pf_error_prefix(r, "%s:%u", inv->path, row->line);
-		}
-		if (r >= 0 && c.static_ip)
-			ips[n_ips++] = (Seen){ c.ip, NULL, i };
-		pf_node_config_done(&c);
-		if (r < 0) {
-			r = row_failed(inv, row, r, flags);
-			if (r < 0)
-				return r;
-		}
+	if (!*row->fields[inv->hostname_column])
+		return pf_error_set(-EINVAL, "%s:%u:%u: empty hostname", inv->path, hp->line,
+				    hp->column);
+	names[i] = (Seen){ 0, row->fields[inv->hostname_column], i };
+	if (group_col >= 0 && *row->fields[group_col]) {
+		r = group_check(row->fields[group_col]);
+		if (r < 0)
+			pf_error_prefix(r, "%s:%u:%u: group", inv->path, row->pos[group_col].line,
+					row->pos[group_col].column);
 	}
+	if (r >= 0)
+		r = pf_inventory_apply(inv, row, &c);
+	if (r >= 0) {
+		r = pf_node_config_check_network(&c);
+		if (r < 0)
+			pf_error_prefix(r, "%s:%u", inv->path, row->line);
+	}
+	if (r >= 0 && c.static_ip)
+		ips[(*n_ips)++] = (Seen){ c.ip, NULL, i };
+	pf_node_config_done(&c);
+	if (r < 0)
+		return row_failed(inv, row, r, flags);
+	return 0;
+}
 
-	/* Of all duplicate pairs, report the one a reader meets first: the smallest later row. */
+/* Of all duplicate pairs, report the one a reader meets first: the smallest later row. */
+static int dup_names(PfInventory *inv, Seen *names)
+{
+	size_t best = SIZE_MAX, best_prev = 0;
+	const PfInventoryRow *a, *b;
+
 	qsort(names, inv->n_rows, sizeof(Seen), seen_cmp_name);
 	for (size_t i = 1; i < inv->n_rows; i++)
 		if (streq(names[i].name, names[i - 1].name) && names[i].row < best) {
 			best = names[i].row;
 			best_prev = names[i - 1].row;
 		}
-	if (best != SIZE_MAX) {
-		const PfInventoryRow *a = &inv->rows[best_prev], *b = &inv->rows[best];
+	if (best == SIZE_MAX)
+		return 0;
+	a = &inv->rows[best_prev];
+	b = &inv->rows[best];
+	return pf_error_set(-EEXIST, "%s:%u: hostname '%s' is already used on line %u", inv->path,
+			    b->line, b->fields[inv->hostname_column], a->line);
+}
 
-		return pf_error_set(-EEXIST, "%s:%u: hostname '%s' is already used on line %u",
-				    inv->path, b->line, b->fields[inv->hostname_column], a->line);
-	}
+/* The same for static addresses. */
+static int dup_ips(PfInventory *inv, Seen *ips, size_t n_ips)
+{
+	size_t best = SIZE_MAX, best_prev = 0;
+	const PfInventoryRow *a, *b;
+	char ip[16];
 
 	qsort(ips, n_ips, sizeof(Seen), seen_cmp_ip);
 	for (size_t i = 1; i < n_ips; i++)
@@ -512,20 +512,43 @@ static int rows_check(PfInventory *inv, unsigned flags)
 			best = ips[i].row;
 			best_prev = ips[i - 1].row;
 		}
-	if (best != SIZE_MAX) {
-		const PfInventoryRow *a = &inv->rows[best_prev], *b = &inv->rows[best];
-		char ip[16];
+	if (best == SIZE_MAX)
+		return 0;
+	a = &inv->rows[best_prev];
+	b = &inv->rows[best];
+	pf_ipv4_format(ips[0].ip, ip);
+	for (size_t i = 0; i < n_ips; i++)
+		if (ips[i].row == best)
+			pf_ipv4_format(ips[i].ip, ip);
+	return pf_error_set(-EEXIST, "%s:%u: address %s of '%s' is already used by '%s' on line %u",
+			    inv->path, b->line, ip, b->fields[inv->hostname_column],
+			    a->fields[inv->hostname_column], a->line);
+}
 
-		pf_ipv4_format(ips[0].ip, ip);
-		for (size_t i = 0; i < n_ips; i++)
-			if (ips[i].row == best)
-				pf_ipv4_format(ips[i].ip, ip);
-		return pf_error_set(-EEXIST,
-				    "%s:%u: address %s of '%s' is already used by '%s' on line %u",
-				    inv->path, b->line, ip, b->fields[inv->hostname_column],
-				    a->fields[inv->hostname_column], a->line);
+static int rows_check(PfInventory *inv, unsigned flags)
+{
+	_cleanup_(freep) Seen *names = NULL;
+	_cleanup_(freep) Seen *ips = NULL;
+	size_t n_ips = 0;
+	ssize_t group_col = -1;
+	int r;
+
+	for (size_t j = 0; j < inv->n_columns; j++)
+		if (streq(inv->columns[j], "group"))
+			group_col = (ssize_t)j;
+	names = calloc(MAX(inv->n_rows, (size_t)1), sizeof(Seen));
+	ips = calloc(MAX(inv->n_rows, (size_t)1), sizeof(Seen));
+	if (!names || !ips)
+		return -ENOMEM;
+	for (size_t i = 0; i < inv->n_rows; i++) {
+		r = row_check(inv, i, group_col, names, ips, &n_ips, flags);
+		if (r < 0)
+			return r;
 	}
-	return 0;
+	r = dup_names(inv, names);
+	if (r < 0)
+		return r;
+	return dup_ips(inv, ips, n_ips);
 }
 
 static char *dir_of(const char *path)

@@ -247,6 +247,103 @@ static int user_data_jinja(PfPlanCtx *c, const char *file, const char *text, siz
 	return pf_plan_add_write(c->plan, part, path, text, len, 0644, 0, 0, false, why);
 }
 
+/* --host-keys: user-data must not delete or replace the host key in known_hosts. */
+static int conflicts_host_keys(PfPlanCtx *c, const char *file, yaml_document_t *doc,
+			       yaml_node_t *root)
+{
+	yaml_node_t *n;
+
+	if (c->in->n_host_keys == 0)
+		return 0;
+	n = pf_yaml_map_get(doc, root, "ssh_deletekeys");
+	if (n && pf_yaml_bool(n) != 0)
+		return pf_error_set(-EINVAL,
+				    "--user-data '%s' sets ssh_deletekeys: cloud-init would delete "
+				    "the host key piflash made (--host-keys) and put in "
+				    "known_hosts; leave it out or set it false",
+				    file);
+	if (pf_yaml_map_get(doc, root, "ssh_keys"))
+		return pf_error_set(-EINVAL,
+				    "--user-data '%s' sets ssh_keys, which would replace the host "
+				    "key piflash made (--host-keys) and put in known_hosts",
+				    file);
+	return 0;
+}
+
+/* A users: of the file's own would replace the user piflash gives keys or a hash. */
+static int conflicts_users(PfPlanCtx *c, const char *file, const char *users_key)
+{
+	const PfNodeConfig *cfg = c->cfg;
+
+	if (!users_key || !(cfg->n_keys > 0 || cfg->password_hash))
+		return 0;
+	return pf_error_set(-EINVAL,
+			    "--user-data '%s' sets %s, which would replace the user '%s' piflash "
+			    "gives %s: put %s in the file's %s, or leave it out",
+			    file, users_key, c->user,
+			    cfg->n_keys > 0 ? "the keys of --ssh-key" : "--password-hash",
+			    cfg->n_keys > 0 ? "the keys" : "the hash", users_key);
+}
+
+/* hostname and fqdn, where the file sets them, must be the node's. */
+static int conflicts_names(PfPlanCtx *c, const char *file, yaml_document_t *doc, yaml_node_t *root)
+{
+	const PfNodeConfig *cfg = c->cfg;
+	_cleanup_(freep) char *fqdn = NULL;
+	yaml_node_t *n;
+	const char *s;
+
+	n = pf_yaml_map_get(doc, root, "hostname");
+	if (n && (!(s = pf_yaml_scalar(n)) || !streq(s, cfg->hostname)))
+		return pf_error_set(-EINVAL,
+				    "--user-data '%s' sets hostname '%.64s', but the node is '%s' "
+				    "(its /etc/hostname, meta-data, known_hosts): leave it out, or "
+				    "write {{hostname}}",
+				    file, s ? s : "(not a string)", cfg->hostname);
+	n = pf_yaml_map_get(doc, root, "fqdn");
+	if (!n)
+		return 0;
+	s = pf_yaml_scalar(n);
+	if (cfg->domain && asprintf(&fqdn, "%s.%s", cfg->hostname, cfg->domain) < 0)
+		return -ENOMEM;
+	if (!s || !fqdn || !streq(s, fqdn))
+		return pf_error_set(-EINVAL,
+				    "--user-data '%s' sets fqdn '%.64s', but the node's is %s%s%s: "
+				    "leave it out, or write {{fqdn}} with --domain",
+				    file, s ? s : "(not a string)", fqdn ? "'" : "",
+				    fqdn ? fqdn : "none (no --domain)", fqdn ? "'" : "");
+	return 0;
+}
+
+/* Where the WiFi goes into user-data's write_files, the file's own would replace it. */
+static int conflicts_wifi(PfPlanCtx *c, const char *file, yaml_document_t *doc, yaml_node_t *root)
+{
+	if (!wifi_in_user_data(c) || !pf_yaml_map_get(doc, root, "write_files"))
+		return 0;
+	return pf_error_set(-EINVAL,
+			    "--user-data '%s' sets write_files, which would replace the files "
+			    "that set WiFi up on this image (cloud-init %s has it nowhere else): "
+			    "leave the WiFi options out and write them yourself, or drop "
+			    "write_files",
+			    file, c->f->cloud_init_version ? c->f->cloud_init_version : "0.7");
+}
+
+/* ssh_pwauth: true needs a password to log in with. */
+static int conflicts_pwauth(PfPlanCtx *c, const char *file, yaml_document_t *doc, yaml_node_t *root,
+			    const char *users_key)
+{
+	yaml_node_t *n = pf_yaml_map_get(doc, root, "ssh_pwauth");
+
+	if (!n || pf_yaml_bool(n) != 1 || c->cfg->password_hash || users_key ||
+	    pf_yaml_map_get(doc, root, "password") || pf_yaml_map_get(doc, root, "chpasswd"))
+		return 0;
+	return pf_error_set(-EINVAL,
+			    "--user-data '%s' sets ssh_pwauth: true, but no password is set "
+			    "(--password-hash, or the file's own users:, password or chpasswd): "
+			    "password login with a locked password",
+			    file);
+}
+
 /*
  * --user-data FILE as #cloud-config: rendered as a template, then piflash's settings are
  * added where the file does not set the same key (the file wins). A key of the file that
@@ -258,11 +355,10 @@ static int user_data_jinja(PfPlanCtx *c, const char *file, const char *text, siz
 static int user_data_conflicts(PfPlanCtx *c, const char *file, const char *text, size_t len,
 			       bool *ret_users)
 {
-	const PfNodeConfig *cfg = c->cfg;
 	yaml_document_t doc;
-	yaml_node_t *root, *n;
-	const char *s, *users_key;
-	int r = 0;
+	yaml_node_t *root;
+	const char *users_key;
+	int r;
 
 	r = pf_yaml_load(text, len, &doc);
 	if (r < 0)
@@ -277,85 +373,15 @@ static int user_data_conflicts(PfPlanCtx *c, const char *file, const char *text,
 		    : pf_yaml_map_get(&doc, root, "user") ? "user"
 							  : NULL;
 	*ret_users = users_key != NULL;
-	if (c->in->n_host_keys > 0) {
-		n = pf_yaml_map_get(&doc, root, "ssh_deletekeys");
-		if (n && pf_yaml_bool(n) != 0) {
-			r = pf_error_set(
-				-EINVAL,
-				"--user-data '%s' sets ssh_deletekeys: cloud-init would "
-				"delete the host key piflash made (--host-keys) and put in "
-				"known_hosts; leave it out or set it false",
-				file);
-			goto out;
-		}
-		if (pf_yaml_map_get(&doc, root, "ssh_keys")) {
-			r = pf_error_set(
-				-EINVAL,
-				"--user-data '%s' sets ssh_keys, which would replace the "
-				"host key piflash made (--host-keys) and put in known_hosts",
-				file);
-			goto out;
-		}
-	}
-	if (users_key && (cfg->n_keys > 0 || cfg->password_hash)) {
-		r = pf_error_set(-EINVAL,
-				 "--user-data '%s' sets %s, which would replace the user '%s' "
-				 "piflash gives %s: put %s in the file's %s, or leave it out",
-				 file, users_key, c->user,
-				 cfg->n_keys > 0 ? "the keys of --ssh-key" : "--password-hash",
-				 cfg->n_keys > 0 ? "the keys" : "the hash", users_key);
-		goto out;
-	}
-	n = pf_yaml_map_get(&doc, root, "hostname");
-	if (n && (!(s = pf_yaml_scalar(n)) || !streq(s, cfg->hostname))) {
-		r = pf_error_set(
-			-EINVAL,
-			"--user-data '%s' sets hostname '%.64s', but the node is '%s' (its "
-			"/etc/hostname, meta-data, known_hosts): leave it out, or write "
-			"{{hostname}}",
-			file, s ? s : "(not a string)", cfg->hostname);
-		goto out;
-	}
-	n = pf_yaml_map_get(&doc, root, "fqdn");
-	if (n) {
-		_cleanup_(freep) char *fqdn = NULL;
-
-		s = pf_yaml_scalar(n);
-		if (cfg->domain && asprintf(&fqdn, "%s.%s", cfg->hostname, cfg->domain) < 0) {
-			r = -ENOMEM;
-			goto out;
-		}
-		if (!s || !fqdn || !streq(s, fqdn)) {
-			r = pf_error_set(
-				-EINVAL,
-				"--user-data '%s' sets fqdn '%.64s', but the node's is %s%s%s: "
-				"leave it out, or write {{fqdn}} with --domain",
-				file, s ? s : "(not a string)", fqdn ? "'" : "",
-				fqdn ? fqdn : "none (no --domain)", fqdn ? "'" : "");
-			goto out;
-		}
-	}
-	if (wifi_in_user_data(c) && pf_yaml_map_get(&doc, root, "write_files")) {
-		r = pf_error_set(
-			-EINVAL,
-			"--user-data '%s' sets write_files, which would replace the files "
-			"that set WiFi up on this image (cloud-init %s has it nowhere "
-			"else): leave the WiFi options out and write them yourself, or drop "
-			"write_files",
-			file, c->f->cloud_init_version ? c->f->cloud_init_version : "0.7");
-		goto out;
-	}
-	n = pf_yaml_map_get(&doc, root, "ssh_pwauth");
-	if (n && pf_yaml_bool(n) == 1 && !cfg->password_hash && !users_key &&
-	    !pf_yaml_map_get(&doc, root, "password") && !pf_yaml_map_get(&doc, root, "chpasswd")) {
-		r = pf_error_set(
-			-EINVAL,
-			"--user-data '%s' sets ssh_pwauth: true, but no password is set "
-			"(--password-hash, or the file's own users:, password or chpasswd): "
-			"password login with a locked password",
-			file);
-		goto out;
-	}
+	r = conflicts_host_keys(c, file, &doc, root);
+	if (r >= 0)
+		r = conflicts_users(c, file, users_key);
+	if (r >= 0)
+		r = conflicts_names(c, file, &doc, root);
+	if (r >= 0)
+		r = conflicts_wifi(c, file, &doc, root);
+	if (r >= 0)
+		r = conflicts_pwauth(c, file, &doc, root, users_key);
 out:
 	yaml_document_delete(&doc);
 	return r;

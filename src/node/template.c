@@ -288,10 +288,180 @@ static size_t find(const char *text, size_t len, size_t from, const char *needle
 	return f ? (size_t)(f - text) : len;
 }
 
+/* One {{tag}} of a template, as parse() reads it: byte offsets into the text. */
+typedef struct Tag {
+	size_t open;	/* its "{{" (moved to the line start when the tag stands alone) */
+	size_t content; /* after the braces and the sigil */
+	size_t close;	/* its "}}" */
+	size_t tag_end; /* after it (and after its line when it stands alone) */
+	size_t b, e;	/* its name, blanks trimmed */
+	TokenType type;
+	unsigned line;
+	char sigil;
+} Tag;
+
+/* The open sections, innermost last: indexes of their tokens. */
+typedef struct Sections {
+	size_t stack[PF_TPL_DEPTH_MAX];
+	size_t depth;
+} Sections;
+
+/* Finds the end of the tag at t->open: "}}}" after "{{{", else "}}". */
+static int tag_bounds(Parser *p, const char *name, Tag *t)
+{
+	t->line = line_at(p, t->open);
+	if (t->open + 2 < p->len && p->text[t->open + 2] == '{') {
+		t->content = t->open + 3;
+		t->close = find(p->text, p->len, t->content, "}}}");
+		t->tag_end = t->close + 3;
+		t->sigil = '{';
+	} else {
+		t->content = t->open + 2;
+		t->close = find(p->text, p->len, t->content, "}}");
+		t->tag_end = t->close + 2;
+		t->sigil = t->content < p->len ? p->text[t->content] : 0;
+	}
+	if (t->close == p->len)
+		return pf_error_set(-EINVAL, "%s:%u: tag '{{' is not closed", name, t->line);
+	return 0;
+}
+
+/* The kind of tag its sigil makes; partials and delimiter changes are refused. */
+static int tag_type(Parser *p, const char *name, Tag *t)
+{
+	switch (t->sigil) {
+	case '{':
+		t->type = TOKEN_RAW;
+		return 0;
+	case '&':
+		t->type = TOKEN_RAW;
+		t->content++;
+		return 0;
+	case '#':
+		t->type = TOKEN_SECTION;
+		t->content++;
+		return 0;
+	case '^':
+		t->type = TOKEN_INVERTED;
+		t->content++;
+		return 0;
+	case '/':
+		t->type = TOKEN_END;
+		t->content++;
+		return 0;
+	case '!':
+		if (find(p->text, t->close, t->content, "{{") != t->close)
+			return pf_error_set(-EINVAL,
+					    "%s:%u: '{{' inside a comment (a comment ends at the "
+					    "first '}}')",
+					    name, t->line);
+		t->type = TOKEN_TEXT; /* a comment: emits nothing */
+		return 0;
+	case '>':
+		return pf_error_set(-EINVAL, "%s:%u: partials ({{>name}}) are not supported", name,
+				    t->line);
+	case '=':
+		return pf_error_set(-EINVAL, "%s:%u: set delimiters ({{=...=}}) are not supported",
+				    name, t->line);
+	default:
+		t->type = TOKEN_VAR;
+		return 0;
+	}
+}
+
+/* The name, blanks around it allowed. */
+static int tag_name(Parser *p, const char *name, Tag *t)
+{
+	t->b = t->content;
+	t->e = t->close;
+	while (t->b < t->e && pf_is_blank(p->text[t->b]))
+		t->b++;
+	while (t->e > t->b && pf_is_blank(p->text[t->e - 1]))
+		t->e--;
+	if (t->sigil != '!' && !name_ok(p->text + t->b, t->e - t->b))
+		return pf_error_set(-EINVAL,
+				    "%s:%u: invalid tag '%.*s': a name is 1-%d characters of "
+				    "[A-Za-z0-9_-]",
+				    name, t->line, (int)MIN(t->tag_end - t->open, (size_t)80),
+				    p->text + t->open, PF_TPL_NAME_MAX);
+	return 0;
+}
+
+/* A standalone tag (a section, an end, a comment alone on its line) takes its whole line. */
+static void tag_standalone(Parser *p, size_t text_start, Tag *t)
+{
+	size_t ls = t->open, le = t->tag_end;
+
+	if (t->sigil == '{' || t->sigil == '&' || t->type == TOKEN_VAR)
+		return;
+	while (ls > text_start && pf_is_blank(p->text[ls - 1]))
+		ls--;
+	while (le < p->len && pf_is_blank(p->text[le]))
+		le++;
+	if ((ls == 0 || p->text[ls - 1] == '\n') &&
+	    (le == p->len || p->text[le] == '\n' ||
+	     (p->text[le] == '\r' && le + 1 < p->len && p->text[le + 1] == '\n'))) {
+		t->open = ls;
+		t->tag_end = le == p->len ? le : le + (p->text[le] == '\r' ? 2 : 1);
+	}
+}
+
+/* {{/name}}: it must close the innermost open section. */
+static int section_end(Parser *p, const char *name, Sections *s, const Tag *t)
+{
+	Token *o;
+
+	if (s->depth == 0)
+		return pf_error_set(-EINVAL, "%s:%u: '{{/%.*s}}' closes no open section", name,
+				    t->line, (int)(t->e - t->b), p->text + t->b);
+	o = &p->tokens[s->stack[s->depth - 1]];
+	if (o->len != t->e - t->b || memcmp(o->start, p->text + t->b, t->e - t->b) != 0)
+		return pf_error_set(-EINVAL,
+				    "%s:%u: '{{/%.*s}}' does not close section '%.*s' opened at "
+				    "line %u",
+				    name, t->line, (int)(t->e - t->b), p->text + t->b, (int)o->len,
+				    o->start, o->line);
+	o->end = p->n_tokens;
+	s->depth--;
+	return 0;
+}
+
+/* {{#name}} or {{^name}}: a new section, not too deep, not inside one of the same name. */
+static int section_open(Parser *p, const char *name, Sections *s, const Tag *t)
+{
+	if (s->depth >= PF_TPL_DEPTH_MAX)
+		return pf_error_set(-EINVAL, "%s:%u: sections nested over %d deep", name, t->line,
+				    PF_TPL_DEPTH_MAX);
+	for (size_t i = 0; i < s->depth; i++) {
+		const Token *o = &p->tokens[s->stack[i]];
+
+		if (o->len == t->e - t->b && memcmp(o->start, p->text + t->b, t->e - t->b) == 0)
+			return pf_error_set(-EINVAL,
+					    "%s:%u: section '%.*s' inside a section of the same "
+					    "name opened at line %u",
+					    name, t->line, (int)(t->e - t->b), p->text + t->b,
+					    o->line);
+	}
+	s->stack[s->depth++] = p->n_tokens;
+	return 0;
+}
+
+/* At the end of the text: every section closed. */
+static int sections_closed(Parser *p, const char *name, const Sections *s)
+{
+	const Token *o;
+
+	if (s->depth == 0)
+		return 0;
+	o = &p->tokens[s->stack[s->depth - 1]];
+	return pf_error_set(-EINVAL, "%s:%u: section '%.*s' is not closed", name, o->line,
+			    (int)o->len, o->start);
+}
+
 static int parse(Parser *p)
 {
-	size_t stack[PF_TPL_DEPTH_MAX];
-	size_t depth = 0, pos = 0, text_start = 0;
+	Sections s = { .depth = 0 };
+	size_t pos = 0, text_start = 0;
 	unsigned text_line = 1;
 	const char *name = tpl_name(p->name);
 	int r;
@@ -305,161 +475,39 @@ static int parse(Parser *p)
 			line_at(p, (size_t)((const char *)memchr(p->text, 0, p->len) - p->text)));
 
 	for (;;) {
-		size_t open = find(p->text, p->len, pos, "{{");
-		size_t content, close, tag_end, b, e;
-		TokenType type;
-		unsigned line;
-		char sigil;
+		Tag t = { .open = find(p->text, p->len, pos, "{{") };
 
-		if (open == p->len) {
+		if (t.open == p->len) {
 			r = push_token(p, TOKEN_TEXT, p->text + text_start, p->len - text_start,
 				       text_line);
-			if (r < 0)
-				return r;
-			break;
+			return r < 0 ? r : sections_closed(p, name, &s);
 		}
-		line = line_at(p, open);
-
-		if (open + 2 < p->len && p->text[open + 2] == '{') {
-			content = open + 3;
-			close = find(p->text, p->len, content, "}}}");
-			tag_end = close + 3;
-			sigil = '{';
-		} else {
-			content = open + 2;
-			close = find(p->text, p->len, content, "}}");
-			tag_end = close + 2;
-			sigil = content < p->len ? p->text[content] : 0;
-		}
-		if (close == p->len)
-			return pf_error_set(-EINVAL, "%s:%u: tag '{{' is not closed", name, line);
-
-		switch (sigil) {
-		case '{':
-			type = TOKEN_RAW;
-			break;
-		case '&':
-			type = TOKEN_RAW;
-			content++;
-			break;
-		case '#':
-			type = TOKEN_SECTION;
-			content++;
-			break;
-		case '^':
-			type = TOKEN_INVERTED;
-			content++;
-			break;
-		case '/':
-			type = TOKEN_END;
-			content++;
-			break;
-		case '!':
-			if (find(p->text, close, content, "{{") != close)
-				return pf_error_set(
-					-EINVAL,
-					"%s:%u: '{{' inside a comment (a comment ends at "
-					"the first '}}')",
-					name, line);
-			type = TOKEN_TEXT; /* a comment: emits nothing */
-			break;
-		case '>':
-			return pf_error_set(-EINVAL,
-					    "%s:%u: partials ({{>name}}) are not supported", name,
-					    line);
-		case '=':
-			return pf_error_set(-EINVAL,
-					    "%s:%u: set delimiters ({{=...=}}) are not supported",
-					    name, line);
-		default:
-			type = TOKEN_VAR;
-			break;
-		}
-
-		/* The name, blanks around it allowed. */
-		b = content;
-		e = close;
-		while (b < e && pf_is_blank(p->text[b]))
-			b++;
-		while (e > b && pf_is_blank(p->text[e - 1]))
-			e--;
-		if (sigil != '!' && !name_ok(p->text + b, e - b))
-			return pf_error_set(-EINVAL,
-					    "%s:%u: invalid tag '%.*s': a name is 1-%d characters "
-					    "of [A-Za-z0-9_-]",
-					    name, line, (int)MIN(tag_end - open, (size_t)80),
-					    p->text + open, PF_TPL_NAME_MAX);
-
-		/* Text before the tag; a standalone tag takes its whole line with it. */
-		if (sigil != '{' && sigil != '&' && type != TOKEN_VAR) {
-			size_t ls = open, le = tag_end;
-
-			while (ls > text_start && pf_is_blank(p->text[ls - 1]))
-				ls--;
-			while (le < p->len && pf_is_blank(p->text[le]))
-				le++;
-			if ((ls == 0 || p->text[ls - 1] == '\n') &&
-			    (le == p->len || p->text[le] == '\n' ||
-			     (p->text[le] == '\r' && le + 1 < p->len && p->text[le + 1] == '\n'))) {
-				open = ls;
-				tag_end = le == p->len ? le : le + (p->text[le] == '\r' ? 2 : 1);
-			}
-		}
-		r = push_token(p, TOKEN_TEXT, p->text + text_start, open - text_start, text_line);
+		r = tag_bounds(p, name, &t);
+		if (r >= 0)
+			r = tag_type(p, name, &t);
+		if (r >= 0)
+			r = tag_name(p, name, &t);
 		if (r < 0)
 			return r;
-		text_start = pos = tag_end;
+		/* Text before the tag. */
+		tag_standalone(p, text_start, &t);
+		r = push_token(p, TOKEN_TEXT, p->text + text_start, t.open - text_start, text_line);
+		if (r < 0)
+			return r;
+		text_start = pos = t.tag_end;
 		text_line = line_at(p, text_start);
 
-		if (sigil == '!')
+		if (t.sigil == '!')
 			continue;
-
-		if (type == TOKEN_END) {
-			Token *o;
-
-			if (depth == 0)
-				return pf_error_set(-EINVAL,
-						    "%s:%u: '{{/%.*s}}' closes no open section",
-						    name, line, (int)(e - b), p->text + b);
-			o = &p->tokens[stack[depth - 1]];
-			if (o->len != e - b || memcmp(o->start, p->text + b, e - b) != 0)
-				return pf_error_set(
-					-EINVAL,
-					"%s:%u: '{{/%.*s}}' does not close section '%.*s' "
-					"opened at line %u",
-					name, line, (int)(e - b), p->text + b, (int)o->len,
-					o->start, o->line);
-			o->end = p->n_tokens;
-			depth--;
-		}
-		if (type == TOKEN_SECTION || type == TOKEN_INVERTED) {
-			if (depth >= PF_TPL_DEPTH_MAX)
-				return pf_error_set(-EINVAL, "%s:%u: sections nested over %d deep",
-						    name, line, PF_TPL_DEPTH_MAX);
-			for (size_t i = 0; i < depth; i++) {
-				const Token *o = &p->tokens[stack[i]];
-
-				if (o->len == e - b && memcmp(o->start, p->text + b, e - b) == 0)
-					return pf_error_set(
-						-EINVAL,
-						"%s:%u: section '%.*s' inside a section of the "
-						"same name opened at line %u",
-						name, line, (int)(e - b), p->text + b, o->line);
-			}
-			stack[depth++] = p->n_tokens;
-		}
-		r = push_token(p, type, p->text + b, e - b, line);
+		if (t.type == TOKEN_END)
+			r = section_end(p, name, &s, &t);
+		if (r >= 0 && (t.type == TOKEN_SECTION || t.type == TOKEN_INVERTED))
+			r = section_open(p, name, &s, &t);
+		if (r >= 0)
+			r = push_token(p, t.type, p->text + t.b, t.e - t.b, t.line);
 		if (r < 0)
 			return r;
 	}
-
-	if (depth > 0) {
-		const Token *o = &p->tokens[stack[depth - 1]];
-
-		return pf_error_set(-EINVAL, "%s:%u: section '%.*s' is not closed", name, o->line,
-				    (int)o->len, o->start);
-	}
-	return 0;
 }
 
 /* ---- rendering ---- */

@@ -153,27 +153,36 @@ int pf_hostname_validate(const char *s)
 	return label_validate(s, n, "hostname", s);
 }
 
+/* Calls part() on each part of s between the separators sep; stops at the first error. */
+static int each_part(const char *s, char sep, int (*part)(const char *p, size_t n, const char *s))
+{
+	for (const char *p = s;;) {
+		const char *end = strchr(p, sep);
+		size_t l = end ? (size_t)(end - p) : strlen(p);
+		int r = part(p, l, s);
+
+		if (r < 0)
+			return r;
+		if (!end)
+			return 0;
+		p = end + 1;
+	}
+}
+
+static int domain_label(const char *p, size_t n, const char *s)
+{
+	return label_validate(p, n, "domain", s);
+}
+
 int pf_domain_validate(const char *s)
 {
 	size_t n;
 	int r;
-	const char *p;
 
 	r = check_length(s, "domain", 253, &n);
 	if (r < 0)
 		return r;
-	for (p = s;;) {
-		const char *dot = strchr(p, '.');
-		size_t l = dot ? (size_t)(dot - p) : strlen(p);
-
-		r = label_validate(p, l, "domain", s);
-		if (r < 0)
-			return r;
-		if (!dot)
-			break;
-		p = dot + 1;
-	}
-	return 0;
+	return each_part(s, '.', domain_label);
 }
 
 int pf_username_validate(const char *s)
@@ -270,31 +279,26 @@ int pf_wifi_country_validate(const char *s)
 	return pf_error_set(-EINVAL, "WiFi country '%s' is not an assigned ISO 3166 code", s);
 }
 
+static int timezone_part(const char *p, size_t n, const char *s)
+{
+	if (n == 0)
+		return pf_error_set(-EINVAL,
+				    "time zone '%s' has an empty part (like 'Europe/Berlin')", s);
+	return 0;
+}
+
 int pf_timezone_validate(const char *s)
 {
 	const CharRule *rule = &rules[RULE_TIMEZONE];
 	size_t n = 0;
 	int r;
-	const char *p;
 
 	r = rule_length(rule, s, &n);
 	if (r >= 0)
 		r = rule_chars(rule, s, n);
 	if (r < 0)
 		return r;
-	for (p = s;;) {
-		const char *slash = strchr(p, '/');
-		size_t l = slash ? (size_t)(slash - p) : strlen(p);
-
-		if (l == 0)
-			return pf_error_set(
-				-EINVAL, "time zone '%s' has an empty part (like 'Europe/Berlin')",
-				s);
-		if (!slash)
-			break;
-		p = slash + 1;
-	}
-	return 0;
+	return each_part(s, '/', timezone_part);
 }
 
 int pf_locale_validate(const char *s)

@@ -174,29 +174,90 @@ int pf_yaml_merge_top(const char *ours, size_t ours_len, const char *base, size_
 				      "# Kept from the image's own file:", ret, ret_len, ret_kept);
 }
 
+/* Top-level keys of a document, where each starts, and where the last one ends. */
+typedef struct TopKeys {
+	char **keys;
+	size_t *starts;
+	size_t end;
+} TopKeys;
+
+static void top_keys_done(TopKeys *k)
+{
+	pf_strv_free(k->keys);
+	free(k->starts);
+}
+
+/* Writes to m the entries of base whose keys are neither ours nor to drop, header first, and
+ * lists them in *kept (NULL-terminated): 0 or -ENOMEM. */
+static int keep_base_keys(FILE *m, const char *base, size_t base_len, const TopKeys *bk,
+			  char **our_keys, const char *const *drop, const char *header,
+			  char ***kept)
+{
+	size_t n_kept = 0;
+
+	*kept = calloc(1, sizeof(char *));
+	if (!*kept)
+		return -ENOMEM;
+	for (size_t i = 0; bk->keys[i]; i++) {
+		size_t from = bk->starts[i], to = bk->starts[i + 1];
+		char **nk;
+
+		if (strv_has(our_keys, bk->keys[i]) || strv_has((char *const *)drop, bk->keys[i]))
+			continue;
+		/* Whole lines: from the key's line (keys are at column 0) to the next key's. */
+		if (to > base_len || to < from)
+			to = bk->end;
+		if (n_kept == 0 && header)
+			fprintf(m, "%s\n", header);
+		fwrite(base + from, 1, to - from, m);
+		if (to > from && base[to - 1] != '\n')
+			fputc('\n', m);
+		nk = reallocarray(*kept, n_kept + 2, sizeof(char *));
+		if (!nk)
+			return -ENOMEM;
+		*kept = nk;
+		nk[n_kept] = strdup(bk->keys[i]);
+		if (!nk[n_kept])
+			return -ENOMEM;
+		nk[++n_kept] = NULL;
+	}
+	return 0;
+}
+
+/* The result must read back as one mapping with ours and the kept keys. */
+static int merged_check(const char *out, size_t out_len)
+{
+	_cleanup_(top_keys_done) TopKeys ck = {};
+	int r;
+
+	r = top_keys(out, out_len, &ck.keys, &ck.starts, &ck.end);
+	if (r >= 0 && !ck.keys)
+		r = pf_error_set(-EBADMSG, "the merged document is no mapping");
+	return r < 0 ? r : 0;
+}
+
 int pf_yaml_merge_top_with(const char *ours, size_t ours_len, const char *base, size_t base_len,
 			   const char *const *drop, const char *header, char **ret, size_t *ret_len,
 			   char ***ret_kept)
 {
-	_cleanup_(pf_strv_freep) char **our_keys = NULL, **base_keys = NULL;
-	_cleanup_(freep) size_t *our_starts = NULL, *base_starts = NULL;
+	_cleanup_(top_keys_done) TopKeys ok = {}, bk = {};
 	char **kept = NULL, *out = NULL;
-	size_t our_end = 0, base_end = 0, out_len = 0, n_kept = 0;
+	size_t out_len = 0;
 	FILE *m;
 	int r;
 
-	r = top_keys(ours, ours_len, &our_keys, &our_starts, &our_end);
+	r = top_keys(ours, ours_len, &ok.keys, &ok.starts, &ok.end);
 	if (r < 0)
 		return r;
-	if (!our_keys)
+	if (!ok.keys)
 		return pf_error_set(-EBADMSG, "not a mapping of top-level keys");
 	if (base) {
-		r = top_keys(base, base_len, &base_keys, &base_starts, &base_end);
+		r = top_keys(base, base_len, &bk.keys, &bk.starts, &bk.end);
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0) {
 			pf_error_clear();
-			base_keys = NULL; /* unreadable: replaced, and the caller says so */
+			bk.keys = NULL; /* unreadable: replaced, and the caller says so */
 		}
 	}
 
@@ -206,59 +267,17 @@ int pf_yaml_merge_top_with(const char *ours, size_t ours_len, const char *base, 
 	fwrite(ours, 1, ours_len, m);
 	if (ours_len && ours[ours_len - 1] != '\n')
 		fputc('\n', m);
-	if (base_keys) {
-		kept = calloc(1, sizeof(char *));
-		if (!kept) {
-			fclose(m);
-			free(out);
-			return -ENOMEM;
-		}
-	}
-	for (size_t i = 0; base_keys && base_keys[i]; i++) {
-		size_t from = base_starts[i], to = base_starts[i + 1];
-		char **nk;
-
-		if (strv_has(our_keys, base_keys[i]) || strv_has((char *const *)drop, base_keys[i]))
-			continue;
-		/* Whole lines: from the key's line (keys are at column 0) to the next key's. */
-		if (to > base_len || to < from)
-			to = base_end;
-		if (n_kept == 0 && header)
-			fprintf(m, "%s\n", header);
-		fwrite(base + from, 1, to - from, m);
-		if (to > from && base[to - 1] != '\n')
-			fputc('\n', m);
-		nk = reallocarray(kept, n_kept + 2, sizeof(char *));
-		if (!nk || !(nk[n_kept] = strdup(base_keys[i]))) {
-			if (nk)
-				kept = nk;
-			fclose(m);
-			free(out);
-			pf_strv_free(kept);
-			return -ENOMEM;
-		}
-		kept = nk;
-		kept[++n_kept] = NULL;
-	}
-	if (fclose(m) != 0) {
+	r = 0;
+	if (bk.keys)
+		r = keep_base_keys(m, base, base_len, &bk, ok.keys, drop, header, &kept);
+	if (fclose(m) != 0 && r >= 0)
+		r = -ENOMEM;
+	if (r >= 0)
+		r = merged_check(out, out_len);
+	if (r < 0) {
 		free(out);
 		pf_strv_free(kept);
-		return -ENOMEM;
-	}
-	/* The result must read back as one mapping with ours and the kept keys. */
-	{
-		_cleanup_(pf_strv_freep) char **check = NULL;
-		_cleanup_(freep) size_t *cs = NULL;
-		size_t ce = 0;
-
-		r = top_keys(out, out_len, &check, &cs, &ce);
-		if (r >= 0 && !check)
-			r = pf_error_set(-EBADMSG, "the merged document is no mapping");
-		if (r < 0) {
-			free(out);
-			pf_strv_free(kept);
-			return r;
-		}
+		return r;
 	}
 	*ret = out;
 	*ret_len = out_len;
