@@ -212,6 +212,14 @@ normalize() {
 			-e 's/ in [0-9.]* s\b/ in @T@ s/g' -e 's/([0-9.]* s)/(@T@ s)/g' \
 			-e 's/[0-9.]* [KMG]*i*B\/s/@RATE@/g' \
 			"$f" >"$side/$name/${f##*.}"
+		# With -j 2 the nodes finish in either order: their lines, without the "[1/3]"
+		# counter, are compared as a set.
+		case $name in
+		*-j2)
+			sed -i 's/ \[[0-9]*\/[0-9]*\]$//' "$side/$name/${f##*.}"
+			sort -o "$side/$name/${f##*.}" "$side/$name/${f##*.}"
+			;;
+		esac
 	done
 	# An output file's mode and the output mark piflash leaves on it: the mark holds the
 	# file's size and mtime, and the mtime is the write's own (replaced by @MTIME@ when it is
