@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * fuzz-report: what piflash reads back from its earlier runs (cmd/report.h), through the same
+ * fuzz-report: what piflash reads back from its earlier runs (build/report.h), through the same
  * checks batch.c and cards.c run.
  *
  * The input is read as `piflash batch`'s report.json — each element of "nodes" through
