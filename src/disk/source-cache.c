@@ -669,3 +669,17 @@ int source_write_kv(int dfd, const char *name, const char *path, const char *con
 		unlinkat(dfd, tmp_name, 0);
 	return r;
 }
+
+int source_open_tmp_input(void)
+{
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	fd = source_open_tmpfile(dir);
+	if (fd < 0)
+		return pf_error_set(fd, "cannot create a temporary file in '%s': %s", dir,
+				    strerror(-fd));
+	return fd;
+}

@@ -5,7 +5,8 @@
  * What the files of the image source share, and nothing outside src/disk/source*.c
  * includes: the PfSource object and the functions each file offers the others.
  *
- *   source.c              the object, kind detection, open (local file, stdin, URL)
+ *   source.c              the object, kind detection
+ *   source-open.c         open (local file, stdin, URL)
  *   source-cache.c        keys, the cache directory, entries, info files, locks, cached open
  *   source-decompress.c   libarchive and xz decompression into a sparse file
  *   source-download.c     URLs: download, resume, revalidate into the cache

@@ -8,7 +8,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "fs/fat-internal.h"
+#include "fs/fat-volume.h"
 #include "util/error.h"
 
 /* Sector and cluster sizes, reserved sectors, FAT count, total sectors: the fields every

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/fat-internal.h"
+#include "fs/fat-volume.h"
 #include "util/error.h"
 #include "util/strutil.h"
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fs/fat-internal.h"
+#include "fs/fat-volume.h"
 #include "util/error.h"
 
 /* Where the long entry keeps its 13 UTF-16 units. */

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "fs/fat-internal.h"
+#include "fs/fat-volume.h"
 #include "util/error.h"
 #include "util/strutil.h"
 

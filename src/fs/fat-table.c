@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/fat-internal.h"
+#include "fs/fat-volume.h"
 #include "util/error.h"
 
 uint32_t fat_get(const PfFat *f, uint32_t c)

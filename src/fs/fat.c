@@ -32,7 +32,7 @@
  * A volume marked dirty opens for reading; writes fail with -EUCLEAN (see fat.h).
  *
  * This file is the driver's glue (open, stat, list, used blocks, the ops table); the
- * other fat-*.c files hold one concern each, listed in fat-internal.h.
+ * other fat-*.c files hold one concern each, listed in fat-volume.h.
  */
 
 #include <errno.h>
@@ -42,7 +42,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fs/fat-internal.h"
+#include "fs/fat-volume.h"
 #include "fs/fs-driver.h"
 #include "util/error.h"
 #include "util/strutil.h"
