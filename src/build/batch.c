@@ -134,11 +134,6 @@ static DIR *closedir_safe(DIR *d)
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir_safe);
 
-static int cmp_strp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Every regular file of a template directory, in name order. */
 static void hash_dir(PfDigest *h, const char *dir)
 {
@@ -163,7 +158,7 @@ static void hash_dir(PfDigest *h, const char *dir)
 		if (names[n])
 			n++;
 	}
-	qsort(names, n, sizeof(char *), cmp_strp);
+	qsort(names, n, sizeof(char *), pf_strcmp_ptr);
 	for (size_t i = 0; i < n; i++) {
 		hash_file(h, "template", dirfd(d), names[i]);
 		free(names[i]);
