@@ -2,7 +2,7 @@
 /*
  * piflash: prepares SD cards for Raspberry Pi clusters. This file finds the command (or the
  * main job) in the command line and dispatches to it; --version and mistyped commands are
- * answered here. Messages are cmd/log.c's, help texts cmd/help.c's.
+ * answered here. Messages are util/log.c's, help texts cmd/help.c's.
  */
 #include <errno.h>
 #include <stdint.h>
