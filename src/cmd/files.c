@@ -138,12 +138,27 @@ static int parse_common(int argc, char **argv, const char *cmd, void (*help)(voi
 	return 1;
 }
 
+/* The image of argv and the file named in it (links followed). Prints; returns an exit code. */
+static int open_path(char **argv, const PfSourceOptions *so, PfImage **img, PfFs **fs, char **path)
+{
+	const PfPartition *part;
+	int r;
+
+	if (image_load(argv[optind], so, img) < 0)
+		return PF_EXIT_FAILURE;
+	r = pf_image_lookup(*img, argv[optind + 1], true, &part, fs, path);
+	if (r < 0) {
+		log_error("%s", pf_error_message(r));
+		return PF_EXIT_FAILURE;
+	}
+	return PF_EXIT_OK;
+}
+
 int cmd_ls(int argc, char **argv)
 {
 	_cleanup_(pf_image_freep) PfImage *img = NULL;
 	_cleanup_(freep) char *path = NULL;
 	PfSourceOptions so = { 0 };
-	const PfPartition *part;
 	PfDirent *ents = NULL;
 	size_t n = 0;
 	bool lng = false;
@@ -154,14 +169,10 @@ int cmd_ls(int argc, char **argv)
 	r = parse_common(argc, argv, "ls", help_ls, &lng, &so);
 	if (r <= 0)
 		return -r;
-	if (image_load(argv[optind], &so, &img) < 0)
-		return PF_EXIT_FAILURE;
 	/* Like ls: a link named as the directory to list is followed. */
-	r = pf_image_lookup(img, argv[optind + 1], true, &part, &fs, &path);
-	if (r < 0) {
-		log_error("%s", pf_error_message(r));
-		return PF_EXIT_FAILURE;
-	}
+	r = open_path(argv, &so, &img, &fs, &path);
+	if (r != PF_EXIT_OK)
+		return r;
 
 	r = pf_fs_stat(fs, path, &st);
 	if (r < 0) {
@@ -190,7 +201,6 @@ int cmd_cat(int argc, char **argv)
 	_cleanup_(freep) char *path = NULL;
 	_cleanup_(freep) uint8_t *data = NULL;
 	PfSourceOptions so = { 0 };
-	const PfPartition *part;
 	size_t size;
 	PfFs *fs;
 	int r;
@@ -198,13 +208,9 @@ int cmd_cat(int argc, char **argv)
 	r = parse_common(argc, argv, "cat", help_cat, NULL, &so);
 	if (r <= 0)
 		return -r;
-	if (image_load(argv[optind], &so, &img) < 0)
-		return PF_EXIT_FAILURE;
-	r = pf_image_lookup(img, argv[optind + 1], true, &part, &fs, &path);
-	if (r < 0) {
-		log_error("%s", pf_error_message(r));
-		return PF_EXIT_FAILURE;
-	}
+	r = open_path(argv, &so, &img, &fs, &path);
+	if (r != PF_EXIT_OK)
+		return r;
 
 	r = pf_fs_read_file(fs, path, PF_FS_READ_MAX_BYTES, &data, &size);
 	if (r < 0) {
