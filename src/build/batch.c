@@ -25,7 +25,6 @@
 #include "flash/artifact.h"
 #include "flash/ranges.h"
 #include "util/error.h"
-#include "util/escape.h"
 #include "util/fileio.h"
 #include "util/strutil.h"
 
@@ -43,7 +42,6 @@ struct PfBatch {
 	const PfImage *base;
 	const PfInventory *inv;
 	const PfFlavorInfo *flavor;
-	const char *out_dir;
 	/* The out dir, opened once: every file of the run is a name relative to it, checked by
 	 * out_guard(), never a path built from a string. */
 	int dir_fd;
@@ -236,7 +234,7 @@ static int out_guard(const PfBatch *b, const char *name)
 	struct stat st;
 
 	if (!pf_out_name_ok(name))
-		return pf_error_set(-EINVAL, "'%s' is not a file name in '%s'", name, b->out_dir);
+		return pf_error_set(-EINVAL, "'%s' is not a file name in '%s'", name, b->o.out_dir);
 	/* Following a link: a link to the input counts as the input. Nothing there: fine. */
 	if (fstatat(b->dir_fd, name, &st, 0) < 0)
 		return 0;
@@ -244,12 +242,12 @@ static int out_guard(const PfBatch *b, const char *name)
 		return pf_error_set(-EPERM,
 				    "'%s/%s' is the input image; piflash batch never writes or "
 				    "removes its input",
-				    b->out_dir, name);
+				    b->o.out_dir, name);
 	if (same_inode(&st, &b->source_st))
 		return pf_error_set(-EPERM,
 				    "'%s/%s' is the input image's cache file; piflash batch never "
 				    "writes or removes it",
-				    b->out_dir, name);
+				    b->o.out_dir, name);
 	return 0;
 }
 
@@ -266,12 +264,12 @@ static void remove_stale(const PfBatch *b, const char *hostname, const char *suf
 	}
 	r = out_guard(b, name);
 	if (r < 0) {
-		say_errno(b, r, "not removing '%s/%s'", b->out_dir, name);
+		say_errno(b, r, "not removing '%s/%s'", b->o.out_dir, name);
 		return;
 	}
 	if (unlinkat(b->dir_fd, name, 0) == 0)
 		say(b, false, "Removed %s/%s: it is from an earlier run, not from this one",
-		    b->out_dir, name);
+		    b->o.out_dir, name);
 }
 
 /* ---- one node ---------------------------------------------------------------------------- */
@@ -315,19 +313,12 @@ static int job_describe(PfBatch *b, Job *j, const PfNodeBuild *nb)
 	return 0;
 }
 
-static int dup_str(char **dst, const char *src)
-{
-	if (!src)
-		return 0;
-	*dst = strdup(src);
-	return *dst ? 0 : -ENOMEM;
-}
-
+/* *dst replaced by a copy of src (NULL stays NULL). */
 static int set_str(char **dst, const char *src)
 {
 	free(*dst);
-	*dst = NULL;
-	return dup_str(dst, src);
+	*dst = pf_strdup_or_null(src);
+	return src && !*dst ? -ENOMEM : 0;
 }
 
 /* A string field of a record that pf_report_record_check() passed; NULL when absent or null. */
@@ -367,13 +358,13 @@ static json_object *read_previous(const PfBatch *b)
 		say_errno(b, r,
 			  "'%s/report.json': cannot read the last run's report, so every node is "
 			  "rebuilt",
-			  b->out_dir);
+			  b->o.out_dir);
 		return NULL;
 	}
 	root = json_tokener_parse_verbose(text, &jerr);
 	if (!root || !json_object_object_get_ex(root, "nodes", &nodes) ||
 	    !json_object_is_type(nodes, json_type_array)) {
-		say(b, true, "'%s/report.json': %s, so every node is rebuilt", b->out_dir,
+		say(b, true, "'%s/report.json': %s, so every node is rebuilt", b->o.out_dir,
 		    root ? "no 'nodes' array" : json_tokener_error_desc(jerr));
 		json_object_put(root);
 		return NULL;
@@ -385,9 +376,10 @@ static json_object *read_previous(const PfBatch *b)
 
 		r = pf_report_record_check(n, &host, &status);
 		if (r < 0 && host)
-			say_errno(b, r, "'%s/report.json': node '%s' is rebuilt", b->out_dir, host);
+			say_errno(b, r, "'%s/report.json': node '%s' is rebuilt", b->o.out_dir,
+				  host);
 		else if (r < 0)
-			say_errno(b, r, "'%s/report.json': node %zu is not read", b->out_dir,
+			say_errno(b, r, "'%s/report.json': node %zu is not read", b->o.out_dir,
 				  i + 1);
 		if (r < 0)
 			continue;
@@ -458,7 +450,7 @@ static bool job_from_record(PfBatch *b, Job *j, json_object *rec)
 	/* What goes into hosts, known_hosts and inventory.ini is what it says it is. */
 	r = pf_node_result_check(j);
 	if (r < 0) {
-		say_errno(b, r, "'%s/report.json': node '%s' is %s", b->out_dir, j->hostname,
+		say_errno(b, r, "'%s/report.json': node '%s' is %s", b->o.out_dir, j->hostname,
 			  j->status == PF_NODE_UNSELECTED ? "not kept" : "rebuilt");
 		return false;
 	}
@@ -518,11 +510,11 @@ static int job_write(PfBatch *b, Job *j, PfImage *img)
 	r = pf_artifact_write_at(b->dir_fd, j->artifact, pf_image_overlay(img), &ranges.all, &ao,
 				 &res);
 	if (r < 0)
-		return pf_error_prefix(r, "'%s'", b->out_dir);
+		return pf_error_prefix(r, "'%s'", b->o.out_dir);
 	if (!b->o.bmap)
 		remove_stale(b, j->hostname, ".img.bmap");
 	if (fstatat(b->dir_fd, j->artifact, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return pf_error_set(-errno, "'%s/%s': %m", b->out_dir, j->artifact);
+		return pf_error_set(-errno, "'%s/%s': %m", b->o.out_dir, j->artifact);
 	memcpy(j->sha256, res.sha256, sizeof(j->sha256));
 	j->file_bytes = res.file_bytes;
 	j->image_bytes = res.image_bytes;
@@ -530,7 +522,7 @@ static int job_write(PfBatch *b, Job *j, PfImage *img)
 	if (j->bmap) {
 		r = pf_sha256_file_at(b->dir_fd, j->bmap, j->bmap_sha256);
 		if (r < 0)
-			return pf_error_set(r, "'%s/%s': %s", b->out_dir, j->bmap, strerror(-r));
+			return pf_error_set(r, "'%s/%s': %s", b->o.out_dir, j->bmap, strerror(-r));
 	}
 	return 0;
 }
@@ -613,14 +605,14 @@ static int write_out(const PfBatch *b, const char *name, const char *text, size_
 		return -ENOMEM;
 	fd = pf_tmpfile_at(b->dir_fd, prefix, name, &tmp);
 	if (fd < 0)
-		return pf_error_prefix(fd, "'%s'", b->out_dir);
+		return pf_error_prefix(fd, "'%s'", b->o.out_dir);
 	r = pf_write_all(fd, text, len, 0);
 	if (r >= 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0 ||
 		       renameat(b->dir_fd, tmp, b->dir_fd, name) < 0))
 		r = pf_error_set(-errno, "%m");
 	if (r < 0) {
 		(void)unlinkat(b->dir_fd, tmp, 0);
-		return pf_error_prefix(r, "'%s/%s'", b->out_dir, name);
+		return pf_error_prefix(r, "'%s/%s'", b->o.out_dir, name);
 	}
 	return 0;
 }
@@ -723,10 +715,11 @@ static int out_dir_lock(PfBatch *b)
 		return r;
 	b->lock_fd = openat(b->dir_fd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (b->lock_fd < 0)
-		return pf_error_set(-errno, "'%s/%s': %m", b->out_dir, LOCK_NAME);
+		return pf_error_set(-errno, "'%s/%s': %m", b->o.out_dir, LOCK_NAME);
 	if (flock(b->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		b->lock_fd = safe_close(b->lock_fd);
-		return pf_error_set(-EBUSY, "'%s' is in use by another piflash batch", b->out_dir);
+		return pf_error_set(-EBUSY, "'%s' is in use by another piflash batch",
+				    b->o.out_dir);
 	}
 	return 0;
 }
@@ -753,7 +746,6 @@ int pf_batch_new(const PfBatchOptions *o, const char *input, PfBatch **ret)
 	if (!b)
 		return -ENOMEM;
 	b->o = *o;
-	b->out_dir = o->out_dir;
 	b->dir_fd = b->lock_fd = -1;
 	/* The input as the user named it: what the run must never write over or remove. (A
 	 * URL's or standard input's file is known once it is opened.) */
@@ -761,11 +753,11 @@ int pf_batch_new(const PfBatchOptions *o, const char *input, PfBatch **ret)
 	if (b->input_is_file && stat(input, &b->input_st) < 0)
 		return pf_error_set(-errno, "'%s': %m", input);
 	b->source_st = b->input_st;
-	if (mkdir(b->out_dir, 0755) < 0 && errno != EEXIST)
-		return pf_error_set(-errno, "--out-dir: cannot create '%s': %m", b->out_dir);
-	b->dir_fd = open(b->out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mkdir(b->o.out_dir, 0755) < 0 && errno != EEXIST)
+		return pf_error_set(-errno, "--out-dir: cannot create '%s': %m", b->o.out_dir);
+	b->dir_fd = open(b->o.out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (b->dir_fd < 0)
-		return pf_error_set(-errno, "--out-dir: '%s': %m", b->out_dir);
+		return pf_error_set(-errno, "--out-dir: '%s': %m", b->o.out_dir);
 	r = out_dir_lock(b);
 	if (r < 0)
 		return pf_error_prefix(r, "--out-dir");

@@ -15,12 +15,11 @@
 /* A known_hosts file is read whole; one of 4 MiB holds some 30000 keys. */
 #define KNOWN_HOSTS_MAX (4u * 1024 * 1024)
 
+/* *dst a copy of src (NULL stays NULL). */
 static int dup_str(char **dst, const char *src)
 {
-	if (!src)
-		return 0;
-	*dst = strdup(src);
-	return *dst ? 0 : -ENOMEM;
+	*dst = pf_strdup_or_null(src);
+	return src && !*dst ? -ENOMEM : 0;
 }
 
 void pf_node_result_forget_keys(PfNodeResult *r)
@@ -295,6 +294,14 @@ int pf_known_hosts_update(const char *path, const PfNodeResult *res)
 	}
 	pf_fsync_dir_of(path);
 	return 0;
+}
+
+int pf_known_hosts_add(const char *path, const PfNodeBuild *b)
+{
+	_cleanup_(pf_node_result_done) PfNodeResult r = { .hostname = b->cfg.hostname };
+	int e = pf_node_result_describe(&r, b, NULL);
+
+	return e < 0 ? e : pf_known_hosts_update(path, &r);
 }
 
 static int cmp_name(const void *a, const void *b)

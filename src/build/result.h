@@ -80,6 +80,9 @@ void pf_known_hosts_lines(FILE *f, const PfNodeResult *r);
  */
 int pf_known_hosts_update(const char *path, const PfNodeResult *r);
 
+/* pf_known_hosts_update() for the node just built. */
+int pf_known_hosts_add(const char *path, const PfNodeBuild *b);
+
 /* The listings, each from results[0..n) in order: "from" names the inventory in comments. */
 int pf_listing_sums(FILE *f, const PfNodeResult *results, size_t n);
 void pf_listing_hosts(FILE *f, const PfNodeResult *results, size_t n, const char *from);

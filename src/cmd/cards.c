@@ -179,7 +179,6 @@ static CardResult flash_node(Reader *r, PfCardNode *n, CardRecord *cr)
 {
 	Cards *c = r->c;
 	_cleanup_(pf_node_build_done) PfNodeBuild nb = { 0 };
-	_cleanup_(pf_node_result_done) PfNodeResult res = { .hostname = n->hostname };
 	_cleanup_(pf_image_freep) PfImage *img = NULL;
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	const PfTargetInfo *info;
@@ -188,8 +187,6 @@ static CardResult flash_node(Reader *r, PfCardNode *n, CardRecord *cr)
 	e = pf_node_settings(&c->o->no->spec, c->inv, n->row, &nb.cfg);
 	if (e >= 0)
 		e = pf_node_image(c->base, &c->o->no->spec, c->flavor, c->now, &img, &nb);
-	if (e >= 0)
-		e = pf_node_result_describe(&res, &nb, NULL);
 	if (e < 0) {
 		log_error_errno(e, "%s", n->hostname);
 		cr->exit_code = PF_EXIT_FAILURE;
@@ -225,7 +222,7 @@ static CardResult flash_node(Reader *r, PfCardNode *n, CardRecord *cr)
 	cr->exit_code = output_flash(img, t, &c->o->out, flash_progress, r, &cr->rec.bytes);
 	if (cr->exit_code == PF_EXIT_OK && c->o->no->known_hosts && nb.n_host_keys > 0) {
 		pthread_mutex_lock(&c->lock);
-		e = pf_known_hosts_update(c->o->no->known_hosts, &res);
+		e = pf_known_hosts_add(c->o->no->known_hosts, &nb);
 		pthread_mutex_unlock(&c->lock);
 		/* The card is good: its key is on record (--record) even if this failed. */
 		if (e < 0)

@@ -12,7 +12,6 @@
 #include "cmd/cold.h"
 #include "disk/xz.h"
 #include "flash/cold.h"
-#include "flash/stream.h"
 #include "util/error.h"
 #include "util/strutil.h"
 

@@ -337,12 +337,8 @@ static int verify_run_values(PfImage **img, const char *image, const char *targe
 /* --known-hosts FILE: the node's host keys into the operator's known_hosts. */
 static int known_hosts_update(const char *path, const PfNodeBuild *nb)
 {
-	_cleanup_(pf_node_result_done) PfNodeResult res = { .hostname = nb->cfg.hostname };
-	int r;
+	int r = pf_known_hosts_add(path, nb);
 
-	r = pf_node_result_describe(&res, nb, NULL);
-	if (r >= 0)
-		r = pf_known_hosts_update(path, &res);
 	if (r < 0) {
 		log_error_errno(r, "--known-hosts");
 		return PF_EXIT_FAILURE;
