@@ -316,7 +316,7 @@ int cmd_batch(int argc, char **argv)
 
 	say.n_selected = n_rows;
 	bo.spec = &no.spec;
-	bo.cancel = output_interrupt_flag();
+	bo.cancel = pf_interrupt_flag();
 	bo.events = (PfBatchEvents){ .node = on_node, .message = on_message, .userdata = &say };
 	r = pf_batch_new(&bo, argv[optind], &b);
 	if (r < 0)
@@ -337,16 +337,16 @@ int cmd_batch(int argc, char **argv)
 		 n_rows == 1 ? "" : "s", no.spec.inventory, pf_image_path(base),
 		 pf_flavor_name(flavor->flavor), bo.out_dir, r);
 	start = pf_monotonic_seconds();
-	output_signals_catch();
+	pf_signals_catch();
 	pf_batch_build(b);
-	output_signals_restore();
+	pf_signals_restore();
 
 	r = pf_batch_write_listings(b, pf_monotonic_seconds() - start);
 	if (r < 0)
 		log_error_errno(r, "'%s': cannot write the report files", bo.out_dir);
 	res = pf_batch_results(b, &n_res);
 	summary(res, n_res, n_rows, bo.out_dir, pf_monotonic_seconds() - start, &failed);
-	return output_interrupted() ? PF_EXIT_INTERRUPTED
-	       : r < 0 || failed    ? PF_EXIT_FAILURE
-				    : PF_EXIT_OK;
+	return pf_interrupted()	 ? PF_EXIT_INTERRUPTED
+	       : r < 0 || failed ? PF_EXIT_FAILURE
+				 : PF_EXIT_OK;
 }

@@ -171,8 +171,7 @@ static void record_write(Cards *c, CardRecord *cr)
 /* Waits for a card to be put in (present) or taken out; see pf_card_wait(). */
 static int wait_media(Reader *r, bool present)
 {
-	return pf_card_wait(r->c->q, r->path, present, r->c->o->poll_seconds,
-			    output_interrupt_flag());
+	return pf_card_wait(r->c->q, r->path, present, r->c->o->poll_seconds, pf_interrupt_flag());
 }
 
 static CardResult flash_node(Reader *r, PfCardNode *n, CardRecord *cr)
@@ -307,7 +306,7 @@ static void *reader_main(void *userdata)
 		PfCardNode *n = pf_cards_take(c->q);
 		CardResult res;
 
-		if (!n || output_interrupted())
+		if (!n || pf_interrupted())
 			break;
 		r->node = n->hostname;
 		cr.rec.node = n->hostname;
@@ -435,7 +434,7 @@ static int summary(Cards *c)
 		    nodes[i].state == PF_CARD_TAKEN)
 			fprintf(stderr, "  %s: %s\n", nodes[i].hostname,
 				nodes[i].state == PF_CARD_FAILED ? "failed" : "not written");
-	if (output_interrupted())
+	if (pf_interrupted())
 		return PF_EXIT_INTERRUPTED;
 	return failed || left ? PF_EXIT_FAILURE : PF_EXIT_OK;
 }
@@ -581,7 +580,7 @@ static void readers_run(Cards *c, size_t todo)
 	log_info("Writing %zu node%s of '%s' (%s image) to the cards put in %zu reader%s", todo,
 		 todo == 1 ? "" : "s", c->inv->path, pf_flavor_name(c->flavor->flavor),
 		 c->n_readers, c->n_readers == 1 ? "" : "s");
-	output_signals_catch();
+	pf_signals_catch();
 	for (size_t i = 0; i < c->n_readers; i++)
 		if (pthread_create(&c->readers[i].thread, NULL, reader_main, &c->readers[i]) != 0) {
 			log_error("cannot start a thread for %s", c->readers[i].path);
@@ -591,7 +590,7 @@ static void readers_run(Cards *c, size_t todo)
 		}
 	for (size_t i = 0; i < c->n_readers; i++)
 		pthread_join(c->readers[i].thread, NULL);
-	output_signals_restore();
+	pf_signals_restore();
 	if (c->mode == PF_PROGRESS_BAR) {
 		log_lock();
 		display_clear(c);

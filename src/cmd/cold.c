@@ -29,7 +29,7 @@ static Cold *cold_free(Cold *c)
 	pf_cold_free(c->w);
 	pf_target_free(c->t);
 	if (c->signals)
-		output_signals_restore();
+		pf_signals_restore();
 	free(c);
 	return NULL;
 }
@@ -39,7 +39,7 @@ static int on_decoded(int fd, uint64_t done, void *userdata)
 {
 	Cold *c = userdata;
 
-	if (output_interrupted())
+	if (pf_interrupted())
 		return pf_error_set(-ECANCELED, "interrupted after %" PRIu64 " bytes of image",
 				    done);
 	return pf_cold_decoded(c->w, fd, done);
@@ -76,7 +76,7 @@ int cold_begin(const char *image, const char *target, const OutputOptions *o, Pf
 		log_error_errno(r, "'%s'", target);
 		return PF_EXIT_FAILURE;
 	}
-	output_signals_catch();
+	pf_signals_catch();
 	c->signals = true;
 	so->decoded = on_decoded;
 	so->decoded_data = c;
@@ -111,7 +111,7 @@ int cold_end(Cold **cp, int ret)
 	/* The writer stops before anything else is said about the card. */
 	started = pf_cold_started(c->w);
 	c->w = pf_cold_free(c->w);
-	if (ret != PF_EXIT_OK && output_interrupted())
+	if (ret != PF_EXIT_OK && pf_interrupted())
 		ret = PF_EXIT_INTERRUPTED;
 	/* Once handed over, output_write() reports the card's state itself. */
 	if (ret != PF_EXIT_OK && started && c->t)

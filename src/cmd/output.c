@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,55 +23,6 @@
 /* The target output_check() opened, for output_write(): one main job per process. */
 static PfTarget *checked_target;
 static char *checked_path;
-
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-	interrupted = sig;
-}
-
-static struct sigaction old_int, old_term, old_pipe;
-static unsigned signals_depth;
-
-/*
- * SIGINT and SIGTERM only set a flag: the stream stops between chunks, cleanly.  SIGPIPE is
- * ignored: a reader of our progress going away must not kill a half-written card, and a
- * closed standard output target is an EPIPE write error, reported like any other.
- */
-void output_signals_catch(void)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-	struct sigaction ign = { .sa_handler = SIG_IGN };
-
-	if (signals_depth++ > 0)
-		return;
-	sigemptyset(&sa.sa_mask);
-	sigemptyset(&ign.sa_mask);
-	interrupted = 0;
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	sigaction(SIGPIPE, &ign, &old_pipe);
-}
-
-void output_signals_restore(void)
-{
-	if (signals_depth == 0 || --signals_depth > 0)
-		return;
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
-	sigaction(SIGPIPE, &old_pipe, NULL);
-}
-
-bool output_interrupted(void)
-{
-	return interrupted != 0;
-}
-
-const volatile sig_atomic_t *output_interrupt_flag(void)
-{
-	return &interrupted;
-}
 
 /* ---- progress ---------------------------------------------------------------------------- */
 
@@ -345,7 +295,7 @@ int output_flash(PfImage *img, PfTarget *t, const OutputOptions *o, OutputProgre
 	PfFlashOptions fo = {
 		.discard = o->discard,
 		.no_verify = o->no_verify,
-		.cancel = &interrupted,
+		.cancel = pf_interrupt_flag(),
 		.progress = progress,
 		.progress_data = progress_data,
 	};
@@ -380,10 +330,10 @@ int output_write(PfImage *img, const char *target, const OutputOptions *o)
 	checked_path = (free(checked_path), NULL);
 
 	pf_progress_init(&p, o->progress);
-	output_signals_catch();
+	pf_signals_catch();
 	ret = output_flash(img, t, o, pf_progress_cb, &p, &written);
 	progress_finish(&p, target, ret, written);
-	output_signals_restore();
+	pf_signals_restore();
 	return ret;
 }
 
@@ -408,16 +358,16 @@ int output_verify(PfImage *img, const char *target, const OutputOptions *o)
 	if (compute_ranges(img, t, &ranges) < 0)
 		return PF_EXIT_FAILURE;
 	pf_progress_init(&p, o->progress);
-	output_signals_catch();
+	pf_signals_catch();
 	r = pf_verify(t, pf_image_overlay(img), &ranges.all,
 		      &(PfVerifyOptions){ .progress = pf_progress_cb,
 					  .progress_data = &p,
-					  .cancel = &interrupted },
+					  .cancel = pf_interrupt_flag() },
 		      &res);
 	pf_progress_end(&p);
 	ret = verify_report(img, target, r, &res, &ranges.all);
 	progress_finish(&p, target, ret, 0);
-	output_signals_restore();
+	pf_signals_restore();
 	return ret;
 }
 

@@ -13,12 +13,12 @@
  * to time plain dd over the same bytes.
  */
 
-#include <signal.h>
 #include <stdbool.h>
 
 #include "build/image.h"
 #include "flash/target.h"
 #include "util/progress.h"
+#include "util/signal.h"
 
 typedef struct OutputOptions {
 	bool yes;	/* --yes: no confirmation question for a block device */
@@ -65,7 +65,7 @@ void output_describe(const PfTargetInfo *i);
 /*
  * Writes the image to the opened target t, verifies (unless o->no_verify) and commits.
  * Progress goes to progress (may be NULL). Does not touch signal handlers: callers wrap it
- * in output_signals_catch()/output_signals_restore(). Prints; returns an exit code.
+ * in pf_signals_catch()/pf_signals_restore(). Prints; returns an exit code.
  * *ret_written (may be NULL) gets the bytes written.
  */
 int output_flash(PfImage *img, PfTarget *t, const OutputOptions *o, OutputProgressFn progress,
@@ -78,14 +78,6 @@ int output_flash(PfImage *img, PfTarget *t, const OutputOptions *o, OutputProgre
  */
 extern PfProgressMode output_progress_mode;
 void output_progress_phase(const char *phase, uint64_t done_bytes, uint64_t total_bytes);
-
-/* SIGINT/SIGTERM set a flag that stops every write and verification between chunks;
- * SIGPIPE is ignored. Nested calls are counted. */
-void output_signals_catch(void);
-void output_signals_restore(void);
-bool output_interrupted(void);
-/* The flag itself, for the core's cancel pointers (non-zero after SIGINT/SIGTERM). */
-const volatile sig_atomic_t *output_interrupt_flag(void);
 
 /*
  * `piflash verify IMAGE TARGET`: compares target (a card or an image file) with the image
