@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -83,6 +86,23 @@ static int flash_verify(PfImage *img, PfTarget *t, PfRanges *ranges, const PfFla
 	return 0;
 }
 
+/* PIFLASH_DEBUG_RANGES=FILE: the ranges about to be written, for scripts/bench.sh. */
+static void debug_ranges(const PfExtents *e)
+{
+	const char *path = getenv("PIFLASH_DEBUG_RANGES");
+	FILE *f;
+
+	if (!path || !*path)
+		return;
+	f = fopen(path, "we");
+	if (!f)
+		return;
+	for (size_t i = 0; i < e->n; i++)
+		fprintf(f, "%" PRIu64 " %" PRIu64 "\n", e->items[i].start_bytes,
+			e->items[i].length_bytes);
+	fclose(f);
+}
+
 int pf_image_flash(PfImage *img, PfTarget *t, PfRanges *ranges, const PfFlashOptions *o,
 		   PfFlashResult *res)
 {
@@ -95,6 +115,7 @@ int pf_image_flash(PfImage *img, PfTarget *t, PfRanges *ranges, const PfFlashOpt
 	int r;
 
 	*res = (PfFlashResult){ .step = PF_FLASH_WRITE };
+	debug_ranges(&ranges->all);
 	r = pf_target_write(t, pf_image_overlay(img), &ranges->all, &ranges->table, &wo,
 			    &res->write);
 	if (o->progress)

@@ -59,6 +59,10 @@ typedef struct PfFlashResult {
  * it could go through every step — then look at ret->verify.differing_bytes: a card that
  * differs is left with its table zeroed — or -ECANCELED or -errno with a detail, ret->step
  * saying which step failed. *ret is filled in every case.
+ *
+ * Debug seam: with PIFLASH_DEBUG_RANGES=FILE in the environment, the ranges written go to
+ * FILE first ("START LENGTH" in bytes, one a line); scripts/bench.sh uses it to time plain dd
+ * over the same bytes.
  */
 int pf_image_flash(PfImage *img, PfTarget *t, PfRanges *ranges, const PfFlashOptions *o,
 		   PfFlashResult *ret);

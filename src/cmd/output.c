@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,33 +25,15 @@ static char *checked_path;
 
 /* ---- progress ---------------------------------------------------------------------------- */
 
-/*
- * The last JSON line of a run: {"phase": "end", "target": ..., "result": "ok", "failed",
- * "verify-failed" or "interrupted", "exit": CODE, "written": BYTES}, so that a program reading
- * the lines knows the outcome without parsing messages.
- */
+/* The last JSON line of a run says how it ended (util/progress.h). */
 static void progress_finish(PfProgress *p, const char *target, int exit_code, uint64_t written)
 {
 	const char *result = exit_code == PF_EXIT_OK		? "ok"
 			     : exit_code == PF_EXIT_VERIFY	? "verify-failed"
 			     : exit_code == PF_EXIT_INTERRUPTED ? "interrupted"
 								: "failed";
-	json_object *o;
 
-	pf_progress_end(p);
-	if (p->mode != PF_PROGRESS_JSON)
-		return;
-	o = json_object_new_object();
-	json_object_object_add(o, "phase", json_object_new_string("end"));
-	json_object_object_add(o, "target", json_object_new_string(target));
-	json_object_object_add(o, "result", json_object_new_string(result));
-	json_object_object_add(o, "exit", json_object_new_int(exit_code));
-	json_object_object_add(o, "written", json_object_new_int64((int64_t)written));
-	fprintf(stderr, "%s\n",
-		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE));
-	fflush(stderr);
-	json_object_put(o);
+	pf_progress_finish(p, target, result, exit_code, written);
 }
 
 /* ---- ranges ------------------------------------------------------------------------------ */
@@ -64,22 +45,6 @@ static int compute_ranges(PfImage *img, PfTarget *t, PfRanges *ret)
 	if (r < 0)
 		return log_error_errno(r, "'%s'", pf_image_path(img));
 	return 0;
-}
-
-static void debug_ranges(PfExtents *e)
-{
-	const char *path = getenv("PIFLASH_DEBUG_RANGES");
-	FILE *f;
-
-	if (!path || !*path)
-		return;
-	f = fopen(path, "we");
-	if (!f)
-		return;
-	for (size_t i = 0; i < e->n; i++)
-		fprintf(f, "%" PRIu64 " %" PRIu64 "\n", e->items[i].start_bytes,
-			e->items[i].length_bytes);
-	fclose(f);
 }
 
 /* ---- check ------------------------------------------------------------------------------- */
@@ -305,7 +270,6 @@ int output_flash(PfImage *img, PfTarget *t, const OutputOptions *o, OutputProgre
 
 	if (compute_ranges(img, t, &ranges) < 0)
 		return PF_EXIT_FAILURE;
-	debug_ranges(&ranges.all);
 	say_whole(img, &ranges);
 	start = pf_monotonic_seconds();
 	r = pf_image_flash(img, t, &ranges, &fo, &res);

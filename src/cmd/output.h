@@ -7,10 +7,6 @@
  * two so that every safety check runs before the image is customised, let alone written:
  * output_check() opens the target (exclusively, for a card) and keeps it open until
  * output_write() has finished with it, so nothing can take the card in between.
- *
- * Debug seam: with PIFLASH_DEBUG_RANGES=FILE in the environment, output_write() writes the
- * ranges it writes to FILE ("START LENGTH" in bytes, one a line); scripts/bench.sh uses it
- * to time plain dd over the same bytes.
  */
 
 #include <stdbool.h>

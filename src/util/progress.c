@@ -15,6 +15,15 @@ uint64_t pf_progress_rate(uint64_t done_bytes, double elapsed_seconds)
 	return done_bytes ? (uint64_t)((double)done_bytes / MAX(elapsed_seconds, 0.001)) : 0;
 }
 
+void pf_progress_json_line(json_object *o)
+{
+	fprintf(stderr, "%s\n",
+		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE));
+	fflush(stderr);
+	json_object_put(o);
+}
+
 void pf_progress_init(PfProgress *p, PfProgressMode mode)
 {
 	if (mode == PF_PROGRESS_AUTO)
@@ -54,10 +63,7 @@ void pf_progress_update(PfProgress *p, const char *phase, uint64_t done, uint64_
 		json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
 		json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
 		json_object_object_add(o, "rate", json_object_new_int64((int64_t)rate));
-		fprintf(stderr, "%s\n",
-			json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								  JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(o);
+		pf_progress_json_line(o);
 	} else {
 		char d[32], t[32], r[32], eta[32] = "--:--";
 		unsigned width = 24, fill = total ? (unsigned)(width * done / total) : width;
@@ -85,4 +91,21 @@ void pf_progress_cb(void *userdata, const char *phase, uint64_t done_bytes, uint
 		pf_progress_update(userdata, phase, done_bytes, total_bytes);
 	else
 		pf_progress_end(userdata);
+}
+
+void pf_progress_finish(PfProgress *p, const char *target, const char *result, int exit_code,
+			uint64_t written)
+{
+	json_object *o;
+
+	pf_progress_end(p);
+	if (p->mode != PF_PROGRESS_JSON)
+		return;
+	o = json_object_new_object();
+	json_object_object_add(o, "phase", json_object_new_string("end"));
+	json_object_object_add(o, "target", json_object_new_string(target));
+	json_object_object_add(o, "result", json_object_new_string(result));
+	json_object_object_add(o, "exit", json_object_new_int(exit_code));
+	json_object_object_add(o, "written", json_object_new_int64((int64_t)written));
+	pf_progress_json_line(o);
 }
