@@ -10,6 +10,7 @@
 
 #include "build/flash.h"
 #include "disk/xz.h"
+#include "flash/cold.h"
 #include "flash/stream.h"
 #include "util/error.h"
 #include "util/strutil.h"
@@ -180,4 +181,75 @@ int pf_cold_target_open(const char *image, const char *target, const PfSourceOpt
 	*ret_t = TAKE_PTR(t);
 	*ret_size = size;
 	return 0;
+}
+
+struct PfColdRun {
+	PfTarget *t; /* until handed back */
+	PfColdWriter *w;
+	const volatile sig_atomic_t *cancel;
+};
+
+/* The decoder's hook: every byte below done is in fd. */
+static int cold_decoded(int fd, uint64_t done, void *userdata)
+{
+	PfColdRun *c = userdata;
+
+	if (c->cancel && *c->cancel)
+		return pf_error_set(-ECANCELED, "interrupted after %" PRIu64 " bytes of image",
+				    done);
+	return pf_cold_decoded(c->w, fd, done);
+}
+
+int pf_cold_run_start(PfTarget *t, uint64_t size, PfSourceOptions *so,
+		      const volatile sig_atomic_t *cancel, PfColdRun **ret)
+{
+	PfColdRun *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c) {
+		pf_target_free(t);
+		return -ENOMEM;
+	}
+	*c = (PfColdRun){ .t = t, .cancel = cancel };
+	r = pf_cold_new(t, size, &c->w);
+	if (r < 0) {
+		pf_cold_run_free(c);
+		return r;
+	}
+	so->decoded = cold_decoded;
+	so->decoded_data = c;
+	*ret = c;
+	return 0;
+}
+
+int pf_cold_run_finish(PfColdRun *c, PfTarget **ret_t)
+{
+	_cleanup_(pf_extents_done) PfExtents written = { 0 };
+	int r;
+
+	r = pf_cold_finish(c->w, &written);
+	if (r >= 0)
+		r = pf_target_set_written(c->t, &written);
+	if (r < 0)
+		return r;
+	*ret_t = TAKE_PTR(c->t);
+	return 0;
+}
+
+bool pf_cold_run_abandon(PfColdRun *c)
+{
+	bool started = c->w && pf_cold_started(c->w);
+
+	c->w = pf_cold_free(c->w);
+	return started && c->t;
+}
+
+PfColdRun *pf_cold_run_free(PfColdRun *c)
+{
+	if (!c)
+		return NULL;
+	pf_cold_free(c->w);
+	pf_target_free(c->t);
+	free(c);
+	return NULL;
 }

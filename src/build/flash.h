@@ -76,3 +76,30 @@ int pf_image_flash(PfImage *img, PfTarget *t, PfRanges *ranges, const PfFlashOpt
  */
 int pf_cold_target_open(const char *image, const char *target, const PfSourceOptions *so,
 			bool force, PfTarget **ret_t, uint64_t *ret_size);
+
+/*
+ * That card written while the image is decoded: the writer (flash/cold.h) started on the
+ * target pf_cold_target_open() gave, and hooked into the decoder.
+ */
+typedef struct PfColdRun PfColdRun;
+
+/*
+ * Takes t (freed on failure too) for an image of size bytes, prepares the writer and sets
+ * so->decoded so that pf_image_open() feeds it. When *cancel becomes non-zero the decode
+ * stops with -ECANCELED. The detail of a failure does not name the target.
+ */
+int pf_cold_run_start(PfTarget *t, uint64_t size, PfSourceOptions *so,
+		      const volatile sig_atomic_t *cancel, PfColdRun **ret);
+
+/*
+ * After the decode: waits for the writer, and hands the target back (*ret_t), knowing what is
+ * on it already, for pf_image_flash() to write what is left.
+ */
+int pf_cold_run_finish(PfColdRun *c, PfTarget **ret_t);
+
+/* Stops the writer. True when it had touched a card that was not handed back: that card's
+ * table is left zeroed, and it holds no valid image. */
+bool pf_cold_run_abandon(PfColdRun *c);
+
+/* Frees (the writer stopped, the target closed if still held). Accepts NULL. */
+PfColdRun *pf_cold_run_free(PfColdRun *c);
