@@ -263,3 +263,40 @@ int pf_node_apply(PfImage *img, const PfNodeBuild *b, int64_t now)
 {
 	return pf_plan_apply(pf_image_tree(img), pf_image_table(img), b->plan, now);
 }
+
+int pf_node_read_run_values(PfImage *card, const PfNodeBuild *probe, bool seeded, PfRunValues *ret)
+{
+	int r;
+
+	r = pf_run_values_read(pf_image_tree(card), pf_image_table(card), probe->plan,
+			       probe->cfg.hostname, ret);
+	if (r < 0 || !seeded)
+		return r;
+	/* The seed decides the instance-id and host keys: only the time is read. */
+	free(ret->instance_id);
+	ret->instance_id = NULL;
+	for (size_t i = 0; i < ret->n_host_keys; i++)
+		pf_hostkey_done(&ret->host_keys[i]);
+	ret->n_host_keys = 0;
+	return 0;
+}
+
+int pf_run_values_from_file(PfImage *card, const char *spec, PfRunValues *ret)
+{
+	_cleanup_(freep) char *path = NULL;
+	const PfPartition *part;
+	PfStat st;
+	PfFs *fs;
+	int r;
+
+	r = pf_image_lookup(card, spec, true, &part, &fs, &path);
+	if (r < 0)
+		return r;
+	if (pf_fs_stat(fs, path, &st) < 0) {
+		pf_error_clear(); /* not there: no time from it */
+		return 0;
+	}
+	ret->now = st.mtime;
+	ret->have_now = true;
+	return 0;
+}

@@ -95,3 +95,18 @@ int pf_node_row(const PfNodeSpec *spec, PfInventory **ret_inv, const PfInventory
 
 /* Applies b's plan to img with time stamp now. */
 int pf_node_apply(PfImage *img, const PfNodeBuild *b, int64_t now);
+
+/*
+ * For verify without the write's seed or SOURCE_DATE_EPOCH (node/runvalues.h): what that run
+ * chose by itself, read from card (the target, opened as an image) at the places probe (the
+ * node built with spec.run_probe) writes. seeded: the seed decides the instance-id and host
+ * keys, so only the time stamp is kept. Returns 0 (values not found left out) or -ENOMEM.
+ */
+int pf_node_read_run_values(PfImage *card, const PfNodeBuild *probe, bool seeded, PfRunValues *ret);
+
+/*
+ * The time stamp of the file at spec (pf_image_lookup()) in card, where the write put an
+ * --add file: into ret->now when the file is there. Returns 0, or -errno with a detail naming
+ * the image when spec cannot be looked up.
+ */
+int pf_run_values_from_file(PfImage *card, const char *spec, PfRunValues *ret);

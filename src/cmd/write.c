@@ -244,28 +244,6 @@ static int apply_add(PfImage *img, const Add *a, int64_t now)
 	return 0;
 }
 
-/* The mtime the card's copy of an --add file has: the write's time stamp. */
-static void add_mtime(PfImage *card, const Add *a, PfRunValues *rv)
-{
-	_cleanup_(freep) char *path = NULL;
-	const PfPartition *part;
-	PfStat st;
-	PfFs *fs;
-	int r;
-
-	r = pf_image_lookup(card, a->dest, true, &part, &fs, &path);
-	if (r < 0) {
-		say_error(r); /* the comparison then fails */
-		return;
-	}
-	if (pf_fs_stat(fs, path, &st) < 0) {
-		pf_error_clear();
-		return;
-	}
-	rv->now = st.mtime;
-	rv->have_now = true;
-}
-
 /*
  * verify without the seed or SOURCE_DATE_EPOCH of the write: reads what that run chose by
  * itself — time stamp, instance-id, host keys (node/runvalues.h; the time from an --add file
@@ -295,23 +273,15 @@ static int verify_run_values(PfImage **img, const char *image, const char *targe
 	}
 	if (image_load(target, &card_so, &card) < 0)
 		return PF_EXIT_FAILURE;
-	r = node ? pf_run_values_read(pf_image_tree(card), pf_image_table(card), probe_build.plan,
-				      probe_build.cfg.hostname, rv)
-		 : 0;
+	r = node ? pf_node_read_run_values(card, &probe_build, no->seed, rv) : 0;
 	if (r < 0) {
 		log_error_errno(r, "'%s'", target);
 		return PF_EXIT_FAILURE;
 	}
-	if (!rv->have_now && n_adds > 0)
-		add_mtime(card, &adds[0], rv);
-	if (no->seed) {
-		/* The seed decides the instance-id and host keys: only the time is read. */
-		free(rv->instance_id);
-		rv->instance_id = NULL;
-		for (size_t i = 0; i < rv->n_host_keys; i++)
-			pf_hostkey_done(&rv->host_keys[i]);
-		rv->n_host_keys = 0;
-	}
+	/* A file that cannot be found is said, and the comparison then fails. */
+	if (!rv->have_now && n_adds > 0 &&
+	    (r = pf_run_values_from_file(card, adds[0].dest, rv)) < 0)
+		say_error(r);
 	if (want_now && rv->have_now) {
 		char epoch[32];
 		struct tm tm;
