@@ -54,7 +54,8 @@ static const struct {
 	{ "--board", "board" },
 };
 
-const struct option node_long_options[] = {
+/* The node options that are not settings; each setting above is an option too. */
+static const struct option node_long_options[] = {
 	{ "node", required_argument, NULL, OPT_NODE },
 	{ "inventory", required_argument, NULL, OPT_INVENTORY },
 	{ "flavor", required_argument, NULL, OPT_FLAVOR },
@@ -68,24 +69,9 @@ const struct option node_long_options[] = {
 	{ "instance-id-seed", required_argument, NULL, OPT_INSTANCE_ID_SEED },
 	{ "instance-id-seed-file", required_argument, NULL, OPT_INSTANCE_ID_SEED_FILE },
 	{ "set", required_argument, NULL, OPT_SET },
-	{ "domain", required_argument, NULL, OPT_SETTING_FIRST + 0 },
-	{ "ssh-key", required_argument, NULL, OPT_SETTING_FIRST + 1 },
-	{ "user", required_argument, NULL, OPT_SETTING_FIRST + 2 },
-	{ "password-hash", required_argument, NULL, OPT_SETTING_FIRST + 3 },
-	{ "ip", required_argument, NULL, OPT_SETTING_FIRST + 4 },
-	{ "gateway", required_argument, NULL, OPT_SETTING_FIRST + 5 },
-	{ "dns", required_argument, NULL, OPT_SETTING_FIRST + 6 },
-	{ "iface", required_argument, NULL, OPT_SETTING_FIRST + 7 },
-	{ "wifi-ssid", required_argument, NULL, OPT_SETTING_FIRST + 8 },
-	{ "wifi-psk-file", required_argument, NULL, OPT_SETTING_FIRST + 9 },
-	{ "wifi-country", required_argument, NULL, OPT_SETTING_FIRST + 10 },
-	{ "timezone", required_argument, NULL, OPT_SETTING_FIRST + 11 },
-	{ "locale", required_argument, NULL, OPT_SETTING_FIRST + 12 },
-	{ "board", required_argument, NULL, OPT_SETTING_FIRST + 13 },
 };
-const size_t node_n_long_options = ELEMENTSOF(node_long_options);
 
-const char node_options_help[] =
+static const char node_options_help[] =
 	"Node identity:\n"
 	"     --node NAME            The node: its hostname, or its row of --inventory\n"
 	"     --inventory FILE.csv   Cluster inventory (hostname, ip, gateway, dns, user,\n"
@@ -156,13 +142,18 @@ struct option *node_merge_options_except(const struct option *own, const char *c
 
 	while (own[n].name)
 		n++;
-	all = calloc(n + node_n_long_options + 1, sizeof(struct option));
+	all = calloc(n + ELEMENTSOF(node_long_options) + ELEMENTSOF(setting_keys) + 1,
+		     sizeof(struct option));
 	if (!all)
 		return NULL;
 	memcpy(all, own, n * sizeof(struct option));
-	for (size_t i = 0; i < node_n_long_options; i++)
+	for (size_t i = 0; i < ELEMENTSOF(node_long_options); i++)
 		if (!listed(except, node_long_options[i].name))
 			all[n++] = node_long_options[i];
+	for (size_t i = 0; i < ELEMENTSOF(setting_keys); i++)
+		if (!listed(except, setting_keys[i].option + 2))
+			all[n++] = (struct option){ setting_keys[i].option + 2, required_argument,
+						    NULL, OPT_SETTING_FIRST + (int)i };
 	return all;
 }
 

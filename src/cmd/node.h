@@ -29,13 +29,6 @@ typedef struct NodeOptions {
 /* Option codes start here so they do not clash with a command's own. */
 #define NODE_OPTION_BASE 0x1000
 
-/* The long options, to be appended to a command's own table. */
-extern const struct option node_long_options[];
-extern const size_t node_n_long_options;
-
-/* The help text for the node options. */
-extern const char node_options_help[];
-
 /* Handles option c (>= NODE_OPTION_BASE). Returns 0, or a usage error exit code. */
 int node_option_parse(NodeOptions *no, int c, const char *arg);
 
@@ -59,7 +52,7 @@ struct option *node_merge_options(const struct option *own);
 /* The same without the node options named in except (NULL-terminated; NULL for none). */
 struct option *node_merge_options_except(const struct option *own, const char *const *except);
 
-/* Prints the entries of node_options_help whose option is in table (cmd/help.h). */
+/* Prints the help of the node options that are in table (cmd/help.h). */
 void node_options_help_print(const struct option *table);
 
 /*
