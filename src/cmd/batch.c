@@ -151,8 +151,7 @@ static void summary(const PfNodeResult *res, size_t n, size_t n_selected, const 
 /* A failure of the run (not of one node): its detail; refusals to touch the input are 4. */
 static int fail(int r)
 {
-	log_error("%s", pf_error_message(r));
-	pf_error_clear();
+	log_error_detail(r);
 	return r == -EPERM ? PF_EXIT_SAFETY : PF_EXIT_FAILURE;
 }
 

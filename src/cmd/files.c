@@ -147,10 +147,8 @@ static int open_path(char **argv, const PfSourceOptions *so, PfImage **img, PfFs
 	if (image_load(argv[optind], so, img) < 0)
 		return PF_EXIT_FAILURE;
 	r = pf_image_lookup(*img, argv[optind + 1], true, &part, fs, path);
-	if (r < 0) {
-		log_error("%s", pf_error_message(r));
-		return PF_EXIT_FAILURE;
-	}
+	if (r < 0)
+		return log_error_detail(r), PF_EXIT_FAILURE;
 	return PF_EXIT_OK;
 }
 

@@ -323,11 +323,8 @@ int node_flavor(PfImage *img, const NodeOptions *no, PfFlavorInfo **ret)
 				   "networkmanager, networkd or dhcpcd",
 				   no->spec.network);
 	r = pf_node_flavor(img, &no->spec, ret);
-	if (r < 0) {
-		log_error("%s", pf_error_message(r));
-		pf_error_clear();
-		return PF_EXIT_FAILURE;
-	}
+	if (r < 0)
+		return log_error_detail(r), PF_EXIT_FAILURE;
 	return PF_EXIT_OK;
 }
 

@@ -110,8 +110,7 @@ int output_open(PfImage *img, const char *target, const OutputOptions *o, PfTarg
 	int r = pf_image_target_open(img, target, o->force, ret);
 
 	if (r < 0) {
-		log_error("%s", pf_error_message(r));
-		pf_error_clear();
+		log_error_detail(r);
 		if (r == -EPERM && swapped(pf_image_path(img), target))
 			log_error("'%s' is a block device and '%s' a file: IMAGE comes first "
 				  "(piflash [OPTIONS] IMAGE TARGET)",

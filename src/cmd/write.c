@@ -215,14 +215,6 @@ static int parse_add(const char *arg, Add *ret)
 	return 0;
 }
 
-/* A failure whose detail names the image already. */
-static int say_error(int r)
-{
-	log_error("%s", pf_error_message(r));
-	pf_error_clear();
-	return r;
-}
-
 static int apply_add(PfImage *img, const Add *a, int64_t now)
 {
 	_cleanup_(freep) char *data = NULL;
@@ -237,7 +229,7 @@ static int apply_add(PfImage *img, const Add *a, int64_t now)
 		return log_error_errno(r, "--add: cannot read the local file");
 	r = pf_image_put_file(img, a->dest, data, size, &attr, &part, &path);
 	if (r < 0)
-		return say_error(r);
+		return log_error_detail(r);
 	log_info("Added %s -> partition %u%s%s%s:%s (%zu bytes, mode %04o, %u:%u)", a->local,
 		 part->number, part->label ? " '" : "", part->label ?: "", part->label ? "'" : "",
 		 path, size, (unsigned)a->mode, (unsigned)a->uid, (unsigned)a->gid);
@@ -281,7 +273,7 @@ static int verify_run_values(PfImage **img, const char *image, const char *targe
 	/* A file that cannot be found is said, and the comparison then fails. */
 	if (!rv->have_now && n_adds > 0 &&
 	    (r = pf_run_values_from_file(card, adds[0].dest, rv)) < 0)
-		say_error(r);
+		log_error_detail(r);
 	if (want_now && rv->have_now) {
 		char epoch[32];
 		struct tm tm;

@@ -110,6 +110,13 @@ int log_error_errno(int err, const char *fmt, ...)
 	return err;
 }
 
+int log_error_detail(int err)
+{
+	log_error("%s", pf_error_message(err));
+	pf_error_clear();
+	return err;
+}
+
 void log_info(const char *fmt, ...)
 {
 	va_list ap;

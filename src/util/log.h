@@ -22,6 +22,8 @@ void log_error(const char *fmt, ...) _printf_(1, 2);
 void log_errorv(const char *fmt, va_list ap) _printf_(1, 0);
 /* "piflash: <what>: <detail of err>\n", the detail from pf_error_message(). Returns err. */
 int log_error_errno(int err, const char *fmt, ...) _printf_(2, 3);
+/* "piflash: <detail of err>\n", for a detail that names its subject. Returns err. */
+int log_error_detail(int err);
 /* Informational line on stderr unless -q. */
 void log_info(const char *fmt, ...) _printf_(1, 2);
 /* A line on stderr even with -q: the answer to a run (a summary). */
