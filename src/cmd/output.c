@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,10 +60,22 @@ void output_describe(const PfTargetInfo *i)
 		 i->serial ?: "unknown");
 }
 
-static int confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o)
+bool output_ask(const char *fmt, ...)
 {
 	char answer[16] = "";
+	va_list ap;
 
+	/* The question is asked even with -q: it is not information, it is consent. */
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fflush(stderr);
+	return fgets(answer, sizeof(answer), stdin) &&
+	       (streq(answer, "y\n") || streq(answer, "yes\n") || streq(answer, "Y\n"));
+}
+
+static int confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o)
+{
 	if (o->yes)
 		return PF_EXIT_OK;
 	if (!isatty(STDIN_FILENO)) {
@@ -71,12 +84,8 @@ static int confirm(const char *image, const PfTargetInfo *i, const OutputOptions
 			  i->path);
 		return PF_EXIT_SAFETY;
 	}
-	/* The question is asked even with -q: it is not information, it is consent. */
-	fprintf(stderr, "Write '%s' to %s (%s)? Everything on it will be lost. [y/N] ", image,
-		i->path, i->model ?: i->disk);
-	fflush(stderr);
-	if (!fgets(answer, sizeof(answer), stdin) ||
-	    !(streq(answer, "y\n") || streq(answer, "yes\n") || streq(answer, "Y\n"))) {
+	if (!output_ask("Write '%s' to %s (%s)? Everything on it will be lost. [y/N] ", image,
+			i->path, i->model ?: i->disk)) {
 		log_error("'%s': not confirmed, nothing written", i->path);
 		return PF_EXIT_SAFETY;
 	}

@@ -55,6 +55,10 @@ int output_open(PfImage *img, const char *target, const OutputOptions *o, PfTarg
 int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o);
 void output_adopt(PfTarget *t, const char *target);
 
+/* Asks the question (printf-style) on stderr and reads the answer from stdin: true for "y",
+ * "Y" or "yes". The caller checks that stdin is a terminal. */
+bool output_ask(const char *fmt, ...) _printf_(1, 2);
+
 /* "Target /dev/sdb: sdb, usb, 29.7 GiB, model '...', serial '...'" */
 void output_describe(const PfTargetInfo *i);
 

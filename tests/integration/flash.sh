@@ -152,6 +152,23 @@ fi
 # ---- safety refusals, each before a single byte is written ----------------------------------
 parts "$LOOP"
 expect_fail 4 "add --yes" "$PIFLASH" "$IMG" "$LOOP" </dev/null
+# On a terminal the question is asked: anything but yes leaves the card as it was.
+if command -v script >/dev/null; then
+	before=$(head -c 4M "$LOOP" | sha256sum)
+	rc=0
+	printf 'n\n' | script -qec "'$PIFLASH' ${ADD[*]@Q} '$IMG' '$LOOP'" /dev/null >"$WORK/tty.out" 2>&1 || rc=$?
+	[ "$rc" = 4 ] || { cat "$WORK/tty.out" >&2; fail "answered n on a terminal: exit $rc, not 4"; }
+	grep -q "Everything on it will be lost. \[y/N\]" "$WORK/tty.out" || fail "no question on a terminal"
+	grep -q "not confirmed, nothing written" "$WORK/tty.out" || fail "answered n: no word"
+	[ "$(head -c 4M "$LOOP" | sha256sum)" = "$before" ] || fail "answered n, and the card changed"
+	printf 'y\n' | script -qec "'$PIFLASH' ${ADD[*]@Q} '$IMG' '$LOOP'" /dev/null >"$WORK/tty.out" 2>&1 ||
+		{ cat "$WORK/tty.out" >&2; fail "answered y on a terminal: the write failed"; }
+	grep -q "Wrote $LOOP" "$WORK/tty.out" || { cat "$WORK/tty.out" >&2; fail "answered y: nothing written"; }
+	pass "on a terminal: n leaves the card alone, y writes it"
+	parts "$LOOP" # the write re-read the table: the partition nodes again, for what follows
+else
+	echo "# script(1) missing: the question on a terminal is not tried" >&2
+fi
 expect_fail 4 "is partition 'loop[0-9]+p1' of disk" "$PIFLASH" --yes "$IMG" "${LOOP}p1"
 mkdir "$WORK/mnt"
 mount "${LOOP}p2" "$WORK/mnt"
