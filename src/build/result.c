@@ -176,6 +176,7 @@ const char *pf_node_status_name(PfNodeStatus s)
 		return "kept";
 	case PF_NODE_PENDING:
 	case PF_NODE_UNSELECTED:
+	case _PF_NODE_STATUS_MAX:
 		break;
 	}
 	return "not-built";

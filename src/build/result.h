@@ -21,6 +21,7 @@ typedef enum PfNodeStatus {
 	PF_NODE_FAILED,
 	PF_NODE_UNSELECTED, /* not in this run's --only/--exclude/--shard selection */
 	PF_NODE_KEPT,	    /* not selected, but its artifact from an earlier run is intact */
+	_PF_NODE_STATUS_MAX,
 } PfNodeStatus;
 
 typedef struct PfNodeResult {

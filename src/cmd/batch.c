@@ -107,45 +107,28 @@ static void on_message(void *userdata, bool error, const char *text)
 static void summary(const PfNodeResult *res, size_t n, size_t n_selected, const char *out_dir,
 		    double seconds, size_t *ret_failed)
 {
-	size_t ok = 0, reused = 0, failed = 0, pending = 0, kept = 0;
+	size_t count[_PF_NODE_STATUS_MAX] = { 0 }, o = 0;
 	char more[128] = "";
-	size_t o = 0;
 
 	for (size_t i = 0; i < n; i++)
-		switch (res[i].status) {
-		case PF_NODE_UNSELECTED:
-			break;
-		case PF_NODE_KEPT:
-			kept++;
-			break;
-		case PF_NODE_OK:
-			ok++;
-			break;
-		case PF_NODE_REUSED:
-			reused++;
-			break;
-		case PF_NODE_FAILED:
-			failed++;
-			break;
-		case PF_NODE_PENDING:
-			pending++;
-			break;
-		}
+		count[res[i].status]++;
 	/* The summary is printed even with -q: it is the answer to the run. Errors may quote
 	 * the image: log_notice() escapes them. */
-	if (pending)
-		o = (size_t)snprintf(more, sizeof(more), ", %zu not built (interrupted)", pending);
-	if (kept)
-		snprintf(more + o, sizeof(more) - o, "; %zu more kept from earlier runs", kept);
+	if (count[PF_NODE_PENDING])
+		o = (size_t)snprintf(more, sizeof(more), ", %zu not built (interrupted)",
+				     count[PF_NODE_PENDING]);
+	if (count[PF_NODE_KEPT])
+		snprintf(more + o, sizeof(more) - o, "; %zu more kept from earlier runs",
+			 count[PF_NODE_KEPT]);
 	log_notice("piflash batch: %zu node%s in %s: %zu built, %zu up to date, %zu failed%s "
 		   "(%.1f s)",
-		   n_selected, n_selected == 1 ? "" : "s", out_dir, ok, reused, failed, more,
-		   seconds);
+		   n_selected, n_selected == 1 ? "" : "s", out_dir, count[PF_NODE_OK],
+		   count[PF_NODE_REUSED], count[PF_NODE_FAILED], more, seconds);
 	for (size_t i = 0; i < n; i++)
 		if (res[i].status == PF_NODE_FAILED)
 			log_notice("  failed: %s: %s", res[i].hostname,
 				   res[i].error ?: "unknown error");
-	*ret_failed = failed;
+	*ret_failed = count[PF_NODE_FAILED];
 }
 
 /* A failure of the run (not of one node): its detail; refusals to touch the input are 4. */
