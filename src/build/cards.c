@@ -32,14 +32,14 @@ typedef struct Reader {
 struct PfCards {
 	PfCardsOptions o;
 	PfInventory *inv;
-	PfImage *base;
+	PfImage *base; /* borrowed: each node's image is forked from it, by several readers */
 	const PfFlavorInfo *flavor;
 	PfCardNode *nodes;
 	size_t n_nodes;
 	pthread_mutex_t lock; /* nodes[].state, stop, the record */
 	bool stop;
 	FILE *record;
-	pthread_mutex_t known_hosts_lock;
+	pthread_mutex_t known_hosts_lock; /* rewritten whole: one reader at a time */
 	Reader readers[PF_CARDS_READERS_MAX];
 	size_t n_readers;
 };
@@ -154,7 +154,7 @@ int pf_cards_check_rows(PfCards *c)
 }
 
 /* One card tried, for the record. */
-typedef struct PfCardRecord {
+typedef struct RecordLine {
 	const char *node;
 	const char *device;
 	const char *model, *serial; /* NULL or "" when unknown */
@@ -166,7 +166,7 @@ typedef struct PfCardRecord {
 	bool interrupted;
 	bool verified;	     /* read back and identical */
 	bool verify_differs; /* read back and different */
-} PfCardRecord;
+} RecordLine;
 
 /* ---- the record: JSON lines ------------------------------------------------------------- */
 
@@ -246,7 +246,7 @@ static json_object *str_or_null(const char *s)
 	return s && *s ? json_object_new_string(s) : NULL;
 }
 
-static json_object *record_json(const PfCardRecord *cr)
+static json_object *record_json(const RecordLine *cr)
 {
 	json_object *o = json_object_new_object();
 	const char *verify = cr->ok		  ? (cr->verified ? "ok" : "not-verified")
@@ -274,7 +274,7 @@ static json_object *record_json(const PfCardRecord *cr)
 }
 
 /* Appends cr to the record, if one is open, and syncs it. */
-static void record_write(PfCards *c, const PfCardRecord *cr)
+static void record_write(PfCards *c, const RecordLine *cr)
 {
 	json_object *o;
 
@@ -485,9 +485,9 @@ int pf_cards_check_reader(PfCards *c, size_t i, uint64_t *ret_media_bytes)
 
 /* ---- one reader ------------------------------------------------------------------------- */
 
-/* A card tried, as the record holds it: the strings of PfCardRecord kept here. */
+/* A card tried, as the record holds it: the strings of its RecordLine kept here. */
 typedef struct CardRecord {
-	PfCardRecord rec;
+	RecordLine rec;
 	PfCardWritten w;
 	char host_key[256]; /* with --host-keys: the public key line */
 	char fingerprint[64];
