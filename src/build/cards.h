@@ -34,6 +34,7 @@ typedef enum PfCardState {
 	PF_CARD_DONE,	  /* flashed and verified in this run */
 	PF_CARD_RECORDED, /* done in an earlier run, says the record */
 	PF_CARD_FAILED,	  /* failed and skipped */
+	_PF_CARD_STATE_MAX,
 } PfCardState;
 
 typedef struct PfCardNode {

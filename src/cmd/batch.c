@@ -287,11 +287,8 @@ int cmd_batch(int argc, char **argv)
 	ret = parse(argc, argv, options, &bo, &sel, &so, &no, &done);
 	if (ret != PF_EXIT_OK || done)
 		return ret;
-	if (pf_timestamp(&bo.now) < 0) {
-		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
-			  getenv("SOURCE_DATE_EPOCH"));
+	if (node_now(&bo.now) != PF_EXIT_OK)
 		return PF_EXIT_FAILURE;
-	}
 	ret = select_rows(&no, &sel, &inv, &rows, &n_rows);
 	if (ret != PF_EXIT_OK)
 		return ret;

@@ -5,8 +5,8 @@
  * (the confirmation, what now after a failed card), the writing of each card (cmd/output.h,
  * which prints its report), its messages and the summary.
  */
+#include <assert.h>
 #include <errno.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,14 +20,10 @@
 
 struct Cards;
 
+/* A reader, for its write's progress. */
 typedef struct Reader {
 	struct Cards *c;
-	const char *path;
-	/* What the display shows, under the stderr lock: */
-	const char *node;
-	const char *phase;
-	uint64_t done, total;
-	double phase_start;
+	size_t i;
 } Reader;
 
 typedef struct Cards {
@@ -35,115 +31,30 @@ typedef struct Cards {
 	PfImage *base;
 	PfFlavorInfo *flavor;
 	PfCards *q;
+	PfBoard board; /* a line per reader */
 	Reader readers[PF_CARDS_READERS_MAX];
-	size_t n_readers;
-	PfProgressMode mode;
-	size_t drawn; /* status lines on screen below the log */
 } Cards;
 
+static_assert(PF_CARDS_READERS_MAX <= PF_BOARD_LINES_MAX, "a board line for every reader");
+
 /* ---- the display: one line per reader -------------------------------------------------- */
-
-static void reader_line(const Reader *r, char *buf, size_t size)
-{
-	char d[32], t[32], rate[32];
-	double el = pf_monotonic_seconds() - r->phase_start;
-
-	if (r->total && r->phase && (streq(r->phase, "write") || streq(r->phase, "verify")))
-		snprintf(buf, size, "%-12s %-12s %-7s %5.1f%%  %s / %s  %s/s", r->path,
-			 r->node ?: "", r->phase, 100.0 * (double)r->done / (double)r->total,
-			 pf_format_bytes(d, sizeof(d), r->done),
-			 pf_format_bytes(t, sizeof(t), r->total),
-			 pf_format_bytes(rate, sizeof(rate), pf_progress_rate(r->done, el)));
-	else
-		snprintf(buf, size, "%-12s %-12s %s", r->path, r->node ?: "", r->phase ?: "");
-}
-
-/* With stderr locked. */
-static void display_clear(Cards *c)
-{
-	if (c->drawn) {
-		fprintf(stderr, "\033[%zuA\033[J", c->drawn);
-		c->drawn = 0;
-	}
-}
-
-static void display_draw(Cards *c)
-{
-	char line[256];
-
-	for (size_t i = 0; i < c->n_readers; i++) {
-		reader_line(&c->readers[i], line, sizeof(line));
-		fprintf(stderr, "%s\n", line);
-	}
-	c->drawn = c->n_readers;
-	fflush(stderr);
-}
-
-static void display_hook(void *userdata, bool before)
-{
-	if (before)
-		display_clear(userdata);
-	else
-		display_draw(userdata);
-}
-
-/* One JSON line with the reader's device and node, with stderr locked. */
-static void show_json(Reader *r, const char *phase, uint64_t done, uint64_t total)
-{
-	json_object *o = json_object_new_object();
-	double el = pf_monotonic_seconds() - r->phase_start;
-
-	json_object_object_add(o, "device", json_object_new_string(r->path));
-	json_object_object_add(o, "node", r->node ? json_object_new_string(r->node) : NULL);
-	json_object_object_add(o, "phase", json_object_new_string(phase));
-	json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
-	json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
-	json_object_object_add(o, "rate",
-			       json_object_new_int64((int64_t)pf_progress_rate(done, el)));
-	fprintf(stderr, "%s\n",
-		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE));
-	fflush(stderr);
-	json_object_put(o);
-}
-
-/* The reader's state changed: redraw, or one JSON line with the device. */
-static void show(Reader *r, const char *phase, uint64_t done, uint64_t total)
-{
-	Cards *c = r->c;
-
-	log_lock();
-	if (!r->phase || !phase || !streq(r->phase, phase))
-		r->phase_start = pf_monotonic_seconds();
-	r->phase = phase;
-	r->done = done;
-	r->total = total;
-	if (c->mode == PF_PROGRESS_BAR) {
-		display_clear(c);
-		display_draw(c);
-	} else if (c->mode == PF_PROGRESS_JSON && phase)
-		show_json(r, phase, done, total);
-	log_unlock();
-}
 
 static void flash_progress(void *userdata, const char *phase, uint64_t done, uint64_t total)
 {
 	Reader *r = userdata;
 
 	if (phase)
-		show(r, phase, done, total);
+		pf_board_update(&r->c->board, r->i, phase, done, total);
 }
 
 /* The core's phase of a reader: the node it is on, and what it does (NULL: nothing new). */
 static void on_phase(void *userdata, size_t reader, const char *node, const char *phase)
 {
-	Reader *r = &((Cards *)userdata)->readers[reader];
+	Cards *c = userdata;
 
-	log_lock();
-	r->node = node;
-	log_unlock();
+	pf_board_set_node(&c->board, reader, node);
 	if (phase)
-		show(r, phase, 0, 0);
+		pf_board_update(&c->board, reader, phase, 0, 0);
 }
 
 /* ---- what the run says ------------------------------------------------------------------ */
@@ -179,9 +90,7 @@ static void on_note(void *userdata, const PfCardsNote *n)
 	case PF_CARDS_NO_THREAD:
 		log_error("cannot start a thread for %s", n->device);
 		/* The display shows the readers at work. */
-		log_lock();
-		c->n_readers = n->reader;
-		log_unlock();
+		pf_board_truncate(&c->board, n->reader);
 		break;
 	case PF_CARDS_PUT_IN:
 		log_info("%s: put in the card for %s", n->device, n->node);
@@ -209,7 +118,6 @@ static void on_note(void *userdata, const PfCardsNote *n)
 static PfCardDecision decide(void *userdata, size_t reader, const char *node)
 {
 	Cards *c = userdata;
-	const Reader *r = &c->readers[reader];
 	char answer[16] = "";
 
 	if (c->o->on_error == ON_ERROR_SKIP)
@@ -217,11 +125,11 @@ static PfCardDecision decide(void *userdata, size_t reader, const char *node)
 	if (c->o->on_error == ON_ERROR_STOP || !isatty(STDIN_FILENO))
 		return PF_CARD_STOP;
 	log_lock();
-	display_clear(c);
+	pf_board_clear_locked(&c->board);
 	fprintf(stderr,
 		"%s: the card for %s failed. [r]etry it with another card, [s]kip %s, "
 		"or [q]uit? ",
-		r->path, node, node);
+		c->o->targets[reader], node, node);
 	fflush(stderr);
 	if (!fgets(answer, sizeof(answer), stdin))
 		answer[0] = 'q';
@@ -252,21 +160,22 @@ static PfCardWriteResult write_card(void *userdata, size_t reader, const char *n
 				    PfCardWritten *ret)
 {
 	Cards *c = userdata;
-	Reader *r = &c->readers[reader];
+	const char *path = c->o->targets[reader];
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	const PfTargetInfo *info;
 	int e;
 
-	e = output_open(img, r->path, &c->o->out, &t);
+	e = output_open(img, path, &c->o->out, &t);
 	if (e != PF_EXIT_OK)
 		return write_result(e);
 	info = pf_target_info(t);
 	output_describe(info);
 	snprintf(ret->model, sizeof(ret->model), "%s", info->model ?: "");
 	snprintf(ret->serial, sizeof(ret->serial), "%s", info->serial ?: "");
-	log_info("%s: writing %s", r->path, node);
+	log_info("%s: writing %s", path, node);
 	ret->verified = !c->o->out.no_verify;
-	return write_result(output_flash(img, t, &c->o->out, flash_progress, r, &ret->bytes));
+	return write_result(
+		output_flash(img, t, &c->o->out, flash_progress, &c->readers[reader], &ret->bytes));
 }
 
 /* ---- the run ----------------------------------------------------------------------------- */
@@ -275,15 +184,14 @@ static PfCardWriteResult write_card(void *userdata, size_t reader, const char *n
  * them; for empty readers, the device itself (a whole removable disk) when a card arrives. */
 static int check_targets(Cards *c)
 {
-	for (size_t i = 0; i < c->n_readers; i++) {
-		const char *p = c->readers[i].path;
+	for (size_t i = 0; i < c->o->n_targets; i++) {
+		const char *p = c->o->targets[i];
 		uint64_t size = 0;
 		int e;
 
 		e = pf_cards_check_reader(c->q, i, &size);
 		if (e < 0) {
-			log_error("%s", pf_error_message(e));
-			pf_error_clear();
+			log_error_detail(e);
 			return e == -ENOTBLK || e == -EEXIST ? PF_EXIT_USAGE : PF_EXIT_FAILURE;
 		}
 		if (size > 0) {
@@ -301,7 +209,10 @@ static int check_targets(Cards *c)
 
 static int confirm_all(Cards *c, size_t todo)
 {
-	char answer[16] = "";
+	_cleanup_(freep) char *readers = NULL;
+	size_t size = 0;
+	FILE *f;
+	bool yes;
 
 	if (c->o->out.yes)
 		return PF_EXIT_OK;
@@ -310,13 +221,17 @@ static int confirm_all(Cards *c, size_t todo)
 			  "cards");
 		return PF_EXIT_SAFETY;
 	}
-	fprintf(stderr, "Write %zu node%s to the cards put in ", todo, todo == 1 ? "" : "s");
-	for (size_t i = 0; i < c->n_readers; i++)
-		fprintf(stderr, "%s%s", i ? ", " : "", c->readers[i].path);
-	fprintf(stderr, "? Everything on those cards will be lost. [y/N] ");
-	fflush(stderr);
-	if (!fgets(answer, sizeof(answer), stdin) ||
-	    !(streq(answer, "y\n") || streq(answer, "yes\n") || streq(answer, "Y\n"))) {
+	f = open_memstream(&readers, &size);
+	if (!f)
+		return PF_EXIT_FAILURE;
+	for (size_t i = 0; i < c->o->n_targets; i++)
+		fprintf(f, "%s%s", i ? ", " : "", c->o->targets[i]);
+	if (fclose(f) != 0)
+		return PF_EXIT_FAILURE;
+	yes = output_ask("Write %zu node%s to the cards put in %s? Everything on those cards will "
+			 "be lost. [y/N] ",
+			 todo, todo == 1 ? "" : "s", readers);
+	if (!yes) {
 		log_error("not confirmed, nothing written");
 		return PF_EXIT_SAFETY;
 	}
@@ -325,23 +240,15 @@ static int confirm_all(Cards *c, size_t todo)
 
 static int summary(Cards *c)
 {
-	size_t done = 0, recorded = 0, failed = 0, left = 0, n_nodes;
+	size_t count[_PF_CARD_STATE_MAX] = { 0 }, done, recorded, failed, left, n_nodes;
 	const PfCardNode *nodes = pf_cards_nodes(c->q, &n_nodes);
 
 	for (size_t i = 0; i < n_nodes; i++)
-		switch (nodes[i].state) {
-		case PF_CARD_DONE:
-			done++;
-			break;
-		case PF_CARD_RECORDED:
-			recorded++;
-			break;
-		case PF_CARD_FAILED:
-			failed++;
-			break;
-		default:
-			left++;
-		}
+		count[nodes[i].state]++;
+	done = count[PF_CARD_DONE];
+	recorded = count[PF_CARD_RECORDED];
+	failed = count[PF_CARD_FAILED];
+	left = count[PF_CARD_PENDING] + count[PF_CARD_TAKEN];
 	if (!failed && !left) {
 		/* Every node is done: the run is over, whatever a late Ctrl-C says. */
 		fprintf(stderr,
@@ -379,11 +286,8 @@ static int nodes_todo(Cards *c, size_t *ret_todo)
 	if (r < 0)
 		return PF_EXIT_FAILURE;
 	r = pf_cards_check_rows(c->q);
-	if (r < 0) {
-		log_error("%s", pf_error_message(r));
-		pf_error_clear();
-		return PF_EXIT_FAILURE;
-	}
+	if (r < 0)
+		return log_error_detail(r), PF_EXIT_FAILURE;
 	r = pf_cards_resume(c->q, ret_todo);
 	if (r < 0) {
 		log_error_errno(r, "--record");
@@ -406,11 +310,8 @@ static int prepare(Cards *c, size_t todo)
 		return r;
 	pf_cards_set_image(c->q, c->base, c->flavor);
 	r = pf_cards_check_nodes(c->q);
-	if (r < 0) {
-		log_error("%s", pf_error_message(r));
-		pf_error_clear();
-		return PF_EXIT_FAILURE;
-	}
+	if (r < 0)
+		return log_error_detail(r), PF_EXIT_FAILURE;
 	r = check_targets(c);
 	if (r != PF_EXIT_OK)
 		return r;
@@ -428,25 +329,16 @@ static int prepare(Cards *c, size_t todo)
 /* The readers, each a thread, with the display of their lines when it is a bar. */
 static void readers_run(Cards *c, size_t todo)
 {
-	c->mode = c->o->out.progress;
-	if (c->mode == PF_PROGRESS_AUTO)
-		c->mode = isatty(STDERR_FILENO) ? PF_PROGRESS_BAR : PF_PROGRESS_NONE;
-	if (c->mode == PF_PROGRESS_BAR && log_quiet)
-		c->mode = PF_PROGRESS_NONE;
-	if (c->mode == PF_PROGRESS_BAR)
-		log_set_hook(display_hook, c);
+	size_t n = c->o->n_targets;
+
+	pf_board_start(&c->board, c->o->out.progress);
 	log_info("Writing %zu node%s of '%s' (%s image) to the cards put in %zu reader%s", todo,
 		 todo == 1 ? "" : "s", pf_cards_inventory(c->q)->path,
-		 pf_flavor_name(c->flavor->flavor), c->n_readers, c->n_readers == 1 ? "" : "s");
+		 pf_flavor_name(c->flavor->flavor), n, n == 1 ? "" : "s");
 	pf_signals_catch();
 	pf_cards_run(c->q);
 	pf_signals_restore();
-	if (c->mode == PF_PROGRESS_BAR) {
-		log_lock();
-		display_clear(c);
-		log_unlock();
-		log_set_hook(NULL, NULL);
-	}
+	pf_board_stop(&c->board);
 }
 
 static int run(Cards *c)
@@ -472,16 +364,13 @@ static int run(Cards *c)
 
 	if (o->n_targets > PF_CARDS_READERS_MAX)
 		return usage_error(NULL, "more than %u card readers", PF_CARDS_READERS_MAX);
-	if (pf_timestamp(&co.now) < 0) {
-		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
-			  getenv("SOURCE_DATE_EPOCH"));
+	if (node_now(&co.now) != PF_EXIT_OK)
 		return PF_EXIT_FAILURE;
-	}
 	if (pf_cards_new(&co, &c->q) < 0)
 		return PF_EXIT_FAILURE;
-	c->n_readers = o->n_targets;
-	for (size_t i = 0; i < c->n_readers; i++)
-		c->readers[i] = (Reader){ .c = c, .path = o->targets[i], .phase = "idle" };
+	pf_board_init(&c->board, o->targets, o->n_targets);
+	for (size_t i = 0; i < o->n_targets; i++)
+		c->readers[i] = (Reader){ .c = c, .i = i };
 	r = nodes_todo(c, &todo);
 	if (r != PF_EXIT_OK)
 		return r;

@@ -233,6 +233,16 @@ int node_options_finish(NodeOptions *no)
 	return PF_EXIT_OK;
 }
 
+int node_now(int64_t *ret)
+{
+	if (pf_timestamp(ret) < 0) {
+		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
+			  getenv("SOURCE_DATE_EPOCH"));
+		return PF_EXIT_FAILURE;
+	}
+	return PF_EXIT_OK;
+}
+
 int node_option_parse(NodeOptions *no, int c, const char *arg)
 {
 	switch (c) {

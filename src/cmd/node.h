@@ -38,6 +38,10 @@ int node_option_parse(NodeOptions *no, int c, const char *arg);
  */
 int node_options_finish(NodeOptions *no);
 
+/* The time stamp of everything a run writes: SOURCE_DATE_EPOCH, or now. Prints a bad
+ * SOURCE_DATE_EPOCH; returns an exit code. */
+int node_now(int64_t *ret);
+
 /* Frees what parsing allocated (the seed wiped first). */
 void node_options_done(NodeOptions *no);
 

@@ -535,11 +535,8 @@ static int write_one(Job *j, Cold **cold)
 	int64_t now;
 	int r;
 
-	if (pf_timestamp(&now) < 0) {
-		log_error("SOURCE_DATE_EPOCH='%s' is not a number of seconds",
-			  getenv("SOURCE_DATE_EPOCH"));
+	if (node_now(&now) != PF_EXIT_OK)
 		return PF_EXIT_FAILURE;
-	}
 	if (!j->verify && (r = cold_begin(j->image, j->target, &j->oo, &j->so, cold)) != PF_EXIT_OK)
 		return r;
 	if (image_load(j->image, &j->so, &img) < 0)

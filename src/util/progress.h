@@ -50,3 +50,43 @@ void pf_progress_cb(void *userdata, const char *phase, uint64_t done_bytes, uint
  */
 void pf_progress_finish(PfProgress *p, const char *target, const char *result, int exit_code,
 			uint64_t written);
+
+/* ---- a line per device: card readers writing at once ---------------------------------------- */
+
+#define PF_BOARD_LINES_MAX 32
+
+typedef struct PfBoardLine {
+	const char *device;
+	const char *node; /* what it works on; NULL for nothing */
+	const char *phase;
+	uint64_t done, total;
+	double phase_start;
+} PfBoardLine;
+
+/*
+ * As a bar: the lines redrawn under the messages ("/dev/sdb  worker3  write  42.0%  1.2 GiB /
+ * 2.9 GiB  30 MiB/s"), which scroll above them. As JSON: the usual line with "device" and
+ * "node" added, on every change. Safe to update from several threads: every call takes
+ * log_lock().
+ */
+typedef struct PfBoard {
+	PfProgressMode mode; /* resolved, as pf_progress_init() does */
+	PfBoardLine lines[PF_BOARD_LINES_MAX];
+	size_t n;
+	size_t drawn; /* lines on screen below the log */
+} PfBoard;
+
+/* n lines (at most PF_BOARD_LINES_MAX), each in phase "idle"; nothing is shown yet. */
+void pf_board_init(PfBoard *b, char *const *devices, size_t n);
+/* From now on the board is shown as mode says (a bar is drawn under every message). */
+void pf_board_start(PfBoard *b, PfProgressMode mode);
+/* Line i's node (NULL: none), shown with the next update. */
+void pf_board_set_node(PfBoard *b, size_t i, const char *node);
+/* Line i's phase and bytes, shown now. */
+void pf_board_update(PfBoard *b, size_t i, const char *phase, uint64_t done, uint64_t total);
+/* Only the first n lines are shown from now on. */
+void pf_board_truncate(PfBoard *b, size_t n);
+/* With log_lock() held: the lines off the screen, for a question below the messages. */
+void pf_board_clear_locked(PfBoard *b);
+/* The lines off the screen, for good. */
+void pf_board_stop(PfBoard *b);
