@@ -40,11 +40,21 @@ static bool enabled(const PfFlavorInfo *f, const char *unit)
 	return pf_flavor_unit_is(f, unit, PF_UNIT_ENABLED);
 }
 
+/*
+ * The image's dhcpcd unit, one rule for detecting it, naming it and enabling it: the one that
+ * is enabled; else dhcpcd5.service where it is the only one installed (older Raspbian); else
+ * dhcpcd.service.
+ */
 static const char *dhcpcd_unit(const PfFlavorInfo *f)
 {
-	if (enabled(f, "dhcpcd.service") || !enabled(f, "dhcpcd5.service"))
+	if (enabled(f, "dhcpcd.service"))
 		return "dhcpcd.service";
-	return "dhcpcd5.service";
+	if (enabled(f, "dhcpcd5.service"))
+		return "dhcpcd5.service";
+	if (pf_flavor_unit(f, "dhcpcd5.service")->file &&
+	    !pf_flavor_unit(f, "dhcpcd.service")->file)
+		return "dhcpcd5.service";
+	return "dhcpcd.service";
 }
 
 /* The unit of a network service, NULL for those without one of their own. */
@@ -62,18 +72,6 @@ static const char *net_unit(const PfFlavorInfo *f, PfNetStack n)
 	default:
 		return NULL;
 	}
-}
-
-/* The unit the plan enables for a service given with --network: dhcpcd5.service only where it
- * is the one installed. */
-static const char *forced_unit(const PfFlavorInfo *f, PfNetStack n)
-{
-	if (n == PF_NET_DHCPCD)
-		return pf_flavor_unit(f, "dhcpcd5.service")->file &&
-				       !pf_flavor_unit(f, "dhcpcd.service")->file
-			       ? "dhcpcd5.service"
-			       : "dhcpcd.service";
-	return net_unit(f, n);
 }
 
 static bool cloud_init_reads_seed(const PfFlavorInfo *f)
@@ -140,7 +138,7 @@ static int decide_net_forced(PfFlavorInfo *f, PfNetStack n)
 				    pf_net_stack_name(n), unit, pf_flavor_unit(f, unit)->link);
 	f->net = n;
 	f->net_forced = true;
-	f->net_enable_unit = forced_unit(f, n);
+	f->net_enable_unit = unit;
 	return why(&f->net_why, "%s, as given with --network%s%s%s", pf_net_stack_name(n),
 		   unit && !enabled(f, unit) ? " (" : "", unit && !enabled(f, unit) ? unit : "",
 		   unit && !enabled(f, unit) ? " is not enabled: the plan enables it)" : "");
@@ -191,7 +189,7 @@ static int decide_net(PfFlavorInfo *f, const PfDetectOptions *o)
 	return why(&f->net_why,
 		   "no network service is in charge at boot (cloud-init: %s; netplan: %s; "
 		   "ifupdown: %s; NetworkManager.service, systemd-networkd.service, "
-		   "dhcpcd.service: %s, %s, %s)",
+		   "%s: %s, %s, %s)",
 		   !f->has_cloud_init		    ? "not installed"
 		   : !f->cloud_init_enabled	    ? "does not run"
 		   : !f->seed_dir		    ? "no seed"
@@ -203,6 +201,7 @@ static int decide_net(PfFlavorInfo *f, const PfDetectOptions *o)
 		   enabled(f, "networking.service") ? "no interface configured"
 		   : f->has_ifupdown		    ? "networking.service not enabled"
 						    : "not installed",
+		   dhcpcd_unit(f),
 		   pf_unit_state_name(pf_flavor_unit(f, "NetworkManager.service")->state),
 		   pf_unit_state_name(pf_flavor_unit(f, "systemd-networkd.service")->state),
 		   pf_unit_state_name(pf_flavor_unit(f, dhcpcd_unit(f))->state));

@@ -13,11 +13,13 @@
 #include <cmocka.h>
 
 #include "node/edit.h"
+#include "node/facts.h"
 #include "node/mechanism.h"
 #include "node/passwd.h"
 #include "node/units.h"
 #include "node/yamlutil.h"
 #include "util/error.h"
+#include "util/macros.h"
 
 static const char sshswitch[] = "[Unit]\n"
 				"Description=Turn on SSH if /boot/ssh is present\n"
@@ -252,12 +254,87 @@ static void test_yaml_merge(void **state)
 	}
 }
 
+/* An image's dhcpcd units as detection leaves them: name, state, unit file. */
+static PfFlavorInfo *dhcpcd_image(PfUnitState dhcpcd, PfUnitState dhcpcd5)
+{
+	PfFlavorInfo *f = calloc(1, sizeof(*f));
+	const struct {
+		const char *name;
+		PfUnitState state;
+	} u[] = { { "dhcpcd.service", dhcpcd }, { "dhcpcd5.service", dhcpcd5 } };
+
+	assert_non_null(f);
+	f->units = calloc(ELEMENTSOF(u), sizeof(PfUnit));
+	assert_non_null(f->units);
+	for (size_t i = 0; i < ELEMENTSOF(u); i++) {
+		char file[64];
+
+		snprintf(file, sizeof(file), "/lib/systemd/system/%s", u[i].name);
+		f->units[i] = (PfUnit){ .name = strdup(u[i].name), .state = u[i].state };
+		if (u[i].state != PF_UNIT_ABSENT)
+			f->units[i].file = strdup(file);
+		if (u[i].state == PF_UNIT_ENABLED)
+			f->units[i].link = strdup("/etc/systemd/system/multi-user.target.wants/x");
+	}
+	f->n_units = ELEMENTSOF(u);
+	f->has_dhcpcd = true;
+	return f;
+}
+
+/* One rule says which dhcpcd unit an image has: the one detected is the one named and the one
+ * --network dhcpcd enables. */
+static void test_dhcpcd_unit(void **state)
+{
+	static const struct {
+		PfUnitState dhcpcd, dhcpcd5;
+		const char *unit;
+	} cases[] = {
+		{ PF_UNIT_ENABLED, PF_UNIT_PRESENT, "dhcpcd.service" },
+		{ PF_UNIT_PRESENT, PF_UNIT_ENABLED, "dhcpcd5.service" },
+		{ PF_UNIT_ABSENT, PF_UNIT_ENABLED, "dhcpcd5.service" },
+		{ PF_UNIT_ABSENT, PF_UNIT_PRESENT, "dhcpcd5.service" },
+		{ PF_UNIT_PRESENT, PF_UNIT_PRESENT, "dhcpcd.service" },
+		{ PF_UNIT_PRESENT, PF_UNIT_ABSENT, "dhcpcd.service" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		_cleanup_(pf_flavor_info_freep) PfFlavorInfo *detected =
+			dhcpcd_image(cases[i].dhcpcd, cases[i].dhcpcd5);
+		_cleanup_(pf_flavor_info_freep) PfFlavorInfo *forced =
+			dhcpcd_image(cases[i].dhcpcd, cases[i].dhcpcd5);
+		bool on = cases[i].dhcpcd == PF_UNIT_ENABLED || cases[i].dhcpcd5 == PF_UNIT_ENABLED;
+
+		assert_int_equal(pf_mechanism_decide(detected, NULL), 0);
+		if (on) {
+			assert_int_equal(detected->net, PF_NET_DHCPCD);
+			assert_non_null(strstr(detected->net_why, cases[i].unit));
+		} else {
+			char named[64];
+
+			assert_int_equal(detected->net, PF_NET_NONE);
+			snprintf(named, sizeof(named), "%s: ", cases[i].unit);
+			if (!strstr(detected->net_why, named))
+				fail_msg("case %zu: '%s' does not name %s", i, detected->net_why,
+					 cases[i].unit);
+		}
+		assert_int_equal(
+			pf_mechanism_decide(forced, &(PfDetectOptions){ .net = PF_NET_DHCPCD }), 0);
+		assert_string_equal(forced->net_enable_unit, cases[i].unit);
+		/* "X is not enabled: the plan enables it" names the unit it enables. */
+		if (!on && !strstr(forced->net_why, cases[i].unit))
+			fail_msg("case %zu: '%s' does not name %s", i, forced->net_why,
+				 cases[i].unit);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unit_values),    cmocka_unit_test(test_unit_enable_links),
 		cmocka_unit_test(test_condition_path), cmocka_unit_test(test_ifupdown_parse),
 		cmocka_unit_test(test_ifupdown_drop),  cmocka_unit_test(test_yaml_merge),
+		cmocka_unit_test(test_dhcpcd_unit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
