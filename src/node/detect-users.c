@@ -12,8 +12,11 @@
 
 /* ---- accounts ---- */
 
-/* /etc/shells, when the image has one: which login shells count. 1 when it is there but
- * cannot be parsed (the step then ends, as it always has), else 0 or -ENOMEM. */
+/*
+ * /etc/shells, when the image has one: which login shells count. One that cannot be read or
+ * parsed is said in the evidence and left out, the built-in rule judging the shells instead
+ * (pf_shell_is_login()): a bad /etc/shells must not hide the image's users. 0 or -ENOMEM.
+ */
 static int read_shells(Ctx *c)
 {
 	_cleanup_(freep) char *shells = NULL;
@@ -27,7 +30,7 @@ static int read_shells(Ctx *c)
 		return 0;
 	r = pf_shells_parse(shells, len, &c->shells);
 	if (r < 0)
-		return pf_detect_absent(c, r, "/etc/shells") == -ENOMEM ? -ENOMEM : 1;
+		return pf_detect_absent(c, r, "/etc/shells") == -ENOMEM ? -ENOMEM : 0;
 	return 0;
 }
 
@@ -132,8 +135,8 @@ int pf_detect_accounts(Ctx *c)
 	int r;
 
 	r = read_shells(c);
-	if (r != 0)
-		return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
 	r = read_passwd(c);
 	if (r <= 0)
 		return r;

@@ -102,6 +102,22 @@ for flavor in hypriot ubuntu rpios-bookworm rpios-trixie raspbian-buster plain; 
 		grep -qF -- "$label" "$WORK/human" || fail "$flavor: human output lacks label '$label'"
 	done
 	pass "$flavor: human output names every label"
+	if [ "$flavor" = raspbian-buster ]; then
+		# An /etc/shells piflash cannot take (too many lines) is set aside, not a reason to
+		# stop looking at the image's users: the same user is found as with a good one.
+		user=$(grep '^User:' "$WORK/human")
+		yes /bin/bash | head -n 10001 >"$WORK/shells"
+		"$PIFLASH" -q --add "$WORK/shells=/etc/shells" "$img" "$WORK/shells.img" ||
+			fail "--add /etc/shells failed"
+		"$PIFLASH" inspect "$WORK/shells.img" >"$WORK/human2" 2>&1 || fail "inspect: bad /etc/shells"
+		grep -q "/etc/shells: .*more than 10000 lines, ignoring" "$WORK/human2" ||
+			fail "bad /etc/shells: not in the evidence: $(cat "$WORK/human2")"
+		[ "$(grep '^User:' "$WORK/human2")" = "$user" ] ||
+			fail "bad /etc/shells: '$(grep '^User:' "$WORK/human2")', not '$user'"
+		grep -q "^  users: pi (uid 1000" "$WORK/human2" || fail "bad /etc/shells: no users scanned"
+		pass "raspbian: a bad /etc/shells is set aside, the users are still found ($user)"
+		rm -f "$WORK/shells.img"
+	fi
 	rm -f "$img"
 done
 
