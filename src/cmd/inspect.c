@@ -62,7 +62,9 @@ static void print_flavor(const PfFlavorInfo *f, const char *error)
 	out_line("Arch:    %s", f->arch ? f->arch : "unknown");
 	if (f->os_pretty)
 		out_line("OS:      %s", f->os_pretty);
-	if (!f->default_user && f->first_user && f->flavor == PF_FLAVOR_RPIOS_BOOKWORM)
+	/* Both first-boot set-ups rename the uid-1000 user (custom.toml through userconf-pi). */
+	if (!f->default_user && f->first_user &&
+	    (f->user == PF_USER_USERCONF || f->user == PF_USER_CUSTOM_TOML))
 		out_line("User:    none (uid 1000 '%s' is renamed at first boot)", f->first_user);
 	else {
 		if (!f->default_user && f->n_users > 1)
