@@ -64,15 +64,12 @@ int cold_begin(const char *image, const char *target, const OutputOptions *o, Pf
 	return PF_EXIT_OK;
 }
 
-int cold_handover(Cold *c, const char *target)
+int cold_handover(Cold *c, const char *target, PfTarget **ret)
 {
-	PfTarget *t;
-	int r;
+	int r = pf_cold_run_finish(c->run, ret);
 
-	r = pf_cold_run_finish(c->run, &t);
 	if (r < 0)
 		return log_error_errno(r, "'%s'", target), PF_EXIT_FAILURE;
-	output_adopt(t, target);
 	return PF_EXIT_OK;
 }
 

@@ -30,10 +30,10 @@ int cold_begin(const char *image, const char *target, const OutputOptions *o, Pf
 	       Cold **ret);
 
 /*
- * Just before output_write(): waits for the writer to finish and hands the card, with what
- * is on it already, to output_write(). Prints a failure; returns an exit code.
+ * Just before output_write(): waits for the writer to finish and hands the card back (*ret),
+ * knowing what is on it already, for output_write(). Prints a failure; returns an exit code.
  */
-int cold_handover(Cold *c, const char *target);
+int cold_handover(Cold *c, const char *target, PfTarget **ret);
 
 /*
  * Ends the cold write whatever happened: ret is the run's exit code so far; after a failure

@@ -20,10 +20,6 @@
 #include "util/error.h"
 #include "util/strutil.h"
 
-/* The target output_check() opened, for output_write(): one main job per process. */
-static PfTarget *checked_target;
-static char *checked_path;
-
 /* ---- progress ---------------------------------------------------------------------------- */
 
 /* The last JSON line of a run says how it ended (util/progress.h). */
@@ -106,14 +102,6 @@ int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions
 	return confirm(image, i, o);
 }
 
-void output_adopt(PfTarget *t, const char *target)
-{
-	pf_target_free(checked_target);
-	free(checked_path);
-	checked_path = strdup(target);
-	checked_target = checked_path ? t : pf_target_free(t);
-}
-
 int output_open(PfImage *img, const char *target, const OutputOptions *o, PfTarget **ret)
 {
 	int r = pf_image_target_open(img, target, o->force, ret);
@@ -129,7 +117,7 @@ int output_open(PfImage *img, const char *target, const OutputOptions *o, PfTarg
 	return PF_EXIT_OK;
 }
 
-int output_check(PfImage *img, const char *target, const OutputOptions *o)
+int output_check(PfImage *img, const char *target, const OutputOptions *o, PfTarget **ret)
 {
 	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	int r;
@@ -143,13 +131,7 @@ int output_check(PfImage *img, const char *target, const OutputOptions *o)
 		if (r != PF_EXIT_OK)
 			return r;
 	}
-
-	pf_target_free(checked_target);
-	free(checked_path);
-	checked_path = strdup(target);
-	if (!checked_path)
-		return PF_EXIT_FAILURE;
-	checked_target = TAKE_PTR(t);
+	*ret = TAKE_PTR(t);
 	return PF_EXIT_OK;
 }
 
@@ -286,20 +268,11 @@ int output_flash(PfImage *img, PfTarget *t, const OutputOptions *o, OutputProgre
 	return flash_report(img, t, o, r, &res, &ranges, start);
 }
 
-int output_write(PfImage *img, const char *target, const OutputOptions *o)
+int output_write(PfImage *img, PfTarget *t, const char *target, const OutputOptions *o)
 {
-	_cleanup_(pf_target_freep) PfTarget *t = NULL;
 	uint64_t written = 0;
 	PfProgress p;
 	int ret;
-
-	if (!checked_target || !streq(checked_path, target)) {
-		ret = output_check(img, target, o);
-		if (ret != PF_EXIT_OK)
-			return ret;
-	}
-	t = TAKE_PTR(checked_target);
-	checked_path = (free(checked_path), NULL);
 
 	pf_progress_init(&p, o->progress);
 	pf_signals_catch();

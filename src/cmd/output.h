@@ -5,8 +5,8 @@
  * The last step of the main job: putting the prepared image (base + overlay) on its target
  * — an image file, a block device (a card), or standard output — and verifying it. Split in
  * two so that every safety check runs before the image is customised, let alone written:
- * output_check() opens the target (exclusively, for a card) and keeps it open until
- * output_write() has finished with it, so nothing can take the card in between.
+ * output_check() opens the target (exclusively, for a card), and the caller keeps it open
+ * until output_write() has finished with it, so nothing can take the card in between.
  */
 
 #include <stdbool.h>
@@ -28,17 +28,17 @@ typedef struct OutputOptions {
  * Checks the target before anything else happens: not the input or its cache, not mounted,
  * a whole removable disk, large enough, opened exclusively; shows a card and asks for
  * confirmation (on a TTY; --yes otherwise). Prints the reason and returns an exit code
- * (PF_EXIT_SAFETY for a refusal) on failure, PF_EXIT_OK otherwise.
+ * (PF_EXIT_SAFETY for a refusal) on failure, PF_EXIT_OK otherwise, with *ret the opened target.
  */
-int output_check(PfImage *img, const char *target, const OutputOptions *o);
+int output_check(PfImage *img, const char *target, const OutputOptions *o, PfTarget **ret);
 
 /*
  * Writes the ranges that matter and verifies them (unless o->no_verify). Prints what it did
  * or what failed; returns an exit code: PF_EXIT_FAILURE for an I/O error, PF_EXIT_VERIFY for a
- * mismatch, PF_EXIT_INTERRUPTED after SIGINT/SIGTERM. Calls output_check() first if the
- * caller did not.
+ * mismatch, PF_EXIT_INTERRUPTED after SIGINT/SIGTERM. t is target as output_check() (or
+ * cold_handover()) opened it; the caller closes it.
  */
-int output_write(PfImage *img, const char *target, const OutputOptions *o);
+int output_write(PfImage *img, PfTarget *t, const char *target, const OutputOptions *o);
 
 /* ---- the pieces, for commands that write many cards (piflash --all) ---- */
 
@@ -50,10 +50,8 @@ typedef void (*OutputProgressFn)(void *userdata, const char *phase, uint64_t don
  * the reason of a refusal; returns an exit code. */
 int output_open(PfImage *img, const char *target, const OutputOptions *o, PfTarget **ret);
 
-/* For a target opened before the image (cmd/cold.h): the question output_check() asks, and
- * the opened, checked target handed over for output_write() to use. */
+/* For a target opened before the image (cmd/cold.h): the question output_check() asks. */
 int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o);
-void output_adopt(PfTarget *t, const char *target);
 
 /* Asks the question (printf-style) on stderr and reads the answer from stdin: true for "y",
  * "Y" or "yes". The caller checks that stdin is a terminal. */

@@ -531,6 +531,7 @@ static int write_one(Job *j, Cold **cold)
 	_cleanup_(pf_node_build_done) PfNodeBuild nb = { 0 };
 	_cleanup_(pf_image_freep) PfImage *img = NULL;
 	_cleanup_(pf_run_values_done) PfRunValues rv = { 0 };
+	_cleanup_(pf_target_freep) PfTarget *t = NULL; /* checked first, written last */
 	bool node = node_options_given(&j->no);
 	int64_t now;
 	int r;
@@ -541,7 +542,7 @@ static int write_one(Job *j, Cold **cold)
 		return r;
 	if (image_load(j->image, &j->so, &img) < 0)
 		return PF_EXIT_FAILURE;
-	if (!j->verify && !*cold && (r = output_check(img, j->target, &j->oo)) != PF_EXIT_OK)
+	if (!j->verify && !*cold && (r = output_check(img, j->target, &j->oo, &t)) != PF_EXIT_OK)
 		return r;
 	if (j->verify && (node || j->n_adds > 0) &&
 	    (r = verify_run_values(&img, j->image, j->target, &j->so, &j->no, j->adds, j->n_adds,
@@ -551,11 +552,11 @@ static int write_one(Job *j, Cold **cold)
 		return r;
 	if ((r = apply_adds(j, img, now)) != PF_EXIT_OK)
 		return r;
-	if (*cold && cold_handover(*cold, j->target) != PF_EXIT_OK)
+	if (*cold && cold_handover(*cold, j->target, &t) != PF_EXIT_OK)
 		return PF_EXIT_FAILURE;
 	if (j->verify)
 		return output_verify(img, j->target, &j->oo);
-	r = output_write(img, j->target, &j->oo);
+	r = output_write(img, t, j->target, &j->oo);
 	if (r == PF_EXIT_OK && j->no.known_hosts && nb.n_host_keys > 0)
 		r = known_hosts_update(j->no.known_hosts, &nb);
 	return r;
