@@ -377,55 +377,6 @@ int node_options_check_cluster(const NodeOptions *no, const char *cmd)
 	return PF_EXIT_OK;
 }
 
-void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg)
-{
-	/* The plan holds strings from the image (its user, its files' names and contents):
-	 * out_line() escapes them. */
-	out_line("Node %s on a %s image (%s), user '%s'%s%s", cfg->hostname,
-		 pf_flavor_name(f->flavor), f->arch ? f->arch : "unknown arch", p->user,
-		 p->instance_id ? ", instance-id " : "", p->instance_id ? p->instance_id : "");
-	for (size_t i = 0; i < p->n_notes; i++)
-		out_line("Note: %s", p->notes[i]);
-	out_line("%s", "");
-	for (size_t i = 0; i < p->n_ops; i++) {
-		const PfOp *op = &p->ops[i];
-		char where[32] = "";
-
-		if (op->part)
-			snprintf(where, sizeof(where), "%u:", op->part);
-		switch (op->kind) {
-		case PF_OP_WRITE:
-			out_line("write   %s%s  (%04o %u:%u, %zu bytes%s)", where, op->path,
-				 (unsigned)op->mode, (unsigned)op->uid, (unsigned)op->gid, op->size,
-				 op->secret ? ", secret" : "");
-			break;
-		case PF_OP_MKDIR:
-			out_line("mkdir   %s%s  (%04o %u:%u)", where, op->path, (unsigned)op->mode,
-				 (unsigned)op->uid, (unsigned)op->gid);
-			break;
-		case PF_OP_SYMLINK:
-			out_line("symlink %s%s -> %s", where, op->path, op->target);
-			break;
-		case PF_OP_REMOVE:
-			out_line("remove  %s%s", where, op->path);
-			break;
-		}
-		out_line("        why: %s", op->why);
-		if (op->kind == PF_OP_WRITE && !op->secret && op->size > 0) {
-			const char *s = (const char *)op->data, *e = s + op->size;
-
-			/* The content, indented, so the plan says exactly what lands. */
-			while (s < e) {
-				const char *nl = memchr(s, '\n', (size_t)(e - s));
-				size_t n = nl ? (size_t)(nl - s) : (size_t)(e - s);
-
-				out_line("        | %.*s", (int)n, s);
-				s += n + (nl ? 1 : 0);
-			}
-		}
-	}
-}
-
 void node_options_done(NodeOptions *no)
 {
 	seed_set(no, NULL);

@@ -76,6 +76,3 @@ int node_plan(PfImage *img, const NodeOptions *no, bool mask_secrets, PfNodeBuil
  * be the same for every node (--ip; --node). Prints the usage error; returns an exit code.
  */
 int node_options_check_cluster(const NodeOptions *no, const char *cmd);
-
-/* Prints a plan for people. */
-void node_plan_print(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg);

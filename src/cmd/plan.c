@@ -4,6 +4,7 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cmd/cmd.h"
 #include "cmd/node.h"
@@ -24,6 +25,56 @@ static void help(const struct option *table)
 	       "     --sha256 HEX Fail unless the image (file, download) has this SHA-256\n"
 	       "\n");
 	node_options_help_print(table);
+}
+
+/* The plan for people: every operation, why, and what a file written holds. */
+static void print_plan(const PfPlan *p, const PfFlavorInfo *f, const PfNodeConfig *cfg)
+{
+	/* The plan holds strings from the image (its user, its files' names and contents):
+	 * out_line() escapes them. */
+	out_line("Node %s on a %s image (%s), user '%s'%s%s", cfg->hostname,
+		 pf_flavor_name(f->flavor), f->arch ? f->arch : "unknown arch", p->user,
+		 p->instance_id ? ", instance-id " : "", p->instance_id ? p->instance_id : "");
+	for (size_t i = 0; i < p->n_notes; i++)
+		out_line("Note: %s", p->notes[i]);
+	out_line("%s", "");
+	for (size_t i = 0; i < p->n_ops; i++) {
+		const PfOp *op = &p->ops[i];
+		char where[32] = "";
+
+		if (op->part)
+			snprintf(where, sizeof(where), "%u:", op->part);
+		switch (op->kind) {
+		case PF_OP_WRITE:
+			out_line("write   %s%s  (%04o %u:%u, %zu bytes%s)", where, op->path,
+				 (unsigned)op->mode, (unsigned)op->uid, (unsigned)op->gid, op->size,
+				 op->secret ? ", secret" : "");
+			break;
+		case PF_OP_MKDIR:
+			out_line("mkdir   %s%s  (%04o %u:%u)", where, op->path, (unsigned)op->mode,
+				 (unsigned)op->uid, (unsigned)op->gid);
+			break;
+		case PF_OP_SYMLINK:
+			out_line("symlink %s%s -> %s", where, op->path, op->target);
+			break;
+		case PF_OP_REMOVE:
+			out_line("remove  %s%s", where, op->path);
+			break;
+		}
+		out_line("        why: %s", op->why);
+		if (op->kind == PF_OP_WRITE && !op->secret && op->size > 0) {
+			const char *s = (const char *)op->data, *e = s + op->size;
+
+			/* The content, indented, so the plan says exactly what lands. */
+			while (s < e) {
+				const char *nl = memchr(s, '\n', (size_t)(e - s));
+				size_t n = nl ? (size_t)(nl - s) : (size_t)(e - s);
+
+				out_line("        | %.*s", (int)n, s);
+				s += n + (nl ? 1 : 0);
+			}
+		}
+	}
 }
 
 int cmd_plan(int argc, char **argv)
@@ -96,6 +147,6 @@ int cmd_plan(int argc, char **argv)
 							       JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else
-		node_plan_print(nb.plan, nb.flavor, &nb.cfg);
+		print_plan(nb.plan, nb.flavor, &nb.cfg);
 	return PF_EXIT_OK;
 }
