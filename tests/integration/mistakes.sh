@@ -72,6 +72,14 @@ assert_eq "a mismatch's last JSON line" "end verify-failed 3" \
 	"$(grep '^{' "$WORK/progress.err" | tail -n 1 | jq -r '"\(.phase) \(.result) \(.exit)"')"
 rm -f "$WORK/out.img"
 
+# A node that fails after OUT.img was checked and opened leaves nothing behind: no image, no
+# half-made temporary file next to it.
+expect_fail 1 "gateway" "$PIFLASH" --node w1 --ssh-key "$WORK/ops.pub" --ip 10.0.0.5/24 \
+	--gateway 10.1.0.1 "$IMG" "$WORK/out.img"
+left=$(ls "$WORK" | grep '^out\.img' || true)
+[ -z "$left" ] || fail "a failed main job left '$left' behind"
+pass "a failed main job leaves no OUT.img and no OUT.img.piflash-partial"
+
 # ---- 6. verify a card written without the seed and SOURCE_DATE_EPOCH -------------------------
 
 # What the run chose itself (time stamp, random instance-id, random host key) is read back
