@@ -135,8 +135,8 @@ int pf_cards_select(PfCards *c);
 /* A selected row that is bad, or no row at all, stops the run: a PF_CARDS_BAD_ROW note for
  * each bad row, then -EINVAL with a detail. */
 int pf_cards_check_rows(PfCards *c);
-/* Reads the record, if any: a PF_CARDS_RECORDED note for each node done before. Returns the
- * number of nodes left to write. */
+/* Reads the record, if any: a PF_CARDS_RECORDED note for each node done before, and the
+ * number of nodes left to write in *ret_todo. 0 or -errno with a detail. */
 int pf_cards_resume(PfCards *c, size_t *ret_todo);
 
 /* The base image and its flavor (borrowed until pf_cards_free()). */
@@ -145,10 +145,11 @@ void pf_cards_set_image(PfCards *c, PfImage *base, const PfFlavorInfo *f);
  * -EINVAL with a detail, before any card is written rather than after the cards before it. */
 int pf_cards_check_nodes(PfCards *c);
 /*
- * The safety rules for reader i (readers in order, from 0) that hold whether it has a card or not (the caller checks a
- * card in it): the device exists and is a block device, not one of the readers before it.
- * *ret_media_bytes gets the size of the card in it, 0 for none. Returns 0, or -errno with a
- * detail: -ENOTBLK not a block device, -EEXIST the same device as an earlier reader.
+ * The safety rules for reader i (readers in order, from 0) that hold whether it has a card
+ * or not (the caller checks a card in it): the device exists and is a block device, not one
+ * of the readers before it. *ret_media_bytes gets the size of the card in it, 0 for none.
+ * Returns 0, or -errno with a detail: -ENOTBLK not a block device, -EEXIST the same device
+ * as an earlier reader.
  */
 int pf_cards_check_reader(PfCards *c, size_t i, uint64_t *ret_media_bytes);
 /* Opens the record to append this run's cards to (the detail does not name it). */

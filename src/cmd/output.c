@@ -70,7 +70,7 @@ bool output_ask(const char *fmt, ...)
 	       (streq(answer, "y\n") || streq(answer, "yes\n") || streq(answer, "Y\n"));
 }
 
-static int confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o)
+int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o)
 {
 	if (o->yes)
 		return PF_EXIT_OK;
@@ -95,11 +95,6 @@ static bool swapped(const char *image, const char *target)
 
 	return stat(image, &a) == 0 && S_ISBLK(a.st_mode) && stat(target, &b) == 0 &&
 	       S_ISREG(b.st_mode);
-}
-
-int output_confirm(const char *image, const PfTargetInfo *i, const OutputOptions *o)
-{
-	return confirm(image, i, o);
 }
 
 int output_open(PfImage *img, const char *target, const OutputOptions *o, PfTarget **ret)
@@ -127,7 +122,7 @@ int output_check(PfImage *img, const char *target, const OutputOptions *o, PfTar
 		return r;
 	if (pf_target_info(t)->kind == PF_TARGET_BLOCK) {
 		output_describe(pf_target_info(t));
-		r = confirm(pf_image_path(img), pf_target_info(t), o);
+		r = output_confirm(pf_image_path(img), pf_target_info(t), o);
 		if (r != PF_EXIT_OK)
 			return r;
 	}

@@ -15,13 +15,25 @@ uint64_t pf_progress_rate(uint64_t done_bytes, double elapsed_seconds)
 	return done_bytes ? (uint64_t)((double)done_bytes / MAX(elapsed_seconds, 0.001)) : 0;
 }
 
-void pf_progress_json_line(json_object *o)
+/* One JSON progress line on stderr, as --progress json writes them; o is put. */
+static void json_line(json_object *o)
 {
 	fprintf(stderr, "%s\n",
 		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							  JSON_C_TO_STRING_NOSLASHESCAPE));
 	fflush(stderr);
 	json_object_put(o);
+}
+
+/* The progress of a phase, added to o (which may name the device first), as one line. */
+static void json_progress(json_object *o, const char *phase, uint64_t done, uint64_t total,
+			  uint64_t rate)
+{
+	json_object_object_add(o, "phase", json_object_new_string(phase));
+	json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
+	json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
+	json_object_object_add(o, "rate", json_object_new_int64((int64_t)rate));
+	json_line(o);
 }
 
 static PfProgressMode resolve(PfProgressMode mode)
@@ -62,13 +74,7 @@ void pf_progress_update(PfProgress *p, const char *phase, uint64_t done, uint64_
 	rate = (double)pf_progress_rate(done, elapsed);
 
 	if (p->mode == PF_PROGRESS_JSON) {
-		json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "phase", json_object_new_string(phase));
-		json_object_object_add(o, "done", json_object_new_int64((int64_t)done));
-		json_object_object_add(o, "total", json_object_new_int64((int64_t)total));
-		json_object_object_add(o, "rate", json_object_new_int64((int64_t)rate));
-		pf_progress_json_line(o);
+		json_progress(json_object_new_object(), phase, done, total, (uint64_t)rate);
 	} else {
 		char d[32], t[32], r[32], eta[32] = "--:--";
 		unsigned width = 24, fill = total ? (unsigned)(width * done / total) : width;
@@ -112,7 +118,7 @@ void pf_progress_finish(PfProgress *p, const char *target, const char *result, i
 	json_object_object_add(o, "result", json_object_new_string(result));
 	json_object_object_add(o, "exit", json_object_new_int(exit_code));
 	json_object_object_add(o, "written", json_object_new_int64((int64_t)written));
-	pf_progress_json_line(o);
+	json_line(o);
 }
 
 /* ---- a line per device ------------------------------------------------------------------ */
@@ -182,12 +188,7 @@ static void board_json(const PfBoardLine *l)
 
 	json_object_object_add(o, "device", json_object_new_string(l->device));
 	json_object_object_add(o, "node", l->node ? json_object_new_string(l->node) : NULL);
-	json_object_object_add(o, "phase", json_object_new_string(l->phase));
-	json_object_object_add(o, "done", json_object_new_int64((int64_t)l->done));
-	json_object_object_add(o, "total", json_object_new_int64((int64_t)l->total));
-	json_object_object_add(o, "rate",
-			       json_object_new_int64((int64_t)pf_progress_rate(l->done, el)));
-	pf_progress_json_line(o);
+	json_progress(o, l->phase, l->done, l->total, pf_progress_rate(l->done, el));
 }
 
 void pf_board_set_node(PfBoard *b, size_t i, const char *node)

@@ -8,7 +8,6 @@
  * progress through callbacks of this shape.
  */
 
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,9 +27,6 @@ typedef struct PfProgress {
 
 /* Bytes per second of done_bytes in elapsed_seconds (0 when nothing is done yet). */
 uint64_t pf_progress_rate(uint64_t done_bytes, double elapsed_seconds);
-
-/* One JSON progress line on stderr, as --progress json writes them; o is put. */
-void pf_progress_json_line(json_object *o);
 
 /* AUTO becomes a bar on a terminal; -q (log_quiet) silences a bar, never JSON. */
 void pf_progress_init(PfProgress *p, PfProgressMode mode);
