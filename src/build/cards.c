@@ -18,6 +18,7 @@
 #include "build/result.h"
 #include "util/error.h"
 #include "util/strutil.h"
+#include "util/json.h"
 
 #define RECORD_LINE_MAX (64u * 1024)
 
@@ -241,9 +242,10 @@ static void card_time(char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* "" (unknown) is null too. */
 static json_object *str_or_null(const char *s)
 {
-	return s && *s ? json_object_new_string(s) : NULL;
+	return pf_json_str(s && *s ? s : NULL);
 }
 
 static json_object *record_json(const RecordLine *cr)

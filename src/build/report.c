@@ -18,6 +18,7 @@
 #include "node/config.h"
 #include "util/error.h"
 #include "util/strutil.h"
+#include "util/json.h"
 
 bool pf_out_name_ok(const char *name)
 {
@@ -171,11 +172,6 @@ int pf_report_record_line(json_object *o, const char *path, unsigned lineno, con
 	return 0;
 }
 
-static json_object *str_or_null(const char *s)
-{
-	return s ? json_object_new_string(s) : NULL;
-}
-
 static json_object *host_keys_json(const PfNodeResult *j)
 {
 	json_object *keys = json_object_new_array();
@@ -202,18 +198,18 @@ static json_object *node_json(const PfNodeResult *j, const char *flavor)
 
 	json_object_object_add(o, "hostname", json_object_new_string(j->hostname));
 	json_object_object_add(o, "status", json_object_new_string(pf_node_status_name(j->status)));
-	json_object_object_add(o, "error", str_or_null(j->error));
-	json_object_object_add(o, "address", str_or_null(j->address));
-	json_object_object_add(o, "fqdn", str_or_null(j->fqdn));
-	json_object_object_add(o, "group", str_or_null(j->group));
-	json_object_object_add(o, "user", str_or_null(j->user));
+	json_object_object_add(o, "error", pf_json_str(j->error));
+	json_object_object_add(o, "address", pf_json_str(j->address));
+	json_object_object_add(o, "fqdn", pf_json_str(j->fqdn));
+	json_object_object_add(o, "group", pf_json_str(j->group));
+	json_object_object_add(o, "user", pf_json_str(j->user));
 	json_object_object_add(o, "flavor", json_object_new_string(flavor));
-	json_object_object_add(o, "artifact", listed ? str_or_null(j->artifact) : NULL);
-	json_object_object_add(o, "bmap", listed ? str_or_null(j->bmap) : NULL);
+	json_object_object_add(o, "artifact", listed ? pf_json_str(j->artifact) : NULL);
+	json_object_object_add(o, "bmap", listed ? pf_json_str(j->bmap) : NULL);
 	json_object_object_add(o, "size", json_object_new_int64((int64_t)j->file_bytes));
 	json_object_object_add(o, "image_size", json_object_new_int64((int64_t)j->image_bytes));
 	json_object_object_add(o, "sha256", listed ? json_object_new_string(j->sha256) : NULL);
-	json_object_object_add(o, "instance_id", str_or_null(j->instance_id));
+	json_object_object_add(o, "instance_id", pf_json_str(j->instance_id));
 	json_object_object_add(o, "host_keys", host_keys_json(j));
 	json_object_object_add(o, "seconds", json_object_new_double(j->seconds));
 	json_object_object_add(o, "inputs",

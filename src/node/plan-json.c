@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "node/plan.h"
+#include "util/json.h"
 
 static bool is_text(const uint8_t *d, size_t n)
 {
@@ -50,17 +51,13 @@ json_object *pf_plan_to_json(const PfPlan *p)
 	for (size_t i = 0; i < p->n_notes; i++)
 		json_object_array_add(notes, json_object_new_string(p->notes[i]));
 	json_object_object_add(root, "user", json_object_new_string(p->user));
-	json_object_object_add(root, "instance_id",
-			       p->instance_id ? json_object_new_string(p->instance_id) : NULL);
+	json_object_object_add(root, "instance_id", pf_json_str(p->instance_id));
 	{
 		json_object *m = json_object_new_object();
 
-		json_object_object_add(m, "network",
-				       p->mech_net ? json_object_new_string(p->mech_net) : NULL);
-		json_object_object_add(m, "user",
-				       p->mech_user ? json_object_new_string(p->mech_user) : NULL);
-		json_object_object_add(m, "ssh",
-				       p->mech_ssh ? json_object_new_string(p->mech_ssh) : NULL);
+		json_object_object_add(m, "network", pf_json_str(p->mech_net));
+		json_object_object_add(m, "user", pf_json_str(p->mech_user));
+		json_object_object_add(m, "ssh", pf_json_str(p->mech_ssh));
 		json_object_object_add(root, "mechanisms", m);
 	}
 	json_object_object_add(root, "operations", ops);

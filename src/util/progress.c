@@ -8,6 +8,7 @@
 #include "util/log.h"
 #include "util/progress.h"
 #include "util/strutil.h"
+#include "util/json.h"
 
 uint64_t pf_progress_rate(uint64_t done_bytes, double elapsed_seconds)
 {
@@ -187,7 +188,7 @@ static void board_json(const PfBoardLine *l)
 	double el = pf_monotonic_seconds() - l->phase_start;
 
 	json_object_object_add(o, "device", json_object_new_string(l->device));
-	json_object_object_add(o, "node", l->node ? json_object_new_string(l->node) : NULL);
+	json_object_object_add(o, "node", pf_json_str(l->node));
 	json_progress(o, l->phase, l->done, l->total, pf_progress_rate(l->done, el));
 }
 
